@@ -1,0 +1,43 @@
+# Every target builds .venv from nothing when it is missing, so a fresh clone needs only python3.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-test
+BENCH_STAMP := $(VENV)/.installed-bench
+PROTOS := $(shell find rpc raftcore kvserver clerk examples -name '*.proto' 2>/dev/null | sort)
+
+.PHONY: run test lint proto bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+$(BENCH_STAMP): pyproject.toml $(STAMP)
+	$(PY) -m pip install -q -e '.[test,bench]'
+	touch $@
+
+## run: the main demo
+run: $(STAMP)
+	$(PY) -m examples.provider
+
+## test: lint, type-check and the whole default test suite
+test: lint
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+## proto: regenerate the committed *_pb2.py / *_pb2.pyi from the .proto sources
+proto: $(STAMP)
+	$(PY) -m grpc_tools.protoc -I. --python_out=. --pyi_out=. $(PROTOS)
+
+bench: $(BENCH_STAMP)
+	$(PY) -m bench.rpc
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
