@@ -1,0 +1,153 @@
+"""Check a whole history: partition it, search each part, explain the first failure.
+
+The verdict is ``ok`` when every part linearizes, ``illegal`` as soon as one part does not (the
+remaining parts are not searched), and ``unknown`` when no part failed but at least one ran out
+of the time or step budget.
+
+A failure comes with a :class:`Witness`: the longest linearizable prefix the search found for
+the failing part, and the operations that could not be placed after it, namely the ``ok``
+operations that were free to come next in real time (no remaining operation returned before
+they were called), yet none of them led to a full linearization.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from lincheck.history import Json, Operation, Status, write_history
+from lincheck.model import State, apply, state_as_dict
+from lincheck.partition import partition
+from lincheck.search import Budget, Outcome, search
+
+
+class Verdict(StrEnum):
+    """The answer for a whole history."""
+
+    OK = "ok"
+    ILLEGAL = "illegal"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Unplaced:
+    """An operation that could come next after the prefix but led nowhere.
+
+    ``model_output`` is what the specification answers for it right after the prefix (which
+    shows a stale read at a glance; for an operation whose output fits, the dead end is later).
+    """
+
+    operation: Operation
+    model_output: Json
+
+
+@dataclass(frozen=True)
+class Witness:
+    """Why a part of the history is not linearizable."""
+
+    keys: tuple[str, ...]
+    linearized: tuple[Operation, ...]
+    state: dict[str, str]
+    unplaced: tuple[Unplaced, ...]
+
+    def describe(self) -> str:
+        """A readable multi-line explanation."""
+        lines = [
+            f"keys {list(self.keys)}: not linearizable; the longest linearizable prefix has "
+            f"{len(self.linearized)} operation(s):"
+        ]
+        lines += [f"  {n}. {op.describe()}" for n, op in enumerate(self.linearized, start=1)]
+        lines.append(f"state after the prefix: {self.state}")
+        lines.append("none of these can be placed next:")
+        for item in self.unplaced:
+            lines.append(
+                f"  {item.operation.describe()}; here the model answers {item.model_output!r}"
+            )
+        return "\n".join(lines)
+
+    def write(self, stem: str | Path) -> tuple[Path, Path]:
+        """Write ``<stem>.linearized.jsonl`` and ``<stem>.unplaced.jsonl`` in the history format.
+
+        Returns the two paths. The first holds the prefix in linearization order.
+        """
+        linearized_path = Path(f"{stem}.linearized.jsonl")
+        unplaced_path = Path(f"{stem}.unplaced.jsonl")
+        write_history(linearized_path, self.linearized)
+        write_history(unplaced_path, (item.operation for item in self.unplaced))
+        return linearized_path, unplaced_path
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The verdict for a history, with a witness when it is ``illegal``.
+
+    ``unresolved`` lists the key sets of parts that ran out of budget.
+    """
+
+    verdict: Verdict
+    partitions: int
+    operations: int
+    steps: int
+    witness: Witness | None
+    unresolved: tuple[tuple[str, ...], ...]
+
+    @property
+    def ok(self) -> bool:
+        """True iff the history is linearizable."""
+        return self.verdict is Verdict.OK
+
+
+def _unplaced(
+    part_ops: Iterable[Operation], prefix: tuple[Operation, ...], state: State
+) -> tuple[Unplaced, ...]:
+    placed = {id(op) for op in prefix}
+    remaining = [op for op in part_ops if id(op) not in placed]
+    first_return = min(op.effective_return for op in remaining)
+    return tuple(
+        Unplaced(op, apply(state, op)[0])
+        for op in remaining
+        if op.status is Status.OK and op.call <= first_return
+    )
+
+
+def check_history(
+    history: Iterable[Operation],
+    *,
+    timeout: float | None = None,
+    max_steps: int | None = None,
+    clock: Callable[[], float] | None = None,
+) -> CheckResult:
+    """Decide whether ``history`` is linearizable for the KV model, starting from an empty store.
+
+    ``timeout`` (seconds) and ``max_steps`` (search steps, checked every few hundred) bound the
+    whole check; when they run out the verdict is ``unknown`` instead of a hang. ``clock``
+    replaces ``time.monotonic`` for the timeout.
+    """
+    operations = list(history)
+    budget = (
+        Budget(timeout=timeout, max_steps=max_steps)
+        if clock is None
+        else Budget(timeout=timeout, max_steps=max_steps, clock=clock)
+    )
+    parts = partition(operations)
+    unresolved: list[tuple[str, ...]] = []
+    for part in parts:
+        result = search(part.operations, budget)
+        if result.outcome is Outcome.OUT_OF_BUDGET:
+            unresolved.append(part.keys)
+        elif result.outcome is Outcome.NOT_LINEARIZABLE:
+            witness = Witness(
+                keys=part.keys,
+                linearized=result.longest,
+                state=state_as_dict(result.longest_state),
+                unplaced=_unplaced(part.operations, result.longest, result.longest_state),
+            )
+            return CheckResult(
+                Verdict.ILLEGAL, len(parts), len(operations), budget.steps_taken, witness, ()
+            )
+    verdict = Verdict.UNKNOWN if unresolved else Verdict.OK
+    return CheckResult(
+        verdict, len(parts), len(operations), budget.steps_taken, None, tuple(unresolved)
+    )

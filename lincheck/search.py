@@ -1,0 +1,169 @@
+"""The Wing-Gong / Lowe search for a linearization of one partition.
+
+Theory of operation. Every operation contributes two events, its call and its return, sorted by
+time into a doubly linked list (at equal times calls come first, so operations that merely touch
+are treated as concurrent; an ``unknown`` operation returns at +infinity). Walking the list from
+the head, the calls met before the first return are exactly the operations that may take effect
+next: none of them is preceded in real time by an operation still pending.
+
+The search walks that prefix. For a call whose operation the model accepts from the current
+state, it "lifts" the operation (unlinks its call and return events), pushes it on a stack, and
+restarts from the head. Meeting a return means the operation it belongs to must have taken effect
+by now and did not: backtrack by popping the last lifted operation, relinking it, and trying the
+call after it. Unlinking and relinking in reverse order (dancing links) restores the list
+exactly.
+
+Lowe's cache makes this practical: the future of the search depends only on which operations are
+linearized and on the model state, so a (linearized set, state) pair already explored is never
+explored again. The set is a Python int used as a bitset.
+
+The search succeeds once every ``ok`` operation is linearized: ``unknown`` operations may also
+be left out, which is the same as taking effect after everything else. It fails when it must
+backtrack from an empty stack; the longest stack seen is the witness prefix.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+from lincheck.history import Operation, Status
+from lincheck.model import EMPTY_STATE, State, step
+
+# How many search steps run between two looks at the clock.
+_CLOCK_INTERVAL = 512
+
+
+class Budget:
+    """A shared allowance of search steps and wall time; ``None`` means unlimited.
+
+    ``clock`` returns seconds from a monotonic source (injectable for tests).
+    """
+
+    def __init__(
+        self,
+        *,
+        timeout: float | None = None,
+        max_steps: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if timeout is not None and timeout < 0:
+            raise ValueError(f"timeout must be >= 0, got {timeout}")
+        if max_steps is not None and max_steps < 0:
+            raise ValueError(f"max_steps must be >= 0, got {max_steps}")
+        self._clock = clock
+        self._deadline = math.inf if timeout is None else clock() + timeout
+        self._steps_left = math.inf if max_steps is None else max_steps
+        self.steps_taken = 0
+
+    def spend(self, steps: int) -> bool:
+        """Charge ``steps``; return False once the step allowance or the time is used up."""
+        self.steps_taken += steps
+        self._steps_left -= steps
+        return self._steps_left >= 0 and self._clock() < self._deadline
+
+
+class Outcome(Enum):
+    """How the search of one partition ended."""
+
+    LINEARIZABLE = "linearizable"
+    NOT_LINEARIZABLE = "not linearizable"
+    OUT_OF_BUDGET = "out of budget"
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """The verdict for one partition.
+
+    ``longest`` is the longest linearizable prefix found (operations in linearization order)
+    and ``longest_state`` the model state after it; both are meaningful only when the outcome
+    is NOT_LINEARIZABLE.
+    """
+
+    outcome: Outcome
+    longest: tuple[Operation, ...]
+    longest_state: State
+
+
+def search(operations: Sequence[Operation], budget: Budget) -> SearchResult:
+    """Decide whether ``operations`` (no ``fail`` ones) linearize from the empty state."""
+    n = len(operations)
+    events: list[tuple[float, int, int]] = []
+    for i, op in enumerate(operations):
+        events.append((op.call, 0, i))
+        events.append((op.effective_return, 1, i))
+    events.sort()
+
+    # Nodes 1..2n are events in time order; 0 is the head and 2n + 1 the tail sentinel.
+    tail = 2 * n + 1
+    nxt = [*range(1, tail + 1), tail]
+    prv = [0, *range(0, tail)]
+    node_op = [-1] * (tail + 1)
+    is_call = [False] * (tail + 1)
+    match = [0] * (tail + 1)
+    call_node = [0] * n
+    for node, (_, kind, i) in enumerate(events, start=1):
+        node_op[node] = i
+        if kind == 0:
+            is_call[node] = True
+            call_node[i] = node
+        else:
+            match[call_node[i]] = node
+    definite = [op.status is Status.OK for op in operations]
+
+    pending_definite = sum(definite)
+    linearized = 0
+    state: State = EMPTY_STATE
+    cache: set[tuple[int, State]] = set()
+    stack: list[tuple[int, State]] = []
+    longest: list[int] = []
+    longest_state: State = EMPTY_STATE
+    steps = 0
+    node = nxt[0]
+    while pending_definite:
+        steps += 1
+        if steps == _CLOCK_INTERVAL:
+            if not budget.spend(steps):
+                return SearchResult(Outcome.OUT_OF_BUDGET, (), EMPTY_STATE)
+            steps = 0
+        if is_call[node]:
+            i = node_op[node]
+            after = step(state, operations[i])
+            if after is not None:
+                bits = linearized | (1 << i)
+                if (bits, after) not in cache:
+                    cache.add((bits, after))
+                    stack.append((node, state))
+                    state, linearized = after, bits
+                    pending_definite -= definite[i]
+                    ret = match[node]
+                    nxt[prv[node]] = nxt[node]
+                    prv[nxt[node]] = prv[node]
+                    nxt[prv[ret]] = nxt[ret]
+                    prv[nxt[ret]] = prv[ret]
+                    node = nxt[0]
+                    continue
+            node = nxt[node]
+            continue
+        # A return: its operation had to be linearized by now. Backtrack.
+        if len(stack) > len(longest):
+            longest, longest_state = [node_op[entry] for entry, _ in stack], state
+        if not stack:
+            budget.spend(steps)
+            witness = tuple(operations[i] for i in longest)
+            return SearchResult(Outcome.NOT_LINEARIZABLE, witness, longest_state)
+        node, state = stack.pop()
+        i = node_op[node]
+        linearized ^= 1 << i
+        pending_definite += definite[i]
+        ret = match[node]
+        nxt[prv[ret]] = ret
+        prv[nxt[ret]] = ret
+        nxt[prv[node]] = node
+        prv[nxt[node]] = node
+        node = nxt[node]
+    budget.spend(steps)
+    return SearchResult(Outcome.LINEARIZABLE, (), EMPTY_STATE)
