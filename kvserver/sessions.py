@@ -1,0 +1,125 @@
+"""Exactly-once client sessions, applied in log order (Raft thesis section 6.3).
+
+Theory of operation
+-------------------
+A client (ClientId) numbers its requests (RequestId) and retries a request with the SAME id until it
+gets an answer. The state machine remembers, per client, the result of every request whose reply the
+client may still be waiting for, so a retry that reaches the log twice is answered from that cache
+instead of being executed again.
+
+A client tells the servers how far it has got with ``acked_below``: every request below it has
+been answered, so those cached results can be dropped. The original C++ clerk does not send it (0):
+it has one request outstanding at a time, so its ``request_id`` itself is the mark. A request below
+the mark is a stale duplicate whose answer was already delivered: it is refused with
+``ErrStaleRequest`` and changes nothing. Reads never enter the log, so they never move the mark
+(the original's reads did, which let a retried write apply twice).
+
+Idle sessions expire so the table stays bounded. Time is the proposing leader's clock stamped into
+each command (``now_ms``); the table's clock only moves forward and every node applies the same
+commands, so every node expires the same sessions at the same log index. The trade-off: a client
+silent for longer than ``max_idle_ms`` that then retries an old write could have it applied twice;
+the clerk's per-operation deadline is far shorter than the default idle age (one hour), so it gives
+up long before that.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from kvserver.kvcommand_pb2 import CachedReply, Command, Result, Session, SessionTable
+
+__all__ = ["DEFAULT_MAX_IDLE_MS", "ERR_STALE_REQUEST", "Sessions"]
+
+DEFAULT_MAX_IDLE_MS = 3_600_000
+ERR_STALE_REQUEST = "ErrStaleRequest"
+
+
+@dataclass
+class _ClientState:
+    last_active_ms: int
+    acked_below: int = 0
+    replies: dict[int, Result] = field(default_factory=dict)
+
+
+class Sessions:
+    """The per-client dedup table: look a command up before executing it; record its result."""
+
+    def __init__(self, max_idle_ms: int = DEFAULT_MAX_IDLE_MS) -> None:
+        if max_idle_ms <= 0:
+            raise ValueError(f"max_idle_ms must be positive, not {max_idle_ms}")
+        self.max_idle_ms = max_idle_ms
+        self.clock_ms = 0
+        # Ordered by last activity, oldest first: expiry pops from the front.
+        self._clients: OrderedDict[bytes, _ClientState] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._clients)
+
+    def advance_clock(self, now_ms: int) -> None:
+        """Move the table's clock to ``now_ms`` (never backwards) and expire idle sessions."""
+        if now_ms > self.clock_ms:
+            self.clock_ms = now_ms
+        horizon = self.clock_ms - self.max_idle_ms
+        while self._clients:
+            client_id, state = next(iter(self._clients.items()))
+            if state.last_active_ms >= horizon:
+                break
+            del self._clients[client_id]
+
+    def lookup(self, command: Command) -> Result | None:
+        """The answer to give instead of executing ``command``, or None if it is new."""
+        state = self._clients.get(command.client_id)
+        if state is None:
+            return None
+        cached = state.replies.get(command.request_id)
+        if cached is not None:
+            return cached
+        if command.request_id < state.acked_below:
+            return Result(err=ERR_STALE_REQUEST)
+        return None
+
+    def record(self, command: Command, result: Result) -> None:
+        """Remember ``result`` as the answer to ``command`` and forget what the client has seen."""
+        state = self._clients.get(command.client_id)
+        if state is None:
+            state = _ClientState(last_active_ms=self.clock_ms)
+            self._clients[command.client_id] = state
+        else:
+            state.last_active_ms = self.clock_ms
+            self._clients.move_to_end(command.client_id)
+        mark = command.acked_below or command.request_id
+        if mark > state.acked_below:
+            state.acked_below = mark
+            state.replies = {rid: r for rid, r in state.replies.items() if rid >= mark}
+        state.replies[command.request_id] = result
+
+    def to_proto(self) -> SessionTable:
+        """The whole table, for a snapshot."""
+        table = SessionTable(clock_ms=self.clock_ms)
+        for client_id, state in self._clients.items():
+            table.sessions.append(
+                Session(
+                    client_id=client_id,
+                    last_active_ms=state.last_active_ms,
+                    acked_below=state.acked_below,
+                    replies=[
+                        CachedReply(request_id=rid, result=r)
+                        for rid, r in sorted(state.replies.items())
+                    ],
+                )
+            )
+        return table
+
+    @classmethod
+    def from_proto(cls, table: SessionTable, max_idle_ms: int = DEFAULT_MAX_IDLE_MS) -> Sessions:
+        """Rebuild a table saved by :meth:`to_proto` (sessions keep their activity order)."""
+        sessions = cls(max_idle_ms)
+        sessions.clock_ms = table.clock_ms
+        for s in table.sessions:
+            sessions._clients[s.client_id] = _ClientState(
+                last_active_ms=s.last_active_ms,
+                acked_below=s.acked_below,
+                replies={r.request_id: r.result for r in s.replies},
+            )
+        return sessions
