@@ -1,1 +1,32 @@
-"""Raft as a pure, deterministic state machine: no I/O, no clocks, no global randomness."""
+"""Raft as a pure, deterministic state machine: no I/O, no clocks, no global randomness.
+
+The public surface is the one in ``notes/RAFTCORE_API.md``; additions: ``RaftError`` (base of
+the core's errors), ``ProgressView`` (in ``Status.progress``). Modules: ``config`` (knobs),
+``ready`` (the hand-off values), ``log`` (log view over storage + unstable tail), ``progress``
+(per-follower replication state), ``quorum`` (majority math over a voter set), ``read_only``
+(ReadIndex queue), ``raft`` (the protocol), ``rawnode`` (Ready/advance), ``persister``
+(ReadyPersister).
+"""
+
+from raftcore.config import Config, ReadOnlyOption
+from raftcore.errors import NotLeaderError, ProposalDroppedError, RaftError
+from raftcore.persister import ReadyPersister
+from raftcore.rawnode import RawNode
+from raftcore.ready import ProgressView, ReadState, Ready, Role, SnapshotChunk, SoftState, Status
+
+__all__ = [
+    "Config",
+    "NotLeaderError",
+    "ProgressView",
+    "ProposalDroppedError",
+    "RaftError",
+    "RawNode",
+    "ReadOnlyOption",
+    "ReadState",
+    "Ready",
+    "ReadyPersister",
+    "Role",
+    "SnapshotChunk",
+    "SoftState",
+    "Status",
+]

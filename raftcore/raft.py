@@ -1,0 +1,629 @@
+"""The Raft protocol: one node's state machine, stepped by messages and ticks.
+
+Theory of operation
+-------------------
+A node is a follower, pre-candidate, candidate or leader; ``step`` first applies the rules every
+role shares (terms, section 5.1; votes, 5.2 and 5.4.1; pre-vote and leader stickiness, thesis
+9.6) and then hands the message to the role's step function. Nothing here does I/O: outgoing
+messages accumulate in ``msgs``, received snapshot bytes in ``snapshot_chunks``, safe read points
+in ``read_states``; ``RawNode`` packs them into a ``Ready``.
+
+Replication is eager but batched: a proposal, an acknowledgement or a commit only marks
+followers *dirty*; ``flush`` (run when the runner asks for a Ready) builds at most one MSG_APPEND
+per dirty follower, carrying every entry proposed since, so a burst of proposals costs one
+message per follower and no proposal waits for a heartbeat. Heartbeats carry no entries and a
+commit index of min(match, commit), so they never make a follower commit an entry it might not
+hold.
+
+Time is ``tick``: the follower's randomized election timeout (drawn from the injected
+``random.Random``), the leader's heartbeat interval, the check-quorum period (thesis 6.2) and the
+leadership-transfer deadline (thesis 3.10) are all counted in ticks.
+"""
+
+from __future__ import annotations
+
+import random
+
+from raftcore import quorum
+from raftcore.config import Config, ReadOnlyOption
+from raftcore.errors import NotLeaderError, ProposalDroppedError
+from raftcore.log import RaftLog
+from raftcore.progress import Progress, ProgressState
+from raftcore.raftpb_pb2 import (
+    ENTRY_NORMAL,
+    MSG_APPEND,
+    MSG_APPEND_RESPONSE,
+    MSG_HEARTBEAT,
+    MSG_HEARTBEAT_RESPONSE,
+    MSG_PRE_VOTE,
+    MSG_PRE_VOTE_RESPONSE,
+    MSG_SNAPSHOT,
+    MSG_SNAPSHOT_RESPONSE,
+    MSG_TIMEOUT_NOW,
+    MSG_VOTE,
+    MSG_VOTE_RESPONSE,
+    ConfState,
+    Entry,
+    Message,
+    SnapshotMetadata,
+)
+from raftcore.read_only import ReadOnly
+from raftcore.ready import ReadState, Role, SnapshotChunk
+from raftcore.storage import CompactedError, Storage
+
+__all__ = ["CAMPAIGN_TRANSFER", "Raft"]
+
+# Context of a MSG_VOTE sent because the leader asked us to take over: voters skip the lease
+# (stickiness) check for it, since the leader itself is stepping aside.
+CAMPAIGN_TRANSFER = b"transfer"
+
+# A snapshot chunk unacknowledged for this many heartbeats is sent again from the acked offset.
+_SNAPSHOT_RETRY_BEATS = 2
+
+_LEADER_MESSAGES = frozenset((MSG_APPEND, MSG_HEARTBEAT, MSG_SNAPSHOT))
+
+
+class _Incoming:
+    """A snapshot being received from the leader: its metadata and the next byte expected."""
+
+    __slots__ = ("expected", "meta")
+
+    def __init__(self, meta: SnapshotMetadata) -> None:
+        self.meta = meta
+        self.expected = 0
+
+
+class Raft:
+    """One node's protocol state. Driven by ``RawNode``; not thread-safe, does no I/O."""
+
+    def __init__(self, config: Config, storage: Storage, rng: random.Random, applied: int) -> None:
+        """Restart from ``storage``'s hard state and configuration (section 5.1: term, vote and
+        log survive crashes). Raises ValueError on an inconsistent configuration or storage."""
+        hard_state, conf_state = storage.initial_state()
+        voters = tuple(conf_state.voters) or config.voters
+        if not voters:
+            raise ValueError("no voters: neither storage's ConfState nor Config.voters names any")
+        self.id = config.id
+        self.config = config
+        self.rng = rng
+        self.voters: tuple[int, ...] = voters
+        self.log = RaftLog(storage, hard_state.commit, applied)
+        self.term = hard_state.term
+        self.vote = hard_state.vote
+        self.lead = 0
+        self.role = Role.FOLLOWER
+        self.msgs: list[Message] = []
+        self.snapshot_chunks: list[SnapshotChunk] = []
+        self.read_states: list[ReadState] = []
+        self.prs: dict[int, Progress] = {}
+        self.dirty: set[int] = set()
+        self.votes: dict[int, bool] = {}
+        self.election_elapsed = 0
+        self.heartbeat_elapsed = 0
+        self.randomized_timeout = config.election_tick
+        self.transferee = 0
+        self.read_only = ReadOnly()
+        self.reads_awaiting_commit: list[bytes] = []
+        self.incoming: _Incoming | None = None
+        self.become_follower(self.term, 0)
+
+    # -- inputs ---------------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        """Advance logical time by one tick."""
+        if self.role is Role.LEADER:
+            self._tick_leader()
+            return
+        self.election_elapsed += 1
+        if self.election_elapsed >= self.randomized_timeout and self.id in self.voters:
+            self.election_elapsed = 0
+            self.campaign()
+
+    def campaign(self, transfer: bool = False) -> None:
+        """Start an election (section 5.2): a pre-vote round first when enabled, unless the
+        leader asked us to take over (``transfer``), which skips pre-vote and stickiness."""
+        if self.role is Role.LEADER or self.id not in self.voters:
+            return
+        if self.config.pre_vote and not transfer:
+            self._become_pre_candidate()
+            self._request_votes(MSG_PRE_VOTE, self.term + 1, b"")
+        else:
+            self._run_election(CAMPAIGN_TRANSFER if transfer else b"")
+
+    def _run_election(self, context: bytes) -> None:
+        self._become_candidate()
+        self._request_votes(MSG_VOTE, self.term, context)
+
+    def propose(self, data: bytes) -> int:
+        """Append a command to the leader's log; returns its index. Raises NotLeaderError off
+        the leader and ProposalDroppedError while a leadership transfer is under way."""
+        if self.role is not Role.LEADER:
+            raise NotLeaderError(self.lead)
+        if self.transferee:
+            raise ProposalDroppedError(f"leadership is moving to {self.transferee}")
+        index = self.log.last_index() + 1
+        self._append(Entry(term=self.term, index=index, type=ENTRY_NORMAL, data=data))
+        return index
+
+    def step(self, m: Message) -> None:
+        """Handle a message from a peer. Messages from older terms are dropped (some answered so
+        their sender learns the newer term); a newer term makes this node a follower first."""
+        if m.term > self.term:
+            if m.type == MSG_VOTE or m.type == MSG_PRE_VOTE:
+                # Leader stickiness (thesis 6.2/9.6): while we hear from a live leader, a
+                # disruptive candidate gets no answer and does not bump our term.
+                in_lease = (
+                    self.config.check_quorum
+                    and self.lead != 0
+                    and self.election_elapsed < self.config.election_tick
+                )
+                if in_lease and m.context != CAMPAIGN_TRANSFER:
+                    return
+            if m.type == MSG_PRE_VOTE or (m.type == MSG_PRE_VOTE_RESPONSE and not m.reject):
+                pass  # a pre-vote never changes terms; a granted one was asked at term + 1
+            elif m.type in _LEADER_MESSAGES:
+                self.become_follower(m.term, m.sender)
+            else:
+                self.become_follower(m.term, 0)
+        elif m.term < self.term:
+            if m.type == MSG_APPEND or m.type == MSG_HEARTBEAT:
+                # A deposed leader (perhaps cut off until now) learns our term from this answer and
+                # steps down; without it, with pre-vote or check-quorum on, it might never learn.
+                self._send(MSG_APPEND_RESPONSE, m.sender)
+            elif m.type == MSG_PRE_VOTE:
+                self._send(MSG_PRE_VOTE_RESPONSE, m.sender, reject=True)
+            return
+
+        if m.type == MSG_VOTE or m.type == MSG_PRE_VOTE:
+            self._handle_vote_request(m)
+        elif self.role is Role.LEADER:
+            self._step_leader(m)
+        elif self.role is Role.FOLLOWER:
+            self._step_follower(m)
+        else:
+            self._step_candidate(m)
+
+    def transfer_leadership(self, target: int) -> None:
+        """Hand leadership to ``target`` (thesis 3.10). Raises NotLeaderError off the leader and
+        ValueError if ``target`` is not another voter."""
+        if self.role is not Role.LEADER:
+            raise NotLeaderError(self.lead)
+        if target == self.id or target not in self.voters:
+            raise ValueError(f"cannot transfer leadership to {target}: not another voter")
+        if self.transferee == target:
+            return
+        self.transferee = target
+        self.election_elapsed = 0  # the transfer is abandoned after one election timeout
+        pr = self.prs[target]
+        if pr.match == self.log.last_index():
+            self._send(MSG_TIMEOUT_NOW, target)
+        else:
+            self.dirty.add(target)
+
+    def read_index(self, context: bytes) -> None:
+        """Request a linearizable read point tagged ``context`` (see ``RawNode.read_index``)."""
+        if self.role is not Role.LEADER:
+            raise NotLeaderError(self.lead)
+        if not context:
+            raise ValueError("read_index needs a non-empty context")
+        if context in self.read_only or context in self.reads_awaiting_commit:
+            raise ValueError(f"read context {context!r} is already pending")
+        if self.log.term(self.log.committed) != self.term:
+            # Until an entry of its own term commits, a new leader does not know the true commit
+            # index (thesis 6.4): hold the read until its no-op commits.
+            self.reads_awaiting_commit.append(context)
+            return
+        self._start_read(context)
+
+    def report_unreachable(self, peer: int) -> None:
+        """The runner could not deliver to ``peer``: stop streaming to it and probe instead."""
+        pr = self.prs.get(peer) if self.role is Role.LEADER else None
+        if pr is not None and pr.state is ProgressState.REPLICATE:
+            pr.become_probe()
+
+    def flush(self) -> None:
+        """Build the pending MSG_APPENDs: at most one per dirty follower."""
+        if not self.dirty:
+            return
+        committed = self.log.committed
+        for peer in self.dirty:
+            pr = self.prs[peer]
+            self._send_append(peer, pr, committed > pr.sent_commit)
+        self.dirty.clear()
+
+    # -- role changes ---------------------------------------------------------------------------
+
+    def _reset(self, term: int) -> None:
+        if term != self.term:
+            self.term = term
+            self.vote = 0
+        self.lead = 0
+        self.election_elapsed = 0
+        self.heartbeat_elapsed = 0
+        self.randomized_timeout = self.rng.randrange(
+            self.config.election_tick, 2 * self.config.election_tick
+        )
+        self.transferee = 0
+        self.votes = {}
+        self.prs = {}
+        self.dirty.clear()
+        self.read_only = ReadOnly()
+        self.reads_awaiting_commit = []
+        self.incoming = None
+
+    def become_follower(self, term: int, lead: int) -> None:
+        """Become a follower in ``term`` under leader ``lead`` (0 if unknown)."""
+        self._reset(term)
+        self.lead = lead
+        self.role = Role.FOLLOWER
+
+    def _become_pre_candidate(self) -> None:
+        # Neither term nor vote changes: a pre-vote that fails leaves no trace (thesis 9.6).
+        self._reset(self.term)
+        self.role = Role.PRE_CANDIDATE
+
+    def _become_candidate(self) -> None:
+        self._reset(self.term + 1)
+        self.vote = self.id
+        self.role = Role.CANDIDATE
+
+    def _become_leader(self) -> None:
+        self._reset(self.term)
+        self.lead = self.id
+        self.role = Role.LEADER
+        next_index = self.log.last_index() + 1
+        max_inflight = self.config.max_inflight_msgs
+        for v in self.voters:
+            self.prs[v] = Progress(next_index, max_inflight)
+        me = self.prs[self.id]
+        me.match = next_index - 1
+        me.recent_active = True
+        me.become_replicate()
+        # The no-op lets the leader commit, and so learn the commit index, in its own term
+        # (section 5.4.2; thesis 6.4 for reads).
+        self._append(Entry(term=self.term, index=next_index, type=ENTRY_NORMAL))
+
+    # -- elections ------------------------------------------------------------------------------
+
+    def _request_votes(self, kind: int, term: int, context: bytes) -> None:
+        self.votes[self.id] = True
+        if self._tally() is not quorum.VoteResult.PENDING:
+            return
+        last_index = self.log.last_index()
+        last_term = self.log.term(last_index)
+        for v in self.voters:
+            if v != self.id:
+                self._send(
+                    kind, v, term=term, index=last_index, log_term=last_term, context=context
+                )
+
+    def _tally(self) -> quorum.VoteResult:
+        """Count votes and act on the outcome."""
+        result = quorum.vote_result(self.voters, self.votes)
+        if result is quorum.VoteResult.WON:
+            if self.role is Role.PRE_CANDIDATE:
+                self._run_election(b"")  # the pre-vote round is won: run the real one
+            else:
+                self._become_leader()
+        elif result is quorum.VoteResult.LOST:
+            self.become_follower(self.term, 0)
+        return result
+
+    def _handle_vote_request(self, m: Message) -> None:
+        pre = m.type == MSG_PRE_VOTE
+        can_vote = (
+            self.vote == m.sender
+            or (self.vote == 0 and self.lead == 0)
+            or (pre and m.term > self.term)
+        )
+        if can_vote and self.log.is_up_to_date(m.index, m.log_term):
+            # A granted pre-vote answers at the term it was asked for, so the asker can tell it
+            # from a stale answer.
+            self._send(MSG_PRE_VOTE_RESPONSE if pre else MSG_VOTE_RESPONSE, m.sender, term=m.term)
+            if not pre:
+                self.election_elapsed = 0
+                self.vote = m.sender
+        else:
+            kind = MSG_PRE_VOTE_RESPONSE if pre else MSG_VOTE_RESPONSE
+            self._send(kind, m.sender, reject=True)
+
+    def _step_candidate(self, m: Message) -> None:
+        t = m.type
+        if t in _LEADER_MESSAGES:
+            # A leader exists in our term (5.2): yield to it.
+            self.become_follower(m.term, m.sender)
+            self._step_follower(m)
+        elif m.sender in self.voters and (
+            (t == MSG_PRE_VOTE_RESPONSE and self.role is Role.PRE_CANDIDATE)
+            or (t == MSG_VOTE_RESPONSE and self.role is Role.CANDIDATE)
+        ):
+            self.votes.setdefault(m.sender, not m.reject)
+            self._tally()
+
+    # -- follower -------------------------------------------------------------------------------
+
+    def _step_follower(self, m: Message) -> None:
+        t = m.type
+        if t == MSG_APPEND:
+            self.election_elapsed = 0
+            self.lead = m.sender
+            self._handle_append(m)
+        elif t == MSG_HEARTBEAT:
+            self.election_elapsed = 0
+            self.lead = m.sender
+            self.log.commit_to(min(m.commit, self.log.last_index()))
+            self._send(MSG_HEARTBEAT_RESPONSE, m.sender, context=m.context)
+        elif t == MSG_SNAPSHOT:
+            self.election_elapsed = 0
+            self.lead = m.sender
+            self._handle_snapshot(m)
+        elif t == MSG_TIMEOUT_NOW:
+            self.campaign(transfer=True)
+
+    def _handle_append(self, m: Message) -> None:
+        log = self.log
+        if m.index < log.committed:
+            # Everything up to our commit index matches the leader's log already.
+            self._send(MSG_APPEND_RESPONSE, m.sender, index=log.committed)
+            return
+        last_new = log.maybe_append(m.index, m.log_term, m.commit, m.entries)
+        if last_new is not None:
+            self._send(MSG_APPEND_RESPONSE, m.sender, index=last_new)
+            return
+        # Consistency check failed (5.3). Point the leader at the last entry that can match: the
+        # largest index <= its prev index whose term is <= its prev term, so that the leader can
+        # skip a whole conflicting term per round trip instead of one entry.
+        hint = log.find_conflict_by_term(min(m.index, log.last_index()), m.log_term)
+        self._send(
+            MSG_APPEND_RESPONSE,
+            m.sender,
+            index=m.index,
+            reject=True,
+            reject_hint=hint,
+            reject_term=log.term(hint),
+        )
+
+    def _handle_snapshot(self, m: Message) -> None:
+        meta = m.snapshot
+        inc = self.incoming
+        if inc is None or inc.meta.index != meta.index or inc.meta.term != meta.term:
+            if meta.index <= self.log.committed or self.log.match_term(meta.index, meta.term):
+                # We already hold everything the snapshot covers (perhaps this is a retry after
+                # our final acknowledgement was lost): resume plain replication.
+                self.log.commit_to(meta.index)
+                self._send(MSG_APPEND_RESPONSE, m.sender, index=self.log.committed)
+                return
+            if m.offset != 0:
+                self._send(MSG_SNAPSHOT_RESPONSE, m.sender, snapshot=meta, reject=True, offset=0)
+                return
+            inc = self.incoming = _Incoming(SnapshotMetadata(index=meta.index, term=meta.term))
+            inc.meta.conf_state.CopyFrom(meta.conf_state)
+        if m.offset != inc.expected:
+            # A duplicate (offset below) is acknowledged again; a gap (above) asks for a resend.
+            reject = m.offset > inc.expected
+            self._send(
+                MSG_SNAPSHOT_RESPONSE, m.sender, snapshot=meta, reject=reject, offset=inc.expected
+            )
+            return
+        if m.done and meta.index <= self.log.committed:
+            # Overtaken while streaming (replication caught us up): drop this transfer.
+            self.incoming = None
+            self._send(MSG_APPEND_RESPONSE, m.sender, index=self.log.committed)
+            return
+        self.snapshot_chunks.append(SnapshotChunk(inc.meta, m.offset, m.data, m.done))
+        inc.expected += len(m.data)
+        if m.done:
+            self.incoming = None
+            self.log.restore(inc.meta)
+            self.voters = tuple(inc.meta.conf_state.voters) or self.voters
+        self._send(
+            MSG_SNAPSHOT_RESPONSE,
+            m.sender,
+            snapshot=meta,
+            offset=inc.expected,
+            done=m.done,
+            index=meta.index if m.done else 0,
+        )
+
+    # -- leader ---------------------------------------------------------------------------------
+
+    def _tick_leader(self) -> None:
+        self.election_elapsed += 1
+        if self.election_elapsed >= self.config.election_tick:
+            self.election_elapsed = 0
+            if self.config.check_quorum:
+                # Check-quorum (thesis 6.2): a leader that heard from no majority during an
+                # election timeout may be cut off; step down so clients look elsewhere.
+                if not quorum.has_quorum(self.voters, self._recently_active):
+                    self.become_follower(self.term, 0)
+                    return
+                for peer, pr in self.prs.items():
+                    pr.recent_active = peer == self.id
+            self.transferee = 0  # a transfer not done within an election timeout is abandoned
+        self.heartbeat_elapsed += 1
+        if self.heartbeat_elapsed >= self.config.heartbeat_tick:
+            self.heartbeat_elapsed = 0
+            self._broadcast_heartbeat(self.read_only.last_context())
+            self._retry_snapshots()
+
+    def _recently_active(self, peer: int) -> bool:
+        pr = self.prs.get(peer)
+        return pr is not None and pr.recent_active
+
+    def _append(self, entry: Entry) -> None:
+        log = self.log
+        log.append((entry,))
+        self.prs[self.id].maybe_update(entry.index)
+        self._maybe_commit()
+        self.dirty.update(p for p in self.voters if p != self.id)
+
+    def _maybe_commit(self) -> bool:
+        prs = self.prs
+        index = quorum.committed_index(self.voters, lambda v: prs[v].match)
+        if not self.log.maybe_commit(index, self.term):
+            return False
+        if self.reads_awaiting_commit:
+            waiting, self.reads_awaiting_commit = self.reads_awaiting_commit, []
+            for context in waiting:
+                self._start_read(context)
+        return True
+
+    def _broadcast_heartbeat(self, context: bytes) -> None:
+        committed = self.log.committed
+        for peer, pr in self.prs.items():
+            if peer != self.id:
+                self._send(MSG_HEARTBEAT, peer, commit=min(pr.match, committed), context=context)
+
+    def _start_read(self, context: bytes) -> None:
+        committed = self.log.committed
+        if self.config.read_only is ReadOnlyOption.LEASE_BASED or len(self.voters) == 1:
+            self.read_states.append(ReadState(committed, context))
+            return
+        self.read_only.add_request(committed, context, self.id)
+        self._broadcast_heartbeat(context)
+
+    def _send_append(self, to: int, pr: Progress, send_if_empty: bool) -> None:
+        """Send ``to`` the entries from its next index on (or, if they were compacted, the
+        snapshot) unless it is paused; an empty MSG_APPEND only if ``send_if_empty``."""
+        if pr.state is ProgressState.SNAPSHOT or pr.is_paused():
+            return
+        log = self.log
+        prev = pr.next - 1
+        last = log.last_index()
+        try:
+            prev_term = log.term(prev)
+            entries = log.slice(pr.next, last + 1, self.config.max_msg_bytes)
+        except CompactedError:
+            self._send_snapshot(to, pr)
+            return
+        if not entries and not send_if_empty:
+            return
+        committed = log.committed
+        self.msgs.append(
+            Message(
+                type=MSG_APPEND,
+                to=to,
+                sender=self.id,
+                term=self.term,
+                index=prev,
+                log_term=prev_term,
+                entries=entries,
+                commit=committed,
+            )
+        )
+        pr.sent_commit = committed
+        pr.sent_entries(entries[-1].index if entries else 0)
+
+    def _send_snapshot(self, to: int, pr: Progress) -> None:
+        """Send ``to`` the next chunk of the current snapshot (restarting if it changed)."""
+        storage = self.log.storage
+        meta = storage.snapshot_metadata()
+        sent = pr.snap_meta
+        if sent is None or sent.index != meta.index or sent.term != meta.term:
+            pr.become_snapshot(meta)
+        offset = pr.snap_offset
+        data = storage.read_snapshot(offset, self.config.snapshot_chunk_bytes)
+        done = offset + len(data) >= storage.snapshot_size()
+        self._send(MSG_SNAPSHOT, to, snapshot=meta, offset=offset, data=data, done=done)
+        pr.snap_in_flight = True
+        pr.snap_stalled_beats = 0
+
+    def _retry_snapshots(self) -> None:
+        for peer, pr in self.prs.items():
+            if pr.state is ProgressState.SNAPSHOT and pr.snap_in_flight:
+                pr.snap_stalled_beats += 1
+                if pr.snap_stalled_beats >= _SNAPSHOT_RETRY_BEATS:
+                    self._send_snapshot(peer, pr)
+
+    def _step_leader(self, m: Message) -> None:
+        pr = self.prs.get(m.sender)
+        if pr is None:
+            return
+        t = m.type
+        if t == MSG_APPEND_RESPONSE:
+            pr.recent_active = True
+            self._handle_append_response(m, pr)
+        elif t == MSG_HEARTBEAT_RESPONSE:
+            pr.recent_active = True
+            pr.probe_sent = False
+            if pr.state is ProgressState.REPLICATE and pr.is_paused():
+                pr.inflights.popleft()  # the window may be full of lost messages: let one out
+            if pr.match < self.log.last_index():
+                self._send_append(m.sender, pr, True)
+            if m.context:
+                acks = self.read_only.recv_ack(m.sender, m.context)
+                if acks is not None and quorum.has_quorum(self.voters, acks.__contains__):
+                    self.read_states.extend(self.read_only.release_through(m.context))
+        elif t == MSG_SNAPSHOT_RESPONSE:
+            pr.recent_active = True
+            self._handle_snapshot_response(m, pr)
+
+    def _handle_append_response(self, m: Message, pr: Progress) -> None:
+        log = self.log
+        if m.reject:
+            hint = m.reject_hint
+            if m.reject_term > 0:
+                hint = log.find_conflict_by_term(hint, m.reject_term)
+            if pr.maybe_decr_to(m.index, hint):
+                if pr.state is ProgressState.REPLICATE:
+                    pr.become_probe()
+                self._send_append(m.sender, pr, True)
+            return
+        if not pr.maybe_update(m.index):
+            return
+        if pr.state is ProgressState.PROBE:
+            pr.become_replicate()
+        elif (
+            pr.state is ProgressState.SNAPSHOT
+            and pr.snap_meta is not None
+            and pr.match >= pr.snap_meta.index
+        ):
+            pr.become_probe()
+        if self._maybe_commit():
+            # Tell every follower the new commit index with its next MSG_APPEND.
+            self.dirty.update(p for p in self.voters if p != self.id)
+        elif pr.next <= log.last_index():
+            self.dirty.add(m.sender)
+        if m.sender == self.transferee and pr.match == log.last_index():
+            self._send(MSG_TIMEOUT_NOW, m.sender)
+
+    def _handle_snapshot_response(self, m: Message, pr: Progress) -> None:
+        meta = pr.snap_meta
+        if pr.state is not ProgressState.SNAPSHOT or meta is None:
+            return
+        if m.snapshot.index != meta.index or m.snapshot.term != meta.term:
+            return  # an answer about a transfer we abandoned
+        if m.done and not m.reject:
+            pr.maybe_update(meta.index)
+            pr.become_probe()
+            self.dirty.add(m.sender)
+            return
+        if m.reject or m.offset > pr.snap_offset:
+            pr.snap_offset = m.offset
+            self._send_snapshot(m.sender, pr)
+
+    # -- output ---------------------------------------------------------------------------------
+
+    def _send(
+        self,
+        kind: int,
+        to: int,
+        *,
+        term: int | None = None,
+        snapshot: SnapshotMetadata | None = None,
+        **fields: int | bytes | bool,
+    ) -> None:
+        m = Message(
+            type=kind,  # type: ignore[arg-type]
+            to=to,
+            sender=self.id,
+            term=self.term if term is None else term,
+            **fields,  # type: ignore[arg-type]
+        )
+        if snapshot is not None:
+            m.snapshot.CopyFrom(snapshot)
+        self.msgs.append(m)
+
+    def conf_state(self) -> ConfState:
+        """The voter set in force, as a ConfState."""
+        return ConfState(voters=list(self.voters))

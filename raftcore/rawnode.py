@@ -1,0 +1,239 @@
+"""The runner-facing handle on a Raft node: inputs in, ``Ready`` batches out.
+
+Theory of operation
+-------------------
+``RawNode`` owns a :class:`raftcore.raft.Raft` and adds the hand-off protocol: ``ready()``
+collects everything produced since the last hand-off (state to persist, messages, committed
+entries, read states) and ``advance()`` records that the runner did it. The node remembers the
+last hard and soft state it handed out, so a Ready carries them only when they changed, and it
+moves its "handed out" cursors at ``ready()`` time, so nothing is handed out twice even if the
+runner steps the node between ``ready()`` and ``advance()``.
+"""
+
+from __future__ import annotations
+
+import random
+
+from raftcore.config import Config
+from raftcore.errors import RaftError
+from raftcore.raft import Raft
+from raftcore.raftpb_pb2 import (
+    MSG_APPEND,
+    MSG_APPEND_RESPONSE,
+    MSG_HEARTBEAT,
+    MSG_HEARTBEAT_RESPONSE,
+    MSG_PRE_VOTE,
+    MSG_PRE_VOTE_RESPONSE,
+    MSG_SNAPSHOT,
+    MSG_SNAPSHOT_RESPONSE,
+    MSG_TIMEOUT_NOW,
+    MSG_VOTE,
+    MSG_VOTE_RESPONSE,
+    HardState,
+    Message,
+)
+from raftcore.ready import ProgressView, Ready, Role, SoftState, Status
+from raftcore.storage import Storage
+
+__all__ = ["RawNode"]
+
+_REMOTE_TYPES = frozenset(
+    (
+        MSG_APPEND,
+        MSG_APPEND_RESPONSE,
+        MSG_HEARTBEAT,
+        MSG_HEARTBEAT_RESPONSE,
+        MSG_VOTE,
+        MSG_VOTE_RESPONSE,
+        MSG_PRE_VOTE,
+        MSG_PRE_VOTE_RESPONSE,
+        MSG_SNAPSHOT,
+        MSG_SNAPSHOT_RESPONSE,
+        MSG_TIMEOUT_NOW,
+    )
+)
+
+
+class RawNode:
+    """A Raft node without I/O. Single-threaded: call its methods from one place."""
+
+    def __init__(
+        self, config: Config, storage: Storage, rng: random.Random, applied: int = 0
+    ) -> None:
+        """Restart from ``storage.initial_state()``. ``applied`` is the index the application
+        already holds (e.g. restored from the snapshot); committed entries are handed out from
+        just after max(``applied``, snapshot index). ``rng`` draws the election timeouts.
+        Raises ValueError if the configuration or storage is inconsistent."""
+        self._raft = Raft(config, storage, rng, applied)
+        raft = self._raft
+        self._prev_soft = SoftState(raft.role, raft.lead)
+        self._prev_hard = (raft.term, raft.vote, raft.log.committed)
+        self._awaiting_advance = False
+
+    # -- inputs ---------------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        """Advance logical time by one tick (elections, heartbeats, check-quorum, timeouts)."""
+        self._raft.tick()
+
+    def step(self, msg: Message) -> None:
+        """Handle a message from a peer. Any term is accepted (stale ones are ignored or
+        answered); ValueError if ``msg`` is not a peer-to-peer type or not addressed here."""
+        if msg.type not in _REMOTE_TYPES:
+            raise ValueError(f"message type {msg.type} is not a peer-to-peer message")
+        if msg.to != self._raft.id or msg.sender == 0:
+            raise ValueError(f"message from {msg.sender} to {msg.to} is misrouted")
+        self._raft.step(msg)
+
+    def campaign(self) -> None:
+        """Start an election now (with a pre-vote round first if enabled). No-op on a leader
+        or a non-voter."""
+        self._raft.campaign()
+
+    def propose(self, data: bytes) -> int:
+        """Append ``data`` as a new entry; returns the index it gets. The entry is sent to
+        followers with the next Ready, batched with any other proposals made before it.
+
+        Raises NotLeaderError(leader_hint) if this node is not the leader and
+        ProposalDroppedError while a leadership transfer is under way. The index is only a
+        promise if the entry commits: a later leader may overwrite it, so callers must check
+        the committed entry (or its term) before acknowledging.
+        """
+        return self._raft.propose(data)
+
+    def transfer_leadership(self, target: int) -> None:
+        """Hand leadership to voter ``target`` (thesis 3.10): stop accepting proposals, bring
+        ``target`` up to date, then tell it to campaign at once. Abandoned if not done within
+        an election timeout. NotLeaderError off the leader; ValueError for a bad target."""
+        self._raft.transfer_leadership(target)
+
+    def read_index(self, context: bytes) -> None:
+        """Ask for a linearizable read point tagged with a unique non-empty ``context``.
+
+        A later Ready carries ``ReadState(index, context)``: once the application has applied
+        ``index``, reading its state is linearizable. With ``ReadOnlyOption.SAFE`` the leader
+        waits until it has committed an entry in its term, records the commit index, and
+        confirms it still leads by a heartbeat round carrying ``context`` (thesis 6.4). With
+        ``LEASE_BASED`` it answers at once, trusting check-quorum's lease: that relies on clocks
+        running at the same rate on all nodes (bounded drift, no pauses), so that no other node
+        can have been elected while this leader still believes it leads; a paused or fast
+        clock can serve a stale read.
+
+        Raises NotLeaderError off the leader and ValueError for an empty or already pending
+        context. A request pending when the node loses leadership is dropped: retry elsewhere.
+        """
+        self._raft.read_index(context)
+
+    def report_unreachable(self, peer: int) -> None:
+        """The runner failed to deliver a message to ``peer``: fall back to probing it."""
+        self._raft.report_unreachable(peer)
+
+    # -- the hand-off ---------------------------------------------------------------------------
+
+    def has_ready(self) -> bool:
+        """Whether ``ready()`` would return anything worth handling."""
+        raft = self._raft
+        raft.flush()
+        log = raft.log
+        return bool(
+            raft.msgs
+            or log.unstable
+            or log.committed > log.applying
+            or raft.snapshot_chunks
+            or raft.read_states
+            or (raft.term, raft.vote, log.committed) != self._prev_hard
+            or raft.role is not self._prev_soft.role
+            or raft.lead != self._prev_soft.leader_id
+        )
+
+    def ready(self) -> Ready:
+        """Everything to do now; see :class:`raftcore.Ready` for the persist-before-send
+        contract. Call ``advance`` with it before the next ``ready()`` (RaftError otherwise)."""
+        if self._awaiting_advance:
+            raise RaftError("advance() the previous Ready before asking for another")
+        raft = self._raft
+        raft.flush()
+        log = raft.log
+        rd = Ready()
+        if raft.role is not self._prev_soft.role or raft.lead != self._prev_soft.leader_id:
+            rd.soft_state = self._prev_soft = SoftState(raft.role, raft.lead)
+        hard = (raft.term, raft.vote, log.committed)
+        if hard != self._prev_hard:
+            self._prev_hard = hard
+            rd.hard_state = HardState(term=hard[0], vote=hard[1], commit=hard[2])
+        if log.unstable:
+            rd.entries = list(log.unstable)
+        if raft.snapshot_chunks:
+            rd.snapshot_chunks, raft.snapshot_chunks = raft.snapshot_chunks, []
+        rd.committed_entries = log.next_committed()
+        if raft.msgs:
+            rd.messages, raft.msgs = raft.msgs, []
+        if raft.read_states:
+            rd.read_states, raft.read_states = raft.read_states, []
+        self._awaiting_advance = True
+        return rd
+
+    def advance(self, rd: Ready) -> None:
+        """The runner persisted, sent and applied ``rd`` as its contract says."""
+        log = self._raft.log
+        if rd.snapshot_chunks and rd.snapshot_chunks[-1].done:
+            log.stable_snapshot(rd.snapshot_chunks[-1].metadata)
+        if rd.entries:
+            last = rd.entries[-1]
+            log.stable_to(last.index, last.term)
+        if rd.committed_entries:
+            log.applied = max(log.applied, rd.committed_entries[-1].index)
+        self._awaiting_advance = False
+
+    # -- introspection --------------------------------------------------------------------------
+
+    def status(self) -> Status:
+        """A consistent snapshot of this node's state."""
+        raft = self._raft
+        log = raft.log
+        return Status(
+            id=raft.id,
+            role=raft.role,
+            leader_id=raft.lead,
+            term=raft.term,
+            vote=raft.vote,
+            commit=log.committed,
+            applied=log.applied,
+            last_index=log.last_index(),
+            conf_state=raft.conf_state(),
+            progress={
+                peer: ProgressView(pr.match, pr.next, pr.state.value)
+                for peer, pr in raft.prs.items()
+            },
+            transferee=raft.transferee,
+        )
+
+    @property
+    def id(self) -> int:
+        """This node's id."""
+        return self._raft.id
+
+    @property
+    def term(self) -> int:
+        """The current term."""
+        return self._raft.term
+
+    @property
+    def role(self) -> Role:
+        """The current role."""
+        return self._raft.role
+
+    @property
+    def leader_id(self) -> int:
+        """The leader of the current term as far as this node knows (0 if none)."""
+        return self._raft.lead
+
+    @property
+    def commit_index(self) -> int:
+        """The highest index known committed."""
+        return self._raft.log.committed
+
+    @property
+    def applied_index(self) -> int:
+        """The highest index the runner reported applied (via ``advance``)."""
+        return self._raft.log.applied
