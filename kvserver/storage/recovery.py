@@ -1,0 +1,257 @@
+"""Opening a data directory: read the snapshot, replay the write-ahead log, finish what a crash cut.
+
+Theory of operation
+-------------------
+1. Temporary files (``*.tmp``) are leftovers of writes that never completed: removed.
+2. The snapshot in force is the ``snap-*.snap`` with the highest index; it must verify completely
+   (snapshot files are synced before being renamed into place, so a bad one is damage, not a crash).
+3. Replay starts at the newest *rebase* segment whose base is at or below that snapshot, and runs
+   through every later segment, which must be numbered consecutively. Every record must verify,
+   except that the last segment may end in a torn record (a crash during the last save): that tail
+   is cut off, with a log line. A rebase segment with a base above the snapshot means a snapshot
+   file is missing: damage.
+4. If the snapshot is newer than the replay's base, the crash fell between installing the snapshot
+   file and writing its rebase segment: the snapshot is installed now and the rebase segment
+   written, exactly as the interrupted commit would have done.
+5. Segments before the replay's start and older snapshots are leftovers of a completed commit:
+   removed.
+
+A fresh (empty) directory gets its first rebase segment, on an empty snapshot carrying ``voters``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from kvserver.storage.errors import CorruptionError
+from kvserver.storage.fs import FileSystem
+from kvserver.storage.logstate import LogState
+from kvserver.storage.records import HEADER_SIZE, RecordType, scan_records
+from kvserver.storage.segments import (
+    TMP_SUFFIX,
+    SegmentHeader,
+    SegmentKind,
+    decode_segment_header,
+    parse_segment_name,
+    rebase_segment,
+    segment_name,
+    write_new_file,
+)
+from kvserver.storage.snapfile import SnapshotFile, parse_snapshot_name, snapshot_name
+from raftcore.raftpb_pb2 import ConfState, Entry, HardState, SnapshotMetadata
+from raftcore.storage import StorageError
+
+__all__ = ["Recovered", "recover"]
+
+logger = logging.getLogger("kvserver.storage")
+
+_MAX_HEADER_PAYLOAD = 1 << 16
+
+
+@dataclass(slots=True)
+class Recovered:
+    """What a data directory holds, read back: the state and where appends continue."""
+
+    log: LogState
+    snapshot: SnapshotFile | None
+    segments: list[int]
+    active_size: int
+
+
+def recover(fs: FileSystem, directory: str, *, voters: Sequence[int], sync: bool) -> Recovered:
+    """Read (and, for an empty directory, initialise) ``directory``; see the module docstring.
+
+    Raises CorruptionError for damage, OSError for a failing file system.
+    """
+    names = fs.listdir(directory)
+    for name in names:
+        if name.endswith(TMP_SUFFIX):
+            logger.info("%s: removing leftover temporary file %s", directory, name)
+            fs.unlink(os.path.join(directory, name))
+    seqs = sorted(s for s in map(parse_segment_name, names) if s is not None)
+    snap_indexes = sorted(i for i in map(parse_snapshot_name, names) if i is not None)
+    snapshot = _open_newest_snapshot(fs, directory, snap_indexes)
+    if not seqs:
+        if snapshot is not None:
+            raise CorruptionError(
+                snapshot.path, 0, "a snapshot but no log segment: the hard state is missing"
+            )
+        return _initialise(fs, directory, voters, sync=sync)
+
+    headers = [_read_header(fs, _path(directory, seq), seq) for seq in seqs]
+    for before, after in itertools.pairwise(seqs):
+        if after != before + 1:
+            raise CorruptionError(_path(directory, after), 0, f"segment {before + 1} is missing")
+    snap_index = snapshot.metadata.index if snapshot else 0
+    start = _replay_start(directory, headers, snapshot)
+    log = LogState(headers[start].base)
+    active_size = 0
+    for position in range(start, len(seqs)):
+        seq = seqs[position]
+        last = position == len(seqs) - 1
+        active_size = _replay_segment(fs, _path(directory, seq), seq, log, last=last, sync=sync)
+    live = seqs[start:]
+    if snapshot is not None and snap_index > log.base.index:
+        logger.warning(
+            "%s: finishing an interrupted snapshot commit at index %d",
+            directory,
+            snap_index,
+        )
+        log.install(snapshot.metadata)
+        live.append(seqs[-1] + 1)
+        content = rebase_segment(live[-1], log.base, log.hard_state, log.entries)
+        write_new_file(fs, directory, segment_name(live[-1]), content, sync=sync)
+        active_size = len(content)
+        live = live[-1:]
+    elif snapshot is not None:
+        log.base.CopyFrom(snapshot.metadata)
+    _remove_leftovers(fs, directory, [s for s in seqs if s < live[0]], snap_indexes, snapshot)
+    if sync:
+        fs.sync_dir(directory)
+    return Recovered(log, snapshot, live, active_size)
+
+
+def _path(directory: str, seq: int) -> str:
+    return os.path.join(directory, segment_name(seq))
+
+
+def _open_newest_snapshot(
+    fs: FileSystem, directory: str, snap_indexes: list[int]
+) -> SnapshotFile | None:
+    if not snap_indexes:
+        return None
+    snapshot = SnapshotFile.open(fs, os.path.join(directory, snapshot_name(snap_indexes[-1])))
+    if snapshot.metadata.index != snap_indexes[-1]:
+        raise CorruptionError(
+            snapshot.path, 16, f"metadata says index {snapshot.metadata.index}, the name disagrees"
+        )
+    return snapshot
+
+
+def _initialise(fs: FileSystem, directory: str, voters: Sequence[int], *, sync: bool) -> Recovered:
+    base = SnapshotMetadata(conf_state=ConfState(voters=list(voters)))
+    log = LogState(base)
+    content = rebase_segment(1, base, log.hard_state, [])
+    write_new_file(fs, directory, segment_name(1), content, sync=sync)
+    logger.info("%s: initialised an empty data directory (voters %s)", directory, list(voters))
+    return Recovered(log, None, [1], len(content))
+
+
+def _read_header(fs: FileSystem, path: str, seq: int) -> SegmentHeader:
+    head = fs.read_at(path, 0, HEADER_SIZE)
+    length = struct.unpack_from("<I", head)[0] if len(head) == HEADER_SIZE else 0
+    data = head + fs.read_at(path, HEADER_SIZE, min(length, _MAX_HEADER_PAYLOAD))
+    scanned = scan_records(data, path, tail_may_be_torn=False)
+    if not scanned.records:
+        raise CorruptionError(path, 0, "empty segment file: no header")
+    return decode_segment_header(scanned.records[0], path, seq)
+
+
+def _replay_start(
+    directory: str, headers: list[SegmentHeader], snapshot: SnapshotFile | None
+) -> int:
+    """Position of the newest rebase segment at or below the snapshot; checks the later ones."""
+    snap_index = snapshot.metadata.index if snapshot else 0
+    start: int | None = None
+    for position, header in enumerate(headers):
+        if header.kind != SegmentKind.REBASE:
+            continue
+        path = _path(directory, header.seq)
+        if header.base.index > snap_index:
+            raise CorruptionError(
+                path,
+                0,
+                f"the segment builds on a snapshot at index {header.base.index}, but the newest "
+                f"snapshot file is at {snap_index}: a snapshot file is missing",
+            )
+        if (
+            snapshot
+            and header.base.index == snap_index
+            and header.base.term != snapshot.metadata.term
+        ):
+            raise CorruptionError(
+                path,
+                0,
+                f"the segment builds on a snapshot at index {snap_index} term {header.base.term}, "
+                f"but the snapshot file has term {snapshot.metadata.term}",
+            )
+        start = position
+    if start is None:
+        raise CorruptionError(
+            _path(directory, headers[0].seq),
+            0,
+            "no segment starts the log: the rebase segment is missing",
+        )
+    return start
+
+
+def _replay_segment(
+    fs: FileSystem, path: str, seq: int, log: LogState, *, last: bool, sync: bool
+) -> int:
+    """Apply every record of segment ``path`` to ``log``; return where its good records end."""
+    data = fs.read(path)
+    scanned = scan_records(data, path, tail_may_be_torn=last)
+    if not scanned.records or scanned.records[0].offset != 0:
+        raise CorruptionError(path, 0, "the segment header is damaged")
+    decode_segment_header(scanned.records[0], path, seq)
+    for record in scanned.records[1:]:
+        if record.type == RecordType.ENTRY:
+            entry = Entry()
+            _parse(entry, record.payload, path, record.offset)
+            if entry.index <= log.base.index:
+                raise CorruptionError(
+                    path, record.offset, f"entry {entry.index} is covered by the segment's snapshot"
+                )
+            try:
+                log.append(log.to_append([entry]))
+            except StorageError as exc:
+                raise CorruptionError(path, record.offset, str(exc)) from exc
+        elif record.type == RecordType.HARD_STATE:
+            hard_state = HardState()
+            _parse(hard_state, record.payload, path, record.offset)
+            log.hard_state = hard_state
+        else:
+            raise CorruptionError(path, record.offset, f"unexpected record type {record.type}")
+    if scanned.torn_reason is not None:
+        logger.warning(
+            "%s: cut off a torn record at byte offset %d (%s), %d bytes: a crash interrupted the "
+            "last save, which was never acknowledged",
+            path,
+            scanned.valid_end,
+            scanned.torn_reason,
+            len(data) - scanned.valid_end,
+        )
+        handle = fs.open_append(path)
+        try:
+            handle.truncate(scanned.valid_end)
+            if sync:
+                handle.sync_data()
+        finally:
+            handle.close()
+    return scanned.valid_end
+
+
+def _parse(message: Entry | HardState, payload: bytes, path: str, offset: int) -> None:
+    try:
+        message.ParseFromString(payload)
+    except Exception as exc:  # protobuf's DecodeError
+        raise CorruptionError(path, offset, f"undecodable record: {exc}") from exc
+
+
+def _remove_leftovers(
+    fs: FileSystem,
+    directory: str,
+    old_seqs: list[int],
+    snap_indexes: list[int],
+    snapshot: SnapshotFile | None,
+) -> None:
+    keep = snapshot.metadata.index if snapshot else None
+    old_snaps = [snapshot_name(i) for i in snap_indexes if i != keep]
+    for name in [segment_name(s) for s in old_seqs] + old_snaps:
+        logger.info("%s: removing %s, superseded by a snapshot", directory, name)
+        fs.unlink(os.path.join(directory, name))
