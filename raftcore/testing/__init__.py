@@ -1,0 +1,12 @@
+"""A deterministic simulated Raft cluster: virtual time, a lying network, invariant checks.
+
+Shipped with the package (not hidden in a test file) so the scenario suite, the fault campaign and
+the next layer's KV tests all run on it. Nothing here does I/O or reads a clock; all randomness
+comes from ``random.Random`` instances seeded from one run seed, so a seed replays a run exactly.
+
+* :mod:`raftcore.testing.scheduler`: the discrete-event scheduler (virtual microseconds);
+* :mod:`raftcore.testing.network`: labrpc's fault model for one-way messages and calls;
+* :mod:`raftcore.testing.invariants`: Raft's safety properties, checked after every step;
+* :mod:`raftcore.testing.app`: the recording application (its state is its applied log);
+* :mod:`raftcore.testing.cluster`: nodes, crash/restart and 6.5840's test helpers.
+"""

@@ -1,0 +1,153 @@
+"""The invariant checker catches each safety violation it claims to, and accepts legal runs."""
+
+from __future__ import annotations
+
+import pytest
+
+from raftcore.raftpb_pb2 import Entry, HardState, SnapshotMetadata
+from raftcore.testing.app import ApplyOrderError, RecordingApp, SnapshotFormatError
+from raftcore.testing.invariants import InvariantChecker, InvariantViolation
+
+EMPTY = SnapshotMetadata()
+
+
+def e(index: int, term: int, data: bytes = b"") -> Entry:
+    return Entry(index=index, term=term, data=data)
+
+
+def checker(nodes: int = 3) -> InvariantChecker:
+    c = InvariantChecker(seed=42, clock=lambda: 0)
+    for i in range(1, nodes + 1):
+        c.on_start(i, EMPTY, HardState(), [])
+    return c
+
+
+def test_legal_history_passes() -> None:
+    c = checker()
+    c.on_persist(1, None, [], HardState(term=1, vote=1))
+    c.on_role(1, True, 1)
+    c.on_persist(1, None, [e(1, 1), e(2, 1, b"x")], None)
+    c.on_persist(2, None, [e(1, 1), e(2, 1, b"x")], HardState(term=1, vote=1, commit=2))
+    c.on_persist(1, None, [], HardState(term=1, vote=1, commit=2))
+    for node in (1, 2):
+        c.on_apply(node, e(1, 1))
+        c.on_apply(node, e(2, 1, b"x"))
+    c.on_compact(1, SnapshotMetadata(index=2, term=1))
+    c.on_persist(3, SnapshotMetadata(index=2, term=1), [], HardState(term=1, commit=2))
+    c.on_restore(3, 2, [b"", b"x"])
+    c.on_role(1, False, 2)
+    c.on_persist(2, None, [], HardState(term=2, vote=2, commit=2))
+    c.on_role(2, True, 2)
+    assert c.applied(2) == b"x"
+    assert c.checks > 0
+
+
+def test_two_leaders_in_one_term() -> None:
+    c = checker()
+    c.on_role(1, True, 3)
+    with pytest.raises(InvariantViolation, match="election safety"):
+        c.on_role(2, True, 3)
+
+
+def test_log_matching_catches_a_different_entry_at_the_same_index_and_term() -> None:
+    c = checker()
+    c.on_persist(1, None, [e(1, 1, b"a")], None)
+    with pytest.raises(InvariantViolation, match="log matching"):
+        c.on_persist(2, None, [e(1, 1, b"b")], None)
+
+
+def test_log_matching_catches_a_different_prefix() -> None:
+    c = checker()
+    c.on_persist(1, None, [e(1, 1, b"a"), e(2, 2, b"c")], None)
+    c.on_persist(2, None, [e(1, 2, b"z")], None)
+    with pytest.raises(InvariantViolation, match="log matching"):
+        c.on_persist(2, None, [e(2, 2, b"c")], None)
+
+
+def test_overwriting_an_uncommitted_tail_is_legal() -> None:
+    c = checker()
+    c.on_persist(1, None, [e(1, 1, b"a"), e(2, 1, b"old")], None)
+    c.on_persist(2, None, [e(1, 1, b"a"), e(2, 2, b"new")], None)
+    c.on_persist(1, None, [e(2, 2, b"new")], HardState(term=2, commit=2))
+
+
+def test_leader_without_a_committed_entry() -> None:
+    c = checker()
+    c.on_persist(1, None, [e(1, 1, b"a")], HardState(term=1, commit=1))
+    with pytest.raises(InvariantViolation, match="leader completeness"):
+        c.on_role(2, True, 2)
+
+
+def test_commit_while_a_newer_leader_lacks_it() -> None:
+    c = checker()
+    c.on_role(2, True, 2)
+    c.on_persist(1, None, [e(1, 1, b"a")], None)
+    with pytest.raises(InvariantViolation, match="leader completeness"):
+        c.on_persist(1, None, [], HardState(term=1, commit=1))
+
+
+def test_commit_going_back_or_beyond_the_log() -> None:
+    c = checker()
+    c.on_persist(1, None, [e(1, 1)], HardState(term=1, commit=1))
+    with pytest.raises(InvariantViolation, match="went back"):
+        c.on_persist(1, None, [], HardState(term=1, commit=0))
+    c2 = checker()
+    with pytest.raises(InvariantViolation, match="beyond its log"):
+        c2.on_persist(1, None, [], HardState(term=1, commit=3))
+
+
+def test_double_vote_and_term_going_back() -> None:
+    c = checker()
+    c.on_persist(1, None, [], HardState(term=2, vote=1))
+    with pytest.raises(InvariantViolation, match="voted twice"):
+        c.on_persist(1, None, [], HardState(term=2, vote=3))
+    c2 = checker()
+    c2.on_persist(1, None, [], HardState(term=2))
+    with pytest.raises(InvariantViolation, match="term went back"):
+        c2.on_persist(1, None, [], HardState(term=1))
+
+
+def test_apply_gaps_and_different_commands() -> None:
+    c = checker()
+    c.on_apply(1, e(1, 1, b"a"))
+    with pytest.raises(InvariantViolation, match="expected 2"):
+        c.on_apply(1, e(3, 1, b"c"))
+    with pytest.raises(InvariantViolation, match="state machine safety"):
+        c.on_apply(2, e(1, 1, b"b"))
+
+
+def test_snapshot_restoring_other_commands() -> None:
+    c = checker()
+    c.on_apply(1, e(1, 1, b"a"))
+    with pytest.raises(InvariantViolation, match="state machine safety"):
+        c.on_restore(2, 1, [b"b"])
+
+
+def test_snapshot_of_an_entry_no_log_had() -> None:
+    c = checker()
+    with pytest.raises(InvariantViolation, match="no log had"):
+        c.on_persist(1, SnapshotMetadata(index=5, term=2), [], None)
+
+
+def test_violation_names_seed_and_time() -> None:
+    c = InvariantChecker(seed=1234, clock=lambda: 2_500_000)
+    assert "seed 1234" in str(c.fail("x"))
+    assert "t=2.500000s" in str(c.fail("x"))
+
+
+def test_recording_app_round_trips_its_snapshot() -> None:
+    app = RecordingApp()
+    app.apply(e(1, 1))
+    app.apply(e(2, 3, b"cmd"))
+    copy = RecordingApp()
+    copy.restore(app.snapshot())
+    assert copy.commands() == (b"", b"cmd")
+    assert copy.applied_term == 3
+    assert copy.get(2) == b"cmd"
+    assert copy.get(3) is None
+    with pytest.raises(ApplyOrderError):
+        copy.apply(e(4, 3))
+    with pytest.raises(SnapshotFormatError):
+        copy.restore(b"\xff\xff")
+    copy.restore(b"")
+    assert copy.applied_index == 0
