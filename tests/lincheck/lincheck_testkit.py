@@ -58,10 +58,11 @@ def spec_run(store: dict[str, str], kind: OpKind, key: str, value: Json) -> Json
         return False
     assert kind is OpKind.SCAN and isinstance(value, list)
     end, limit = value
+    assert (end is None or isinstance(end, str)) and (limit is None or isinstance(limit, int))
     hits: list[Json] = [
         [k, store[k]] for k in sorted(store) if k >= key and (end is None or k < end)
     ]
-    return hits if limit is None else hits[: int(str(limit))]
+    return hits if limit is None else hits[:limit]
 
 
 def brute_force_linearizable(history: Sequence[Operation]) -> bool:
