@@ -90,8 +90,10 @@ class MemoryStorage:
                 # The prefix is already covered by the snapshot: keep only what lies beyond it.
                 entries = [e for e in entries if e.index > base]
                 first = base + 1
-            del self._entries[first - base - 1 :]
-            self._entries.extend(_copy_entry(e) for e in entries)
+            # A batch wholly covered by the snapshot truncates nothing (its entries are committed).
+            if entries:
+                del self._entries[first - base - 1 :]
+                self._entries.extend(_copy_entry(e) for e in entries)
         if hard_state is not None:
             self._hard_state.CopyFrom(hard_state)
 
