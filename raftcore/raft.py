@@ -30,7 +30,6 @@ from raftcore.errors import NotLeaderError, ProposalDroppedError
 from raftcore.log import RaftLog
 from raftcore.progress import Progress, ProgressState
 from raftcore.raftpb_pb2 import (
-    ENTRY_NORMAL,
     MSG_APPEND,
     MSG_APPEND_RESPONSE,
     MSG_HEARTBEAT,
@@ -87,6 +86,7 @@ class Raft:
         self.config = config
         self.rng = rng
         self.voters: tuple[int, ...] = voters
+        self.peers = tuple(v for v in voters if v != config.id)  # voters other than this node
         self.log = RaftLog(storage, hard_state.commit, applied)
         self.term = hard_state.term
         self.vote = hard_state.vote
@@ -141,8 +141,9 @@ class Raft:
             raise NotLeaderError(self.lead)
         if self.transferee:
             raise ProposalDroppedError(f"leadership is moving to {self.transferee}")
-        index = self.log.last_index() + 1
-        self._append(Entry(term=self.term, index=index, type=ENTRY_NORMAL, data=data))
+        log = self.log
+        index = log.offset + len(log.unstable)
+        self._append(Entry(term=self.term, index=index, data=data))
         return index
 
     def step(self, m: Message) -> None:
@@ -281,7 +282,7 @@ class Raft:
         me.become_replicate()
         # The no-op lets the leader commit, and so learn the commit index, in its own term
         # (section 5.4.2; thesis 6.4 for reads).
-        self._append(Entry(term=self.term, index=next_index, type=ENTRY_NORMAL))
+        self._append(Entry(term=self.term, index=next_index))
 
     # -- elections ------------------------------------------------------------------------------
 
@@ -415,7 +416,7 @@ class Raft:
         if m.done:
             self.incoming = None
             self.log.restore(inc.meta)
-            self.voters = tuple(inc.meta.conf_state.voters) or self.voters
+            self._set_voters(tuple(inc.meta.conf_state.voters) or self.voters)
         self._send(
             MSG_SNAPSHOT_RESPONSE,
             m.sender,
@@ -451,11 +452,13 @@ class Raft:
         return pr is not None and pr.recent_active
 
     def _append(self, entry: Entry) -> None:
-        log = self.log
-        log.append((entry,))
-        self.prs[self.id].maybe_update(entry.index)
-        self._maybe_commit()
-        self.dirty.update(p for p in self.voters if p != self.id)
+        # The leader's log only grows at its end: skip RaftLog.append's truncation cases.
+        self.log.unstable.append(entry)
+        self.prs[self.id].match = entry.index
+        if len(self.voters) == 1:
+            self._maybe_commit()  # alone, our own append is the quorum
+        elif len(self.dirty) < len(self.peers):
+            self.dirty.update(self.peers)
 
     def _maybe_commit(self) -> bool:
         prs = self.prs
@@ -581,7 +584,7 @@ class Raft:
             pr.become_probe()
         if self._maybe_commit():
             # Tell every follower the new commit index with its next MSG_APPEND.
-            self.dirty.update(p for p in self.voters if p != self.id)
+            self.dirty.update(self.peers)
         elif pr.next <= log.last_index():
             self.dirty.add(m.sender)
         if m.sender == self.transferee and pr.match == log.last_index():
@@ -623,6 +626,10 @@ class Raft:
         if snapshot is not None:
             m.snapshot.CopyFrom(snapshot)
         self.msgs.append(m)
+
+    def _set_voters(self, voters: tuple[int, ...]) -> None:
+        self.voters = voters
+        self.peers = tuple(v for v in voters if v != self.id)
 
     def conf_state(self) -> ConfState:
         """The voter set in force, as a ConfState."""
