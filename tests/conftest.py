@@ -8,6 +8,8 @@ simulation test reports the command that replays it exactly.
 
 from __future__ import annotations
 
+from collections.abc import Generator
+
 import pytest
 
 DEFAULT_SCENARIO_SEED = 1
@@ -58,7 +60,9 @@ def _remember_campaign_seed(request: pytest.FixtureRequest) -> None:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> pytest.TestReport:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report: pytest.TestReport = yield
     seed = item.stash.get(_SEED_KEY, None)
     if seed is not None and report.failed:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 
 from raftcore.testing.scheduler import MS, Scheduler, SchedulingError
@@ -57,7 +59,7 @@ def test_run_until_true_stops_when_predicate_holds() -> None:
     sched = Scheduler()
     hits: list[int] = []
     for t in (1, 2, 3, 4):
-        sched.call_at(t, lambda t=t: hits.append(t))
+        sched.call_at(t, partial(hits.append, t))
     assert sched.run_until_true(lambda: len(hits) == 2, deadline=100)
     assert sched.now == 2
     assert not sched.run_until_true(lambda: len(hits) == 10, deadline=50)

@@ -1,0 +1,575 @@
+"""A simulated Raft cluster in virtual time: 6.5840's config.go, written fresh for raftcore.
+
+Theory of operation
+-------------------
+Each node is a :class:`SimNode`: a ``RawNode`` over a ``MemoryStorage``, a ``ReadyPersister``, a
+:class:`~raftcore.testing.app.RecordingApp` and a :class:`~raftcore.testing.network.Port`. It is
+driven by three kinds of events on one :class:`~raftcore.testing.scheduler.Scheduler`: its tick
+timer (every ``tick_ms`` of virtual time, each node at its own random phase), messages delivered
+by the :class:`~raftcore.testing.network.SimNetwork`, and proposals. After each event the node
+drains its Readys with the runner loop of ``RAFTCORE_API.md`` (persist, restore, send, apply,
+advance) and the :class:`~raftcore.testing.invariants.InvariantChecker` sees every step of it.
+Proposals only *schedule* the drain at the current instant, so proposals made back to back
+(6.5840's concurrent ``Start()`` calls) leave in one Ready, as a real runner's loop would batch
+them.
+
+Crash keeps the node's storage as "what was persisted" and drops everything else (RawNode,
+application, in-flight messages, via the network's incarnations); restart builds a new node from
+``storage.copy()`` and restores the application from the snapshot, exactly as 6.5840's
+``crash1``/``start1`` do. Like there, a crashed node is also disconnected, and a restarted one
+stays disconnected until :meth:`SimCluster.connect`.
+
+Test drivers run in virtual time: :meth:`SimCluster.sleep` advances it, and the helpers that
+6.5840 runs in goroutines are generators (``*_proc``) that yield how long to sleep, run
+concurrently with :meth:`SimCluster.spawn` or alone with :meth:`SimCluster.run`. Every failure is
+a :class:`~raftcore.testing.invariants.SimulationFailure` naming the seed; a run is a pure
+function of its seed and the cluster options.
+
+Timing: a tick is ``tick_ms`` = 10 ms; the leader heartbeats every ``heartbeat_tick`` = 10 ticks
+(10 heartbeats a second, the course's limit); followers time out after ``election_tick`` = 30 to
+59 ticks (300-590 ms), so with pre-vote an election settles well within the course's 5 s.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+
+from raftcore import (
+    Config,
+    NotLeaderError,
+    ProposalDroppedError,
+    RawNode,
+    ReadyPersister,
+    Role,
+)
+from raftcore.memory_storage import MemoryStorage
+from raftcore.raftpb_pb2 import Message, MessageType, SnapshotMetadata
+from raftcore.testing.app import RecordingApp
+from raftcore.testing.invariants import InvariantChecker, SimulationFailure
+from raftcore.testing.network import Port, SimNetwork
+from raftcore.testing.scheduler import MS, SECOND, Scheduler, Timer
+
+__all__ = [
+    "REQUEST_TYPES",
+    "ClusterOptions",
+    "Proc",
+    "Process",
+    "SimCluster",
+    "SimNode",
+]
+
+REQUEST_TYPES = frozenset(
+    {
+        MessageType.MSG_APPEND,
+        MessageType.MSG_HEARTBEAT,
+        MessageType.MSG_VOTE,
+        MessageType.MSG_PRE_VOTE,
+        MessageType.MSG_SNAPSHOT,
+        MessageType.MSG_TIMEOUT_NOW,
+        MessageType.MSG_READ_INDEX,
+    }
+)
+"""Message types that count as RPCs (requests); every other remote type is a reply."""
+
+Proc = Generator[int, None, object]
+"""A test driver coroutine: yields virtual microseconds to sleep, returns its result."""
+
+
+@dataclass(frozen=True)
+class ClusterOptions:
+    """How a simulated cluster is built; see the module docstring for the timing rationale."""
+
+    tick_ms: int = 10
+    election_tick: int = 30
+    heartbeat_tick: int = 10
+    pre_vote: bool = True
+    check_quorum: bool = True
+    max_msg_bytes: int = 1 << 20
+    max_inflight_msgs: int = 256
+    snapshot_chunk_bytes: int = 1 << 20
+    snapshot_every: int | None = None
+    """The application snapshots (and compacts the log) every this many applied entries."""
+
+
+class SimNode:
+    """One incarnation of one node; dead after :meth:`SimCluster.crash`."""
+
+    def __init__(
+        self, cluster: SimCluster, node_id: int, storage: MemoryStorage, rng: random.Random
+    ) -> None:
+        self.id = node_id
+        self.cluster = cluster
+        self.storage = storage
+        self.alive = True
+        self.app = RecordingApp()
+        checker = cluster.checker
+        meta = storage.snapshot_metadata()
+        hard_state, _ = storage.initial_state()
+        checker.on_start(
+            node_id,
+            meta,
+            hard_state,
+            storage.entries(storage.first_index(), storage.last_index() + 1),
+        )
+        if meta.index:
+            self.app.restore(storage.read_snapshot(0, storage.snapshot_size()))
+            if self.app.applied_index != meta.index:
+                raise cluster.fail(f"node {node_id}'s snapshot at {meta.index} holds other data")
+            checker.on_restore(node_id, meta.index, self.app.commands())
+        self._last_snapshot = meta.index
+        self.raw = RawNode(cluster.config_for(node_id), storage, rng, applied=meta.index)
+        self.persister = ReadyPersister(storage)
+        self.port: Port = cluster.network.attach(node_id, on_message=self._on_message)
+        self._commit = self.raw.commit_index
+        self._drain_pending = False
+        tick = cluster.options.tick_ms * MS
+        self._tick_timer: Timer = cluster.scheduler.call_later(
+            cluster.rng.randrange(tick), self._on_tick
+        )
+
+    def stop(self) -> None:
+        """Kill this incarnation: no more ticks, sends or drains."""
+        self.alive = False
+        self._tick_timer.cancel()
+
+    # -- events ---------------------------------------------------------------------------------
+
+    def _on_tick(self) -> None:
+        if not self.alive:
+            return
+        self._tick_timer = self.cluster.scheduler.call_later(
+            self.cluster.options.tick_ms * MS, self._on_tick
+        )
+        self.raw.tick()
+        self.drain()
+
+    def _on_message(self, src: int, payload: bytes) -> None:
+        if not self.alive:
+            return
+        msg = Message.FromString(payload)
+        if msg.sender != src:
+            raise self.cluster.fail(f"node {self.id} got a message from {src} naming {msg.sender}")
+        self.raw.step(msg)
+        self.drain()
+
+    def schedule_drain(self) -> None:
+        """Drain at the current instant, after whatever else is due now (batches proposals)."""
+        if self._drain_pending:
+            return
+        self._drain_pending = True
+
+        def run() -> None:
+            self._drain_pending = False
+            if self.alive:
+                self.drain()
+
+        self.cluster.scheduler.call_later(0, run)
+
+    # -- the runner loop ------------------------------------------------------------------------
+
+    def drain(self) -> None:
+        """Handle every pending Ready, in the order the Ready contract prescribes."""
+        raw = self.raw
+        checker = self.cluster.checker
+        app = self.app
+        node_id = self.id
+        while raw.has_ready():
+            rd = raw.ready()
+            installed = self.persister.persist(rd)
+            checker.on_persist(node_id, installed, rd.entries, rd.hard_state)
+            if rd.soft_state is not None:
+                checker.on_role(node_id, rd.soft_state.role is Role.LEADER, raw.term)
+            if installed is not None:
+                app.restore(self.storage.read_snapshot(0, self.storage.snapshot_size()))
+                if app.applied_index != installed.index:
+                    raise self.cluster.fail(
+                        f"node {node_id} installed snapshot {installed.index} holding "
+                        f"{app.applied_index} entries"
+                    )
+                checker.on_restore(node_id, app.applied_index, app.commands())
+                self._last_snapshot = installed.index
+            for msg in rd.messages:
+                self._send(msg)
+            for entry in rd.committed_entries:
+                checker.on_apply(node_id, entry)
+                app.apply(entry)
+            raw.advance(rd)
+            self._maybe_snapshot()
+        commit = raw.commit_index
+        if commit < self._commit:
+            raise checker.fail(f"node {node_id} commit index went back: {self._commit} -> {commit}")
+        self._commit = commit
+
+    def _send(self, msg: Message) -> None:
+        if msg.sender != self.id or msg.to == self.id or msg.to == 0:
+            raise self.cluster.fail(f"node {self.id} addressed a message badly: {msg}")
+        self.port.send(msg.to, msg.SerializeToString(), is_request=msg.type in REQUEST_TYPES)
+
+    def _maybe_snapshot(self) -> None:
+        every = self.cluster.options.snapshot_every
+        app = self.app
+        if every is None or app.applied_index - self._last_snapshot < every:
+            return
+        meta = SnapshotMetadata(
+            index=app.applied_index,
+            term=app.applied_term,
+            conf_state=self.storage.initial_state()[1],
+        )
+        writer = self.storage.snapshot_writer(meta)
+        writer.write(app.snapshot())
+        writer.commit()
+        self.cluster.checker.on_compact(self.id, meta)
+        self._last_snapshot = meta.index
+
+
+class Process:
+    """A spawned driver coroutine; ``done`` once it returned (its value is in ``result``)."""
+
+    def __init__(self, gen: Proc) -> None:
+        self.gen = gen
+        self.done = False
+        self.result: object = None
+
+
+class SimCluster:
+    """N simulated nodes (ids 1..n) on one network, with 6.5840's test helpers."""
+
+    def __init__(
+        self,
+        n: int,
+        seed: int,
+        options: ClusterOptions | None = None,
+        *,
+        reliable: bool = True,
+    ) -> None:
+        if n < 1:
+            raise ValueError(f"a cluster needs at least one node, got {n}")
+        self.n = n
+        self.seed = seed
+        self.options = options or ClusterOptions()
+        master = random.Random(seed)
+        self.rng = random.Random(master.getrandbits(64))
+        """The test driver's own randomness (which node to cut, which command to send)."""
+        self._node_seeds = random.Random(master.getrandbits(64))
+        self.scheduler = Scheduler()
+        self.network = SimNetwork(self.scheduler, random.Random(master.getrandbits(64)))
+        self.network.reliable = reliable
+        self.checker = InvariantChecker(seed, lambda: self.scheduler.now)
+        self.ids = tuple(range(1, n + 1))
+        self.nodes: dict[int, SimNode | None] = {}
+        self.saved: dict[int, MemoryStorage] = {}
+        self.apps: dict[int, RecordingApp] = {}
+        for i in self.ids:
+            self.saved[i] = MemoryStorage(voters=self.ids)
+            self.nodes[i] = None
+        for i in self.ids:
+            self.restart(i)
+            self.connect(i)
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def fail(self, message: str) -> SimulationFailure:
+        """Build the failure to raise, naming the seed and the virtual time."""
+        return SimulationFailure(self.seed, self.scheduler.now, message)
+
+    def config_for(self, node_id: int) -> Config:
+        """The core's configuration for ``node_id``."""
+        o = self.options
+        return Config(
+            id=node_id,
+            voters=self.ids,
+            election_tick=o.election_tick,
+            heartbeat_tick=o.heartbeat_tick,
+            pre_vote=o.pre_vote,
+            check_quorum=o.check_quorum,
+            max_msg_bytes=o.max_msg_bytes,
+            max_inflight_msgs=o.max_inflight_msgs,
+            snapshot_chunk_bytes=o.snapshot_chunk_bytes,
+        )
+
+    @property
+    def now(self) -> int:
+        """Virtual time in microseconds."""
+        return self.scheduler.now
+
+    def sleep(self, duration: int) -> None:
+        """Let ``duration`` virtual microseconds pass."""
+        self.scheduler.run_for(duration)
+
+    def spawn(self, gen: Proc) -> Process:
+        """Start a driver coroutine now; it runs as virtual time passes."""
+        proc = Process(gen)
+
+        def step() -> None:
+            try:
+                delay = next(proc.gen)
+            except StopIteration as stop:
+                proc.done = True
+                proc.result = stop.value
+                return
+            self.scheduler.call_later(delay, step)
+
+        self.scheduler.call_later(0, step)
+        return proc
+
+    def run(self, gen: Proc, limit: int = 600 * SECOND) -> object:
+        """Run one driver coroutine to completion (other events run meanwhile); its result."""
+        proc = self.spawn(gen)
+        self.wait_done([proc], limit)
+        return proc.result
+
+    def wait_done(self, procs: list[Process], limit: int = 600 * SECOND) -> None:
+        """Let time pass until every process in ``procs`` finished (at most ``limit``)."""
+        if not self.scheduler.run_until_true(lambda: all(p.done for p in procs), self.now + limit):
+            raise self.fail("driver processes did not finish")
+
+    # -- faults ---------------------------------------------------------------------------------
+
+    def alive(self, i: int) -> bool:
+        """Whether node ``i`` is running (not crashed)."""
+        return self.nodes[i] is not None
+
+    def connected(self, i: int) -> bool:
+        """Whether node ``i`` runs and is connected (6.5840's ``cfg.connected[i]``)."""
+        return self.nodes[i] is not None and self.network.is_connected(i)
+
+    def connect(self, i: int) -> None:
+        """Reconnect node ``i`` to the network (both directions)."""
+        self.network.connect(i)
+
+    def disconnect(self, i: int) -> None:
+        """Cut node ``i`` off in both directions."""
+        self.network.disconnect(i)
+
+    def crash(self, i: int) -> None:
+        """Crash node ``i``: only its persisted storage survives; it is also disconnected."""
+        self.disconnect(i)
+        node = self.nodes[i]
+        if node is None:
+            return
+        node.stop()
+        self.network.detach(i)
+        self.checker.on_crash(i)
+        self.saved[i] = node.storage
+        self.nodes[i] = None
+
+    def restart(self, i: int) -> None:
+        """(Re)start node ``i`` from a copy of its persisted storage; crashes it first if needed.
+
+        The node stays disconnected until :meth:`connect` (as 6.5840's ``start1``).
+        """
+        if self.nodes[i] is not None:
+            self.crash(i)
+        storage = self.saved[i].copy()
+        rng = random.Random(self._node_seeds.getrandbits(64))
+        node = SimNode(self, i, storage, rng)
+        self.nodes[i] = node
+        self.apps[i] = node.app
+
+    def node(self, i: int) -> SimNode:
+        """The running node ``i`` (raises if it is crashed)."""
+        node = self.nodes[i]
+        if node is None:
+            raise self.fail(f"node {i} is crashed")
+        return node
+
+    # -- requests -------------------------------------------------------------------------------
+
+    def start(self, i: int, command: bytes) -> tuple[int, int, bool]:
+        """Propose ``command`` at node ``i``: (index, term, True), or (-1, term, False) if it
+        is not the leader (or crashed, term 0). Replication starts at the current instant."""
+        node = self.nodes[i]
+        if node is None:
+            return -1, 0, False
+        try:
+            index = node.raw.propose(command)
+        except (NotLeaderError, ProposalDroppedError):
+            return -1, node.raw.term, False
+        node.schedule_drain()
+        return index, node.raw.term, True
+
+    def transfer_leadership(self, i: int, target: int) -> None:
+        """Ask node ``i`` (normally the leader) to hand leadership to ``target``."""
+        node = self.nodes[i]
+        if node is None:
+            return
+        node.raw.transfer_leadership(target)
+        node.schedule_drain()
+
+    # -- observations ---------------------------------------------------------------------------
+
+    def term_of(self, i: int) -> int:
+        """Current term of running node ``i``."""
+        return self.node(i).raw.term
+
+    def is_leader(self, i: int) -> bool:
+        """Whether node ``i`` runs and believes it leads."""
+        node = self.nodes[i]
+        return node is not None and node.raw.role is Role.LEADER
+
+    def n_committed(self, index: int) -> tuple[int, bytes | None]:
+        """How many nodes applied ``index`` (crashed ones count what they had), and its data.
+
+        Crashed nodes keep the log their application had, like 6.5840's ``cfg.logs``.
+        """
+        count = 0
+        data: bytes | None = None
+        for i in self.ids:
+            applied = self.apps[i].get(index)
+            if applied is None:
+                continue
+            if data is not None and applied != data:
+                raise self.fail(f"committed values at {index} differ: {data!r} vs {applied!r}")
+            count += 1
+            data = applied
+        return count, data
+
+    def rpc_count(self, i: int) -> int:
+        """RPCs (requests) delivered to node ``i`` so far."""
+        return self.network.stats.requests_received.get(i, 0)
+
+    def rpc_total(self) -> int:
+        """RPCs delivered to all nodes so far (6.5840 sums ``rpcCount`` over servers)."""
+        return sum(self.rpc_count(i) for i in self.ids)
+
+    def bytes_total(self) -> int:
+        """Bytes of every request sent so far (labrpc counts request arguments)."""
+        return self.network.stats.request_bytes
+
+    def raft_state_size(self, i: int) -> int:
+        """Bytes of node ``i``'s persisted Raft state: hard state plus log, snapshot excluded."""
+        node = self.nodes[i]
+        storage = node.storage if node is not None else self.saved[i]
+        hard_state, _ = storage.initial_state()
+        entries = storage.entries(storage.first_index(), storage.last_index() + 1)
+        return hard_state.ByteSize() + sum(e.ByteSize() for e in entries)
+
+    def log_size(self) -> int:
+        """The largest persisted Raft state of any node (6.5840's ``LogSize``)."""
+        return max(self.raft_state_size(i) for i in self.ids)
+
+    # -- 6.5840's checks ------------------------------------------------------------------------
+
+    def leaders_by_term(self) -> dict[int, list[int]]:
+        """Connected nodes that believe they lead, by term."""
+        leaders: dict[int, list[int]] = {}
+        for i in self.ids:
+            if self.connected(i) and self.is_leader(i):
+                leaders.setdefault(self.term_of(i), []).append(i)
+        return leaders
+
+    def check_one_leader(self) -> int:
+        """Wait (up to ~5 s) until connected nodes have a leader; one per term; return it."""
+        for _ in range(10):
+            self.sleep(self.rng.randrange(450, 551) * MS)
+            leaders = self.leaders_by_term()
+            for term, ids in leaders.items():
+                if len(ids) > 1:
+                    raise self.fail(f"term {term} has {len(ids)} leaders: {ids}")
+            if leaders:
+                return leaders[max(leaders)][0]
+        raise self.fail("expected one leader, got none")
+
+    def check_terms(self) -> int:
+        """All connected nodes agree on the term; return it."""
+        term = -1
+        for i in self.ids:
+            if self.connected(i):
+                t = self.term_of(i)
+                if term == -1:
+                    term = t
+                elif t != term:
+                    raise self.fail(f"servers disagree on term: {term} vs {t}")
+        return term
+
+    def check_no_leader(self) -> None:
+        """No connected node believes it leads."""
+        for i in self.ids:
+            if self.connected(i) and self.is_leader(i):
+                raise self.fail(f"expected no leader among connected servers, but {i} leads")
+
+    def one_proc(self, command: bytes, expected: int, retry: bool) -> Proc:
+        """6.5840's ``one``: propose until a leader takes it and ``expected`` nodes applied it.
+
+        Returns the index. Fails after 10 s of virtual time, or after 2 s of one attempt
+        without ``retry``.
+        """
+        t0 = self.now
+        starts = 0
+        while self.now - t0 < 10 * SECOND:
+            index = -1
+            for _ in self.ids:
+                starts = starts % self.n + 1
+                if self.connected(starts):
+                    index1, _, ok = self.start(starts, command)
+                    if ok:
+                        index = index1
+                        break
+            if index != -1:
+                t1 = self.now
+                while self.now - t1 < 2 * SECOND:
+                    nd, data = self.n_committed(index)
+                    if nd > 0 and nd >= expected and data == command:
+                        return index
+                    yield 20 * MS
+                if not retry:
+                    raise self.fail(f"one({command[:20]!r}) failed to reach agreement")
+            else:
+                yield 50 * MS
+        raise self.fail(f"one({command[:20]!r}) failed to reach agreement in 10 s")
+
+    def one(self, command: bytes, expected: int, retry: bool) -> int:
+        """Run :meth:`one_proc` to completion; the index the command committed at."""
+        index = self.run(self.one_proc(command, expected, retry))
+        assert isinstance(index, int)
+        return index
+
+    def wait_proc(self, index: int, n: int, start_term: int) -> Proc:
+        """6.5840's ``wait``: until ``n`` nodes applied ``index``; its data, or None once some
+        node's term passed ``start_term`` (-1: never give up that way)."""
+        pause = 10 * MS
+        for _ in range(30):
+            nd, _ = self.n_committed(index)
+            if nd >= n:
+                break
+            yield pause
+            if pause < SECOND:
+                pause *= 2
+            if start_term > -1:
+                for i in self.ids:
+                    node = self.nodes[i]
+                    if node is not None and node.raw.term > start_term:
+                        return None
+        nd, data = self.n_committed(index)
+        if nd < n:
+            raise self.fail(f"only {nd} decided for index {index}; wanted {n}")
+        return data
+
+    def wait(self, index: int, n: int, start_term: int) -> bytes | None:
+        """Run :meth:`wait_proc` to completion."""
+        data = self.run(self.wait_proc(index, n, start_term))
+        assert data is None or isinstance(data, bytes)
+        return data
+
+    def heal_all(self) -> None:
+        """Restart every crashed node, reconnect everyone, mend every link, reliable network."""
+        for i in self.ids:
+            if self.nodes[i] is None:
+                self.restart(i)
+            self.connect(i)
+        self.network.heal()
+        self.network.reliable = True
+        self.network.long_reordering = False
+
+    def leader_ids(self) -> list[int]:
+        """Running nodes that believe they lead (any term, connected or not)."""
+        return [i for i in self.ids if self.is_leader(i)]
+
+    def each_node(self, fn: Callable[[SimNode], None]) -> None:
+        """Call ``fn`` on every running node, in id order."""
+        for i in self.ids:
+            node = self.nodes[i]
+            if node is not None:
+                fn(node)
