@@ -52,13 +52,17 @@ class Witness:
     state: dict[str, str]
     unplaced: tuple[Unplaced, ...]
 
-    def describe(self) -> str:
-        """A readable multi-line explanation."""
+    def describe(self, max_prefix: int = 20) -> str:
+        """A readable multi-line explanation showing the last ``max_prefix`` prefix operations."""
         lines = [
             f"keys {list(self.keys)}: not linearizable; the longest linearizable prefix has "
             f"{len(self.linearized)} operation(s):"
         ]
-        lines += [f"  {n}. {op.describe()}" for n, op in enumerate(self.linearized, start=1)]
+        shown = self.linearized[-max_prefix:] if max_prefix > 0 else ()
+        first_shown = len(self.linearized) - len(shown) + 1
+        if first_shown > 1:
+            lines.append(f"  ... {first_shown - 1} earlier operation(s) omitted")
+        lines += [f"  {n}. {op.describe()}" for n, op in enumerate(shown, start=first_shown)]
         lines.append(f"state after the prefix: {self.state}")
         lines.append("none of these can be placed next:")
         for item in self.unplaced:

@@ -13,7 +13,6 @@ is accepted with whatever output the specification produces.
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from typing import TypeAlias
 
 from lincheck.history import Json, Operation, OpKind, Status
@@ -23,14 +22,18 @@ EMPTY_STATE: State = ()
 
 
 def _position(state: State, key: str) -> int:
-    return bisect_left(state, key, key=lambda pair: pair[0])
+    # Linear: partitions hold one key or a handful, and a new state is O(keys) to build anyway.
+    for i, (present, _) in enumerate(state):
+        if present >= key:
+            return i
+    return len(state)
 
 
 def lookup(state: State, key: str) -> str | None:
     """The value of ``key`` in ``state``, or ``None`` if it is missing."""
-    i = _position(state, key)
-    if i < len(state) and state[i][0] == key:
-        return state[i][1]
+    for present, value in state:
+        if present == key:
+            return value
     return None
 
 

@@ -121,6 +121,8 @@ def search(operations: Sequence[Operation], budget: Budget) -> SearchResult:
     stack: list[tuple[int, State]] = []
     longest: list[int] = []
     longest_state: State = EMPTY_STATE
+    # longest[:agree] equals the stack's operations, so a new record copies only the rest.
+    agree = 0
     steps = 0
     node = nxt[0]
     while pending_definite:
@@ -150,12 +152,15 @@ def search(operations: Sequence[Operation], budget: Budget) -> SearchResult:
             continue
         # A return: its operation had to be linearized by now. Backtrack.
         if len(stack) > len(longest):
-            longest, longest_state = [node_op[entry] for entry, _ in stack], state
+            del longest[agree:]
+            longest.extend(node_op[entry] for entry, _ in stack[agree:])
+            longest_state, agree = state, len(stack)
         if not stack:
             budget.spend(steps)
             witness = tuple(operations[i] for i in longest)
             return SearchResult(Outcome.NOT_LINEARIZABLE, witness, longest_state)
         node, state = stack.pop()
+        agree = min(agree, len(stack))
         i = node_op[node]
         linearized ^= 1 << i
         pending_definite += definite[i]

@@ -61,6 +61,17 @@ def test_doubled_append_is_caught() -> None:
     assert "get('x') -> '122'" in result.witness.describe()
 
 
+def test_long_prefixes_are_abbreviated_in_the_description() -> None:
+    history = [op(1, "append", "x", str(i % 10), None, 10 * i, 10 * i + 5) for i in range(30)]
+    history.append(op(2, "get", "x", None, "wrong", 1000, 1010))
+    result = check_history(history)
+    assert result.witness is not None
+    text = result.witness.describe(max_prefix=5)
+    assert "... 25 earlier operation(s) omitted" in text
+    assert "  26. client 1: append('x', '5')" in text
+    assert "  25. " not in text
+
+
 def test_concurrent_appends_may_land_in_either_order() -> None:
     history = [
         op(1, "append", "x", "1", None, 0, 50),
