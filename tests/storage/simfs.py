@@ -72,6 +72,7 @@ class SimFileSystem:
         self.durable: dict[str, _Inode] = {}
         self.locks: set[str] = set()
         self.ops = 0
+        self.file_syncs = 0
         self.crash_after: int | None = None
         self.capacity: int | None = None
         self.fail_syncs: list[int] = []  # errnos the next syncs raise, in order
@@ -135,6 +136,7 @@ class SimFileSystem:
             self.tick()
             raise OSError(code, os.strerror(code))
         inode.synced = bytes(inode.data)
+        self.file_syncs += 1
         self.tick()
 
     def makedirs(self, path: str) -> None:
