@@ -205,6 +205,8 @@ class SimNode:
     def _send(self, msg: Message) -> None:
         if msg.sender != self.id or msg.to == self.id or msg.to == 0:
             raise self.cluster.fail(f"node {self.id} addressed a message badly: {msg}")
+        counts = self.cluster.messages_sent
+        counts[msg.type] = counts.get(msg.type, 0) + 1
         self.port.send(msg.to, msg.SerializeToString(), is_request=msg.type in REQUEST_TYPES)
 
     def _maybe_snapshot(self) -> None:
@@ -261,6 +263,8 @@ class SimCluster:
         self.nodes: dict[int, SimNode | None] = {}
         self.saved: dict[int, MemoryStorage] = {}
         self.apps: dict[int, RecordingApp] = {}
+        self.messages_sent: dict[int, int] = {}
+        """Messages the nodes handed to the network, by ``MessageType`` (lost ones included)."""
         for i in self.ids:
             self.saved[i] = MemoryStorage(voters=self.ids)
             self.nodes[i] = None
