@@ -1,11 +1,20 @@
 """Linearizability histories for raftkv and an exact checker (Wing-Gong / Lowe search, per key).
 
 Record a history with :class:`HistoryRecorder`, save or load it as JSON lines
-(:func:`write_history`, :func:`read_history`), and check it with :func:`check_history`.
+(:func:`write_history`, :func:`read_history`), and check it with :func:`check_history`, or with
+:func:`assert_linearizable` in tests.
 ``python -m lincheck HISTORY.jsonl`` does the same from a shell.
 """
 
-from lincheck.checker import CheckResult, Unplaced, Verdict, Witness, check_history
+from lincheck.checker import (
+    CheckResult,
+    LinearizabilityError,
+    Unplaced,
+    Verdict,
+    Witness,
+    assert_linearizable,
+    check_history,
+)
 from lincheck.history import (
     FIELDS,
     ClientId,
@@ -32,6 +41,7 @@ __all__ = [
     "HistoryFormatError",
     "HistoryRecorder",
     "Json",
+    "LinearizabilityError",
     "OpKind",
     "Operation",
     "PendingOperation",
@@ -39,6 +49,7 @@ __all__ = [
     "Unplaced",
     "Verdict",
     "Witness",
+    "assert_linearizable",
     "bytes_to_str",
     "check_history",
     "dumps_operation",

@@ -155,3 +155,43 @@ def check_history(
     return CheckResult(
         verdict, len(parts), len(operations), budget.steps_taken, None, tuple(unresolved)
     )
+
+
+class LinearizabilityError(AssertionError):
+    """Raised by :func:`assert_linearizable`; ``result`` holds the verdict and witness."""
+
+    def __init__(self, message: str, result: CheckResult) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+def assert_linearizable(
+    history: Iterable[Operation],
+    *,
+    timeout: float | None = None,
+    allow_unknown: bool = False,
+    save_to: str | Path | None = None,
+) -> CheckResult:
+    """Check ``history`` and raise :class:`LinearizabilityError` unless it is linearizable.
+
+    For scenario tests. An ``unknown`` verdict (``timeout`` ran out) raises too unless
+    ``allow_unknown``. With ``save_to`` (a path stem), a failing check leaves
+    ``<stem>.history.jsonl`` and, for a violation, the witness files next to it.
+    """
+    operations = list(history)
+    result = check_history(operations, timeout=timeout)
+    if result.ok or (result.verdict is Verdict.UNKNOWN and allow_unknown):
+        return result
+    saved = ""
+    if save_to is not None:
+        history_path = Path(f"{save_to}.history.jsonl")
+        write_history(history_path, operations)
+        saved = f"\nhistory saved to {history_path}"
+        if result.witness is not None:
+            paths = result.witness.write(save_to)
+            saved += f"; witness in {paths[0]} and {paths[1]}"
+    if result.witness is not None:
+        raise LinearizabilityError(result.witness.describe() + saved, result)
+    unresolved = ", ".join(str(list(keys)) for keys in result.unresolved)
+    message = f"linearizability unknown: the budget ran out on keys {unresolved}{saved}"
+    raise LinearizabilityError(message, result)

@@ -65,3 +65,20 @@ def test_mutated_histories_get_the_brute_force_verdict(mutation: str) -> None:
             assert witness.unplaced
     # The mutations must actually produce violations often enough to test something.
     assert illegal >= 15, illegal
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_larger_simulated_histories_are_accepted(seed: int) -> None:
+    # Too large for brute force; a real atomic store must still pass (no false alarms).
+    rng = random.Random(10_000 + seed)
+    history = generate(
+        rng,
+        clients=rng.randint(3, 6),
+        ops_per_client=rng.randint(5, 15),
+        keys=rng.choice([("x",), ("x", "y", "z")]),
+        kinds=ALL_KINDS,
+        unknown_rate=0.1,
+        fail_rate=0.05,
+        max_duration=150,
+    )
+    assert check_history(history).ok

@@ -5,7 +5,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lincheck import Json, Operation, OpKind, Status, Verdict, check_history, read_history
+import pytest
+
+from lincheck import (
+    Json,
+    LinearizabilityError,
+    Operation,
+    OpKind,
+    Status,
+    Verdict,
+    assert_linearizable,
+    check_history,
+    read_history,
+)
 
 
 def op(
@@ -242,3 +254,23 @@ def test_a_failure_elsewhere_wins_over_an_unresolved_key() -> None:
     result = check_history(history, max_steps=20_000)
     assert result.verdict is Verdict.ILLEGAL
     assert result.witness is not None and result.witness.keys == ("y",)
+
+
+def test_assert_linearizable_raises_with_the_witness_and_saves_the_history(
+    tmp_path: Path,
+) -> None:
+    good = [op(1, "put", "x", "a", None, 0, 10), op(2, "get", "x", None, "a", 20, 30)]
+    assert assert_linearizable(good).ok
+    stale = [good[0], op(2, "get", "x", None, None, 20, 30)]
+    with pytest.raises(LinearizabilityError, match="not linearizable") as info:
+        assert_linearizable(stale, save_to=tmp_path / "run")
+    assert info.value.result.verdict is Verdict.ILLEGAL
+    assert read_history(tmp_path / "run.history.jsonl") == stale
+    assert read_history(tmp_path / "run.unplaced.jsonl") == [stale[1]]
+
+
+def test_assert_linearizable_treats_unknown_as_failure_unless_allowed() -> None:
+    with pytest.raises(LinearizabilityError, match="budget ran out on keys \\['x'\\]"):
+        assert_linearizable(_pathological(14), timeout=0.0)
+    result = assert_linearizable(_pathological(14), timeout=0.0, allow_unknown=True)
+    assert result.verdict is Verdict.UNKNOWN
