@@ -157,6 +157,10 @@ class DiskStorage:
         except OSError as exc:
             raise _translate(exc, f"reading {self._snapshot.path}") from exc
 
+    def entries_in_memory(self) -> int:
+        """How many log entries this object holds in memory: only those after the snapshot."""
+        return len(self._log.entries)
+
     # -- write half -----------------------------------------------------------------------------
 
     def save(self, hard_state: HardState | None, entries: Sequence[Entry]) -> None:
