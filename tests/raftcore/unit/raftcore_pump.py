@@ -13,21 +13,51 @@ from dataclasses import dataclass, field
 
 from raftcore import Config, RawNode, ReadState, ReadyPersister, Role
 from raftcore.memory_storage import MemoryStorage
-from raftcore.raftpb_pb2 import Entry, HardState, Message
+from raftcore.raftpb_pb2 import Entry, HardState, Message, SnapshotMetadata
 
 
 @dataclass
 class Node:
+    """A RawNode, its storage, and a toy application: the list of applied commands."""
+
     raw: RawNode
     storage: MemoryStorage
     persister: ReadyPersister
-    applied: list[Entry] = field(default_factory=list)
-    snapshot_data: bytes = b""
-    snapshot_index: int = 0
+    state: list[bytes] = field(default_factory=list)
+    last_applied: int = 0
     reads: list[ReadState] = field(default_factory=list)
 
     def applied_data(self) -> list[bytes]:
-        return [e.data for e in self.applied if e.data]
+        return self.state
+
+    def restore(self) -> None:
+        """Load the application from the snapshot in storage."""
+        data = self.storage.read_snapshot(0, self.storage.snapshot_size())
+        self.state = decode(data)
+        self.last_applied = self.storage.snapshot_metadata().index
+
+    def compact(self) -> None:
+        """The application snapshots its state at its applied index (section 7)."""
+        index = self.last_applied
+        meta = SnapshotMetadata(
+            index=index, term=self.storage.term(index), conf_state=self.raw.status().conf_state
+        )
+        writer = self.storage.snapshot_writer(meta)
+        writer.write(encode(self.state))
+        writer.commit()
+
+
+def encode(state: list[bytes]) -> bytes:
+    return b"".join(len(d).to_bytes(4, "big") + d for d in state)
+
+
+def decode(data: bytes) -> list[bytes]:
+    state, pos = [], 0
+    while pos < len(data):
+        n = int.from_bytes(data[pos : pos + 4], "big")
+        state.append(data[pos + 4 : pos + 4 + n])
+        pos += 4 + n
+    return state
 
 
 class Pump:
@@ -47,8 +77,7 @@ class Pump:
         raw = RawNode(cfg, storage, random.Random(self.rng.random()), applied=applied)
         node = Node(raw, storage, ReadyPersister(storage))
         if applied:
-            node.snapshot_index = applied
-            node.snapshot_data = storage.read_snapshot(0, storage.snapshot_size())
+            node.restore()
         self.nodes[i] = node
         return node
 
@@ -65,14 +94,13 @@ class Pump:
             rd = raw.ready()
             installed = node.persister.persist(rd)
             if installed is not None:
-                node.snapshot_index = installed.index
-                node.snapshot_data = node.storage.read_snapshot(0, node.storage.snapshot_size())
-                node.applied = [e for e in node.applied if e.index <= installed.index]
+                node.restore()
             self.queue.extend(rd.messages)
             for e in rd.committed_entries:
-                expected = (node.applied[-1].index if node.applied else node.snapshot_index) + 1
-                assert e.index == expected, (e.index, expected)
-                node.applied.append(e)
+                assert e.index == node.last_applied + 1, (e.index, node.last_applied)
+                node.last_applied = e.index
+                if e.data:
+                    node.state.append(e.data)
             node.reads.extend(rd.read_states)
             raw.advance(rd)
 
