@@ -3,7 +3,9 @@
 Like 6.5840's test applier, the application's state *is* its applied log (``ENTRY_NORMAL`` with
 empty data, the leader's no-op, is recorded as ``b""``), so comparing applications compares what
 each node applied at each index. Its snapshot is that whole log, encoded as a raftpb ``Message``
-whose ``entries`` carry index and data (deterministic protobuf bytes, no pickle).
+whose ``entries`` carry index and data (protobuf bytes, no pickle). The encoding of the entries
+is kept up to date as they are applied (a repeated field's encoding is the concatenation of its
+elements'), so taking a snapshot costs one copy, not a re-encoding of the whole log.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class RecordingApp:
 
     def __init__(self) -> None:
         self._log: list[bytes] = []
+        self._encoded = bytearray()  # the ``entries`` field of the snapshot message so far
         self.applied_term = 0
         """Term of the entry at :attr:`applied_index` (0 before anything was applied)."""
 
@@ -53,21 +56,21 @@ class RecordingApp:
         if entry.index != len(self._log) + 1:
             raise ApplyOrderError(f"applying index {entry.index} after {len(self._log)}")
         self._log.append(entry.data)
+        self._encoded += Message(
+            entries=[Entry(index=entry.index, data=entry.data)]
+        ).SerializeToString()
         self.applied_term = entry.term
 
     def snapshot(self) -> bytes:
         """Encode the whole applied log."""
-        msg = Message(
-            index=len(self._log),
-            log_term=self.applied_term,
-            entries=[Entry(index=i + 1, data=d) for i, d in enumerate(self._log)],
-        )
-        return msg.SerializeToString(deterministic=True)
+        header = Message(index=len(self._log), log_term=self.applied_term)
+        return header.SerializeToString() + bytes(self._encoded)
 
     def restore(self, data: bytes) -> None:
         """Replace the state with a snapshot made by :meth:`snapshot` (empty bytes: nothing)."""
         if not data:
             self._log = []
+            self._encoded = bytearray()
             self.applied_term = 0
             return
         try:
@@ -78,4 +81,5 @@ class RecordingApp:
         if len(log) != msg.index or any(e.index != i + 1 for i, e in enumerate(msg.entries)):
             raise SnapshotFormatError("snapshot entries are not 1..index in order")
         self._log = log
+        self._encoded = bytearray(Message(entries=msg.entries).SerializeToString())
         self.applied_term = msg.log_term

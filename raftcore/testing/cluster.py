@@ -394,13 +394,17 @@ class SimCluster:
         node.schedule_drain()
         return index, node.raw.term, True
 
-    def transfer_leadership(self, i: int, target: int) -> None:
-        """Ask node ``i`` (normally the leader) to hand leadership to ``target``."""
+    def transfer_leadership(self, i: int, target: int) -> bool:
+        """Ask node ``i`` to hand leadership to ``target``; False if ``i`` is down or not leader."""
         node = self.nodes[i]
         if node is None:
-            return
-        node.raw.transfer_leadership(target)
+            return False
+        try:
+            node.raw.transfer_leadership(target)
+        except NotLeaderError:
+            return False
         node.schedule_drain()
+        return True
 
     # -- observations ---------------------------------------------------------------------------
 
