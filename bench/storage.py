@@ -4,13 +4,16 @@ Run ``python -m bench.storage`` (``--help`` for the knobs). Each configuration s
 100-byte entries, each batch with a hard state (as a Ready that advances the commit index does),
 into a fresh temporary directory for ``--seconds``, ``--repeats`` times; the table shows medians.
 Rates are per second spent inside ``save()`` (building the entries is the caller's cost, not the
-storage's). With fsync on, every save is exactly one fdatasync, so fsyncs/s equals saves/s.
+storage's). With fsync on, every save is exactly one fdatasync, so fsyncs/s equals saves/s. The
+first rows are the floor the disk allows: the same bytes per batch appended with os.write and
+fdatasync, no framing or encoding.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import platform
 import statistics
 import tempfile
@@ -62,6 +65,28 @@ def measure(*, fsync: bool, batch: int, seconds: float, repeats: int, base_dir: 
     return Figures(fsync, batch, statistics.median(appends), statistics.median(saves))
 
 
+def measure_raw(*, batch: int, seconds: float, repeats: int, base_dir: str) -> Figures:
+    """The floor to compare with: the same bytes appended by os.write + fdatasync, no framing."""
+    appends: list[float] = []
+    saves: list[float] = []
+    chunk = b"x" * (ENTRY_BYTES * batch)
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory(dir=base_dir) as data_dir:
+            fd = os.open(os.path.join(data_dir, "raw"), os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+            count = 0
+            start = time.perf_counter()
+            deadline = start + seconds
+            while time.perf_counter() < deadline:
+                os.write(fd, chunk)
+                os.fdatasync(fd)
+                count += 1
+            elapsed = time.perf_counter() - start
+            os.close(fd)
+        appends.append(count * batch / elapsed)
+        saves.append(count / elapsed)
+    return Figures(True, batch, statistics.median(appends), statistics.median(saves))
+
+
 def main() -> None:
     """Parse the options, run every configuration, print a Markdown table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -76,8 +101,16 @@ def main() -> None:
         f"# DiskStorage.save, {ENTRY_BYTES}-byte entries, {args.repeats} x {args.seconds} s runs, "
         f"medians; {platform.platform()}, Python {platform.python_version()}, dir {base_dir}"
     )
-    print("| fsync | batch | appends/s | fsyncs/s |")
-    print("|---|---:|---:|---:|")
+    print("| what | fsync | batch | appends/s | fsyncs/s |")
+    print("|---|---|---:|---:|---:|")
+    for batch in BATCH_SIZES:
+        raw = measure_raw(
+            batch=batch, seconds=args.seconds, repeats=args.repeats, base_dir=base_dir
+        )
+        print(
+            f"| raw write+fdatasync (floor) | on | {batch} | {raw.appends_per_second:,.0f} "
+            f"| {raw.saves_per_second:,.0f} |"
+        )
     for fsync in (True, False):
         for batch in BATCH_SIZES:
             figures = measure(
@@ -89,7 +122,8 @@ def main() -> None:
             )
             mode = "on" if fsync else "off"
             syncs = f"{figures.saves_per_second:,.0f}" if fsync else "0"
-            print(f"| {mode} | {batch} | {figures.appends_per_second:,.0f} | {syncs} |")
+            appends = f"{figures.appends_per_second:,.0f}"
+            print(f"| DiskStorage.save | {mode} | {batch} | {appends} | {syncs} |")
 
 
 if __name__ == "__main__":
