@@ -93,9 +93,12 @@ class DiskStorage:
             )
         try:
             self._fs.makedirs(self._dir)
+            if fsync:
+                # A directory created just now must itself survive a crash.
+                self._fs.sync_dir(os.path.dirname(os.path.abspath(self._dir)))
+            self._lock: DirLock = self._fs.lock(os.path.join(self._dir, LOCK_NAME))
         except OSError as exc:
-            raise _translate(exc, f"creating {self._dir}") from exc
-        self._lock: DirLock = self._fs.lock(os.path.join(self._dir, LOCK_NAME))
+            raise _translate(exc, f"opening {self._dir}") from exc
         try:
             recovered = recover(self._fs, self._dir, voters=voters, sync=fsync)
             self._active: FileHandle = self._fs.open_append(
