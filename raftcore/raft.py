@@ -141,9 +141,15 @@ class Raft:
             raise NotLeaderError(self.lead)
         if self.transferee:
             raise ProposalDroppedError(f"leadership is moving to {self.transferee}")
+        # Inlined _append: this is the hottest path in the core.
         log = self.log
         index = log.offset + len(log.unstable)
-        self._append(Entry(term=self.term, index=index, data=data))
+        log.unstable.append(Entry(term=self.term, index=index, data=data))
+        self.prs[self.id].match = index
+        if len(self.voters) == 1:
+            self._maybe_commit()
+        elif len(self.dirty) < len(self.peers):
+            self.dirty.update(self.peers)
         return index
 
     def step(self, m: Message) -> None:
@@ -227,9 +233,10 @@ class Raft:
         if not self.dirty:
             return
         committed = self.log.committed
+        built: dict[int, tuple[Message, int]] = {}
         for peer in self.dirty:
             pr = self.prs[peer]
-            self._send_append(peer, pr, committed > pr.sent_commit)
+            self._send_append(peer, pr, committed > pr.sent_commit, built)
         self.dirty.clear()
 
     # -- role changes ---------------------------------------------------------------------------
@@ -485,25 +492,40 @@ class Raft:
         self.read_only.add_request(committed, context, self.id)
         self._broadcast_heartbeat(context)
 
-    def _send_append(self, to: int, pr: Progress, send_if_empty: bool) -> None:
+    def _send_append(
+        self,
+        to: int,
+        pr: Progress,
+        send_if_empty: bool,
+        built: dict[int, tuple[Message, int]] | None = None,
+    ) -> None:
         """Send ``to`` the entries from its next index on (or, if they were compacted, the
-        snapshot) unless it is paused; an empty MSG_APPEND only if ``send_if_empty``."""
+        snapshot) unless it is paused; an empty MSG_APPEND only if ``send_if_empty``.
+
+        ``built`` caches, by next index, the messages made in one flush: followers at the same
+        point get a C-level copy instead of re-encoding every entry (the common fan-out).
+        """
         if pr.state is ProgressState.SNAPSHOT or pr.is_paused():
             return
-        log = self.log
-        prev = pr.next - 1
-        last = log.last_index()
-        try:
-            prev_term = log.term(prev)
-            entries = log.slice(pr.next, last + 1, self.config.max_msg_bytes)
-        except CompactedError:
-            self._send_snapshot(to, pr)
-            return
-        if not entries and not send_if_empty:
-            return
-        committed = log.committed
-        self.msgs.append(
-            Message(
+        cached = built.get(pr.next) if built is not None else None
+        if cached is not None:
+            template, last_sent = cached
+            if not last_sent and not send_if_empty:
+                return
+            m = Message()
+            m.CopyFrom(template)
+            m.to = to
+        else:
+            log = self.log
+            prev = pr.next - 1
+            try:
+                prev_term = log.term(prev)
+                entries = log.slice(pr.next, log.last_index() + 1, self.config.max_msg_bytes)
+            except CompactedError:
+                self._send_snapshot(to, pr)
+                return
+            last_sent = entries[-1].index if entries else 0
+            m = Message(
                 type=MSG_APPEND,
                 to=to,
                 sender=self.id,
@@ -511,11 +533,15 @@ class Raft:
                 index=prev,
                 log_term=prev_term,
                 entries=entries,
-                commit=committed,
+                commit=log.committed,
             )
-        )
-        pr.sent_commit = committed
-        pr.sent_entries(entries[-1].index if entries else 0)
+            if built is not None:
+                built[pr.next] = (m, last_sent)
+            if not entries and not send_if_empty:
+                return
+        self.msgs.append(m)
+        pr.sent_commit = m.commit
+        pr.sent_entries(last_sent)
 
     def _send_snapshot(self, to: int, pr: Progress) -> None:
         """Send ``to`` the next chunk of the current snapshot (restarting if it changed)."""

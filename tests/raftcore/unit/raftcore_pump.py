@@ -26,6 +26,7 @@ class Node:
     state: list[bytes] = field(default_factory=list)
     last_applied: int = 0
     reads: list[ReadState] = field(default_factory=list)
+    applied_entries: list[Entry] = field(default_factory=list)  # for checkers to drain
 
     def applied_data(self) -> list[bytes]:
         return self.state
@@ -98,7 +99,10 @@ class Pump:
             self.queue.extend(rd.messages)
             for e in rd.committed_entries:
                 assert e.index == node.last_applied + 1, (e.index, node.last_applied)
+                # Never apply what is not durable locally (the Ready contract).
+                assert node.storage.term(e.index) == e.term
                 node.last_applied = e.index
+                node.applied_entries.append(e)
                 if e.data:
                     node.state.append(e.data)
             node.reads.extend(rd.read_states)
