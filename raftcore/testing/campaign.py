@@ -9,7 +9,8 @@ whether and how often the application snapshots, and a schedule of ``rounds`` fa
 separated by random pauses: partitions (minority/majority, three-way, and bridges where one
 node sees both sides), single disconnects, crashes and restarts, an unreliable network and long
 reordering switched on and off, leadership transfers, forced elections, and bursts of
-proposals. Two client processes propose throughout and remember every value they saw commit.
+proposals. Two client processes propose throughout and remember every value they saw commit;
+they also ask the leader for ReadIndex read points, which the invariant checker verifies.
 
 The cluster's invariant checker runs on every step. At the end everything is healed; liveness
 then requires a leader within 6.5840's 5 s and one more command committed on every node within
@@ -40,6 +41,7 @@ class CampaignResult:
     virtual_us: int = 0
     final_index: int = 0
     acknowledged: int = 0
+    reads_answered: int = 0
     actions: dict[str, int] = field(default_factory=dict)
     messages_sent: dict[int, int] = field(default_factory=dict)
 
@@ -87,6 +89,12 @@ class _Campaign:
     def client(self) -> Proc:
         cluster = self.cluster
         while not self.stop:
+            if self.rng.random() < 0.3:
+                for i in cluster.ids:
+                    if cluster.read_index(i) is not None:
+                        break
+                yield self.rng.randrange(10, 60) * MS
+                continue
             value = self.value()
             index = self.propose_anywhere(value)
             if index == -1:
@@ -228,6 +236,7 @@ class _Campaign:
         self.result.final_index = final
         self.result.acknowledged = len(self.seen)
         self.result.messages_sent = dict(cluster.messages_sent)
+        self.result.reads_answered = cluster.reads_answered
         return self.result
 
 

@@ -195,6 +195,9 @@ class SimNode:
             for entry in rd.committed_entries:
                 checker.on_apply(node_id, entry)
                 app.apply(entry)
+            for rs in rd.read_states:
+                checker.on_read_state(node_id, rs.index, rs.context)
+                self.cluster.reads_answered += 1
             raw.advance(rd)
             self._maybe_snapshot()
         commit = raw.commit_index
@@ -264,6 +267,9 @@ class SimCluster:
         self.saved: dict[int, MemoryStorage] = {}
         self.apps: dict[int, RecordingApp] = {}
         self.messages_sent: dict[int, int] = {}
+        self.reads_answered = 0
+        """ReadIndex requests answered with a read point (each one checked for staleness)."""
+        self._read_seq = 0
         """Messages the nodes handed to the network, by ``MessageType`` (lost ones included)."""
         for i in self.ids:
             self.saved[i] = MemoryStorage(voters=self.ids)
@@ -393,6 +399,22 @@ class SimCluster:
             return -1, node.raw.term, False
         node.schedule_drain()
         return index, node.raw.term, True
+
+    def read_index(self, i: int) -> bytes | None:
+        """Ask node ``i`` for a linearizable read point; its context, or None if ``i`` is down
+        or not the leader. The invariant checker verifies the answer when it comes."""
+        node = self.nodes[i]
+        if node is None:
+            return None
+        self._read_seq += 1
+        context = b"read-%d" % self._read_seq
+        try:
+            node.raw.read_index(context)
+        except NotLeaderError:
+            return None
+        self.checker.on_read_request(context)
+        node.schedule_drain()
+        return context
 
     def transfer_leadership(self, i: int, target: int) -> bool:
         """Ask node ``i`` to hand leadership to ``target``; False if ``i`` is down or not leader."""

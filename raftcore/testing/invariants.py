@@ -15,7 +15,9 @@ the properties of Raft (Figure 3 of the paper) reduce to dictionary look-ups:
 * state machine safety: no two nodes apply different data at one index, each node applies in
   order without gaps, and a snapshot restores only what was applied elsewhere;
 * the persisted commit index never goes back, is never above the persisted log, and a node votes
-  for at most one candidate per term.
+  for at most one candidate per term;
+* linearizable reads: a ReadIndex answer is at or above every commit index any node had
+  persisted when the read was requested (so it reflects every write acknowledged before it).
 
 Everything is keyed by integers, tuples and bytes in dicts (whose iteration order is insertion
 order), so a run is deterministic. A violation raises :class:`InvariantViolation`, whose message
@@ -87,6 +89,7 @@ class InvariantChecker:
         self._applied_index: dict[int, int] = {}
         self._logs: dict[int, _LogMirror] = {}
         self._hard: dict[int, HardState] = {}
+        self._read_floor: dict[bytes, int] = {}  # pending read context -> commit when requested
         self.checks = 0
         """How many hook calls ran (each one checks the properties it can affect)."""
 
@@ -275,3 +278,21 @@ class InvariantChecker:
     def applied(self, index: int) -> bytes | None:
         """The data any node applied at ``index`` (None if none did yet)."""
         return self._applied_data.get(index)
+
+    def on_read_request(self, context: bytes) -> None:
+        """A read tagged ``context`` was requested now (contexts are unique)."""
+        if context in self._read_floor:
+            raise self.fail(f"read context {context!r} reused")
+        self._read_floor[context] = self._max_commit
+
+    def on_read_state(self, node: int, index: int, context: bytes) -> None:
+        """Node ``node`` declared ``index`` a safe read point for ``context``."""
+        self.checks += 1
+        floor = self._read_floor.pop(context, None)
+        if floor is None:
+            raise self.fail(f"node {node} answered read {context!r} that nobody asked or twice")
+        if index < floor:
+            raise self.fail(
+                f"stale read: node {node} gave read index {index} for {context!r}, but {floor} "
+                "was already committed when the read was requested"
+            )

@@ -24,8 +24,8 @@ def test_campaign(campaign_seed: int) -> None:
 
 
 def test_campaign_covers_every_fault() -> None:
-    """Across the seeds, every fault action ran, both cluster sizes appeared, and snapshots,
-    leadership transfers and pre-votes were actually sent."""
+    """Across the seeds, every fault action ran, both cluster sizes appeared, snapshots,
+    leadership transfers and pre-votes were actually sent, and ReadIndex reads were answered."""
     results = list(RESULTS)
     if len(results) < COVERAGE_SEEDS:
         results += [run_campaign(seed) for seed in range(COVERAGE_SEEDS)]
@@ -61,3 +61,4 @@ def test_campaign_covers_every_fault() -> None:
     ):
         assert sent.get(kind, 0) > 0, f"no {MessageType.Name(kind)} was ever sent"
     assert sum(r.acknowledged for r in results) > 0
+    assert sum(r.reads_answered for r in results) > 0

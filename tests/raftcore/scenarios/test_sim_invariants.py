@@ -151,3 +151,15 @@ def test_recording_app_round_trips_its_snapshot() -> None:
         copy.restore(b"\xff\xff")
     copy.restore(b"")
     assert copy.applied_index == 0
+
+
+def test_stale_read_is_caught() -> None:
+    c = checker()
+    c.on_persist(1, None, [e(1, 1, b"a")], HardState(term=1, commit=1))
+    c.on_read_request(b"r1")
+    with pytest.raises(InvariantViolation, match="stale read"):
+        c.on_read_state(2, 0, b"r1")
+    c.on_read_request(b"r2")
+    c.on_read_state(1, 1, b"r2")
+    with pytest.raises(InvariantViolation, match="nobody asked"):
+        c.on_read_state(1, 1, b"r2")
