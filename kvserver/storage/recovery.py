@@ -83,13 +83,12 @@ def recover(fs: FileSystem, directory: str, *, voters: Sequence[int], sync: bool
             )
         return _initialise(fs, directory, voters, sync=sync)
 
-    headers = [_read_header(fs, _path(directory, seq), seq) for seq in seqs]
-    for before, after in itertools.pairwise(seqs):
+    snap_index = snapshot.metadata.index if snapshot else 0
+    start, base = _replay_start(fs, directory, seqs, snapshot)
+    for before, after in itertools.pairwise(seqs[start:]):
         if after != before + 1:
             raise CorruptionError(_path(directory, after), 0, f"segment {before + 1} is missing")
-    snap_index = snapshot.metadata.index if snapshot else 0
-    start = _replay_start(directory, headers, snapshot)
-    log = LogState(headers[start].base)
+    log = LogState(base)
     active_size = 0
     for position in range(start, len(seqs)):
         seq = seqs[position]
@@ -153,15 +152,18 @@ def _read_header(fs: FileSystem, path: str, seq: int) -> SegmentHeader:
 
 
 def _replay_start(
-    directory: str, headers: list[SegmentHeader], snapshot: SnapshotFile | None
-) -> int:
-    """Position of the newest rebase segment at or below the snapshot; checks the later ones."""
+    fs: FileSystem, directory: str, seqs: list[int], snapshot: SnapshotFile | None
+) -> tuple[int, SnapshotMetadata]:
+    """Position in ``seqs`` of the newest rebase segment at or below the snapshot, and its base.
+
+    Walks back from the newest segment, so the leftovers before the start are never read.
+    """
     snap_index = snapshot.metadata.index if snapshot else 0
-    start: int | None = None
-    for position, header in enumerate(headers):
+    for position in range(len(seqs) - 1, -1, -1):
+        path = _path(directory, seqs[position])
+        header = _read_header(fs, path, seqs[position])
         if header.kind != SegmentKind.REBASE:
             continue
-        path = _path(directory, header.seq)
         if header.base.index > snap_index:
             raise CorruptionError(
                 path,
@@ -180,14 +182,10 @@ def _replay_start(
                 f"the segment builds on a snapshot at index {snap_index} term {header.base.term}, "
                 f"but the snapshot file has term {snapshot.metadata.term}",
             )
-        start = position
-    if start is None:
-        raise CorruptionError(
-            _path(directory, headers[0].seq),
-            0,
-            "no segment starts the log: the rebase segment is missing",
-        )
-    return start
+        return position, header.base
+    raise CorruptionError(
+        _path(directory, seqs[0]), 0, "no segment starts the log: the rebase segment is missing"
+    )
 
 
 def _replay_segment(

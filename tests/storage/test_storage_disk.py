@@ -221,3 +221,31 @@ def test_a_second_process_on_the_same_directory_is_refused(tmp_path: Path) -> No
             holder.kill()
             holder.wait(timeout=30)
     DiskStorage(tmp_path).close()
+
+
+def test_leftovers_of_an_interrupted_cleanup_are_removed_even_with_gaps(tmp_path: Path) -> None:
+    storage = DiskStorage(tmp_path, segment_bytes=150)
+    for i in range(1, 20):
+        storage.save(None, entries(i, i, term=1))
+    old = {p.name: p.read_bytes() for p in _segments(tmp_path)}
+    assert len(old) >= 3
+    write_snapshot(storage, snapshot_meta(15, 1), b"s")
+    expected = state_of(storage)
+    storage.close()
+    # A crash during the cleanup whose unlinks reached the disk out of order.
+    names = sorted(old)
+    for name in (names[0], names[2]):
+        (tmp_path / name).write_bytes(old[name])
+    with DiskStorage(tmp_path) as reopened:
+        assert state_of(reopened) == expected
+    assert len(_segments(tmp_path)) == 1
+
+
+def test_a_missing_snapshot_file_stops_the_open(tmp_path: Path) -> None:
+    with DiskStorage(tmp_path) as storage:
+        storage.save(hard_state(1), entries(1, 5, term=1))
+        write_snapshot(storage, snapshot_meta(4, 1), b"s")
+    (snap,) = tmp_path.glob("snap-*.snap")
+    snap.unlink()
+    with pytest.raises(CorruptionError, match="snapshot file is missing"):
+        DiskStorage(tmp_path)
