@@ -1,0 +1,514 @@
+"""A generic ordered map on a skip list, with a hash index for point operations.
+
+Theory of operation
+-------------------
+The order lives in a skip list drawn as *linked levels*: level 0 is a singly linked list of every
+entry in key order; each level above is a sparser linked list whose nodes point ``down`` to the node
+of the same key one level lower. Every level starts at a head node (key ``None``, never compared:
+a head is only ever a left neighbour). A search starts at the top head, walks ``right`` while the
+next key is smaller than the target, then steps ``down``; the last node visited on each level is
+that level's predecessor, which is where an insert links its new tower or a delete unlinks it.
+
+A node reaches level ``L + 1`` with probability ``p = 1/4`` given it reached level ``L`` (Pugh's
+recommended value: 1.33 nodes per entry instead of 2 for ``p = 1/2`` at about the same number of
+steps per search). One ``getrandbits(64)`` call draws the whole tower height: the count of trailing
+zero bit *pairs* plus one. The height is capped at ``bit_length(len) // 2 + 1`` (about
+``log4(len) + 1``), so the number of levels adapts to the size, and at 32.
+
+A dict from key to level-0 node sits beside the skip list, as ``sortedcontainers.SortedDict``
+keeps a dict beside its sorted list: ``get``, ``in`` and overwriting an existing key are O(1)
+and never walk the list; only inserting a new key, deleting one and the ordered queries (scans,
+floor/ceiling, min/max) search it, in O(log n) expected steps. Keys must therefore be hashable and
+totally ordered by ``<``, with ``==`` agreeing with that order (bytes, str, int, tuples of those).
+
+Two shortcuts keep the pure-Python constant factor down: the inner loops are plain ``while``
+loops over ``__slots__`` attributes held in locals, and inserts remember the predecessors of the
+last inserted key (a *finger*). An insert of a larger key climbs from the finger only as high as
+it must, so ascending inserts cost O(1) expected instead of a full search. Any delete forgets the
+finger, because it may have unlinked one of the remembered nodes.
+
+Randomness is injected: pass a ``random.Random``; without one, ``__init__`` creates a fresh
+``random.Random()`` (seeded by the OS, so not reproducible). Tower heights affect speed only,
+never results.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Iterator
+from typing import Any, Generic, Protocol, TypeVar, overload
+
+__all__ = ["OrderedKey", "SkipList", "SkipListBuilder"]
+
+#: Levels drawn from 32 random bits at most: enough for 4**16 (4 billion) entries.
+MAX_LEVEL = 17
+
+
+class OrderedKey(Protocol):
+    """What a key must support: a total order by ``<`` and hashing consistent with ``==``."""
+
+    def __lt__(self, other: Any, /) -> bool: ...
+
+    def __hash__(self) -> int: ...
+
+
+K = TypeVar("K", bound=OrderedKey)
+V = TypeVar("V")
+D = TypeVar("D")
+
+
+#: The ``value`` of every head node, and ``pop``'s "no default": no stored value is this object.
+_HEAD: Any = object()
+
+
+class _Node:
+    """One level of one entry's tower; only the level-0 node's ``value`` is meaningful."""
+
+    __slots__ = ("down", "key", "right", "value")
+
+    def __init__(self, key: Any, value: Any, right: _Node | None, down: _Node | None) -> None:
+        self.key = key
+        self.value = value
+        self.right = right
+        self.down = down
+
+
+class SkipList(Generic[K, V]):
+    """An ordered map from ``K`` to ``V``, iterated in ascending key order.
+
+    Point operations (``get``, ``in``, overwrite) are O(1) through a hash index; inserting a new
+    key, deleting, and the ordered queries are O(log n) expected. Iterators and scans are lazy
+    and raise ``RuntimeError`` if a key is inserted or deleted while they run (changing the value
+    of an existing key is allowed, as with ``dict``). Not thread-safe.
+    """
+
+    __slots__ = (
+        "_base",
+        "_finger",
+        "_finger_key",
+        "_height",
+        "_index",
+        "_mutations",
+        "_rng",
+        "_top",
+    )
+
+    def __init__(self, rng: random.Random | None = None) -> None:
+        """Create an empty map drawing tower heights from ``rng``.
+
+        Without ``rng`` a fresh ``random.Random()`` is created here, seeded by the OS: pass a
+        seeded one to make the shape (and so the timing) reproducible.
+        """
+        self._rng = rng if rng is not None else random.Random()
+        # The level-0 head: the start of every in-order walk; replaced only by clear().
+        self._base = self._top = _Node(None, _HEAD, None, None)
+        self._height = 1
+        self._index: dict[K, _Node] = {}
+        self._mutations = 0
+        # Predecessors (level 0 first) of the last inserted key, or None when unknown.
+        self._finger: list[_Node] | None = None
+        self._finger_key: Any = None
+
+    @classmethod
+    def from_sorted(
+        cls, items: Iterable[tuple[K, V]], rng: random.Random | None = None
+    ) -> SkipList[K, V]:
+        """Build a map in one linear pass from ``items`` in strictly ascending key order.
+
+        Raises ``ValueError`` (and builds nothing) if a key is not greater than the one before.
+        """
+        builder: SkipListBuilder[K, V] = SkipListBuilder(rng)
+        builder.extend(items)
+        return builder.build()
+
+    # -- size and membership -------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        """Number of entries."""
+        return len(self._index)
+
+    def __bool__(self) -> bool:
+        """True when the map holds at least one entry."""
+        return bool(self._index)
+
+    def __contains__(self, key: object) -> bool:
+        """True when ``key`` is present (O(1))."""
+        return key in self._index
+
+    # -- point operations ----------------------------------------------------------------------
+
+    def get(self, key: K, default: D | None = None) -> V | D | None:
+        """The value stored under ``key``, or ``default`` when absent (O(1))."""
+        node = self._index.get(key)
+        return default if node is None else node.value
+
+    def __getitem__(self, key: K) -> V:
+        """The value stored under ``key``; raises ``KeyError`` when absent (O(1))."""
+        return self._index[key].value  # type: ignore[no-any-return]
+
+    def insert(self, key: K, value: V) -> bool:
+        """Add ``key`` -> ``value`` only if ``key`` is absent (the original's ``insert_element``).
+
+        Returns True when inserted, False when the key already existed; the stored value is then
+        left unchanged (read it with ``get``).
+        """
+        if key in self._index:
+            return False
+        self._link(key, value)
+        return True
+
+    def put(self, key: K, value: V) -> bool:
+        """Insert or overwrite ``key`` -> ``value``. Returns True when the key was new."""
+        node = self._index.get(key)
+        if node is None:
+            self._link(key, value)
+            return True
+        node.value = value
+        return False
+
+    def __setitem__(self, key: K, value: V) -> None:
+        """Insert or overwrite ``key`` -> ``value``."""
+        node = self._index.get(key)
+        if node is None:
+            self._link(key, value)
+        else:
+            node.value = value
+
+    def delete(self, key: K) -> bool:
+        """Remove ``key``. Returns True when it was present, False when absent."""
+        if key not in self._index:
+            return False
+        self._unlink(key)
+        return True
+
+    def __delitem__(self, key: K) -> None:
+        """Remove ``key``; raises ``KeyError`` when absent."""
+        if key not in self._index:
+            raise KeyError(key)
+        self._unlink(key)
+
+    @overload
+    def pop(self, key: K) -> V: ...
+
+    @overload
+    def pop(self, key: K, default: D) -> V | D: ...
+
+    def pop(self, key: K, default: Any = _HEAD) -> Any:
+        """Remove ``key`` and return its value; when absent return ``default`` if given, else
+        raise ``KeyError``."""
+        node = self._index.get(key)
+        if node is None:
+            if default is _HEAD:
+                raise KeyError(key)
+            return default
+        self._unlink(key)
+        return node.value
+
+    def clear(self) -> None:
+        """Remove every entry."""
+        self._base = self._top = _Node(None, _HEAD, None, None)
+        self._height = 1
+        self._index.clear()
+        self._mutations += 1
+        self._finger = None
+
+    # -- ordered queries -----------------------------------------------------------------------
+
+    def first(self) -> tuple[K, V] | None:
+        """The entry with the smallest key, or None when empty (O(1))."""
+        node = self._base.right
+        return None if node is None else (node.key, node.value)
+
+    def last(self) -> tuple[K, V] | None:
+        """The entry with the largest key, or None when empty (O(log n))."""
+        x = self._top
+        while True:
+            r = x.right
+            while r is not None:
+                x = r
+                r = x.right
+            if x.down is None:
+                break
+            x = x.down
+        return None if x.value is _HEAD else (x.key, x.value)
+
+    def floor(self, key: K) -> tuple[K, V] | None:
+        """The entry with the largest key <= ``key``, or None if there is none."""
+        node = self._index.get(key)
+        if node is not None:
+            return (node.key, node.value)
+        pred = self._predecessor(key)
+        return None if pred.value is _HEAD else (pred.key, pred.value)
+
+    def ceiling(self, key: K) -> tuple[K, V] | None:
+        """The entry with the smallest key >= ``key``, or None if there is none."""
+        node = self._index.get(key)
+        if node is not None:
+            return (node.key, node.value)
+        succ = self._predecessor(key).right
+        return None if succ is None else (succ.key, succ.value)
+
+    def range(
+        self, start: K | None = None, end: K | None = None, limit: int | None = None
+    ) -> Iterator[tuple[K, V]]:
+        """Entries with ``start <= key < end`` in ascending order, at most ``limit`` of them.
+
+        ``start=None`` means from the smallest key, ``end=None`` up to the largest, and
+        ``limit=None`` no limit; a negative limit raises ``ValueError``. The scan is lazy: the
+        search for ``start`` happens on the first ``next()``.
+        """
+        if limit is not None and limit < 0:
+            raise ValueError(f"limit must be >= 0, got {limit}")
+        return self._scan(start, end, limit)
+
+    def __iter__(self) -> Iterator[K]:
+        """Keys in ascending order."""
+        for key, _ in self._scan(None, None, None):
+            yield key
+
+    def keys(self) -> Iterator[K]:
+        """Keys in ascending order."""
+        return iter(self)
+
+    def values(self) -> Iterator[V]:
+        """Values in ascending key order."""
+        for _, value in self._scan(None, None, None):
+            yield value
+
+    def items(self) -> Iterator[tuple[K, V]]:
+        """``(key, value)`` pairs in ascending key order."""
+        return self._scan(None, None, None)
+
+    # -- debugging -----------------------------------------------------------------------------
+
+    def display(self, limit: int = 32) -> str:
+        """Draw the levels as text, top level first, one column per entry (first ``limit``).
+
+        Each row is a level; a key appears on every level its tower reaches and ``-`` fills the
+        gaps, so towers read as columns. The last row lists the values::
+
+            L1 |    'b'
+            L0 |'a' 'b' 'c'
+               | 1   2   3
+        """
+        columns: list[_Node] = []
+        node = self._base.right
+        while node is not None and len(columns) < limit:
+            columns.append(node)
+            node = node.right
+        on_level: list[set[Any]] = []
+        head: _Node | None = self._top
+        while head is not None:
+            keys: set[Any] = set()
+            n = head.right
+            while n is not None and len(keys) < len(columns):
+                keys.add(n.key)
+                n = n.right
+            on_level.append(keys)
+            head = head.down
+        key_text = [repr(n.key) for n in columns]
+        value_text = [repr(n.value) for n in columns]
+        widths = [max(len(k), len(v)) for k, v in zip(key_text, value_text, strict=True)]
+        label_width = len(f"L{self._height - 1}")
+        rows = []
+        for level, keys in zip(range(self._height - 1, -1, -1), on_level, strict=True):
+            cells = [
+                text.ljust(w) if n.key in keys else "-" * w
+                for n, text, w in zip(columns, key_text, widths, strict=True)
+            ]
+            rows.append(f"L{level}".ljust(label_width) + " |" + " ".join(cells))
+        values = " ".join(text.ljust(w) for text, w in zip(value_text, widths, strict=True))
+        rows.append(" " * label_width + " |" + values)
+        if len(self) > len(columns):
+            rows.append(f"... {len(self) - len(columns)} more entries")
+        return "\n".join(row.rstrip() for row in rows)
+
+    def __repr__(self) -> str:
+        """Size and height, not the contents (use ``display`` or ``items`` for those)."""
+        return f"<SkipList len={len(self)} levels={self._height}>"
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _predecessor(self, key: K) -> _Node:
+        """The last level-0 node whose key is < ``key`` (the level-0 head if none)."""
+        x = self._top
+        while True:
+            r = x.right
+            while r is not None and r.key < key:
+                x = r
+                r = x.right
+            d = x.down
+            if d is None:
+                return x
+            x = d
+
+    def _scan(self, start: K | None, end: K | None, limit: int | None) -> Iterator[tuple[K, V]]:
+        mutations = self._mutations
+        node = self._base.right if start is None else self._predecessor(start).right
+        remaining = -1 if limit is None else limit
+        while node is not None and remaining != 0:
+            key = node.key
+            if end is not None and not key < end:
+                return
+            yield key, node.value
+            if self._mutations != mutations:
+                raise RuntimeError("SkipList changed size during iteration")
+            node = node.right
+            remaining -= 1
+
+    def _link(self, key: K, value: V) -> None:
+        """Insert ``key`` (known to be absent) with a fresh tower."""
+        index = self._index
+        bits = self._rng.getrandbits(32)
+        height = ((bits & -bits).bit_length() + 1) >> 1 if bits else MAX_LEVEL
+        cap = ((len(index) + 1).bit_length() >> 1) + 1
+        if height > cap:
+            height = cap
+        if height > self._height:
+            top = self._top
+            for _ in range(height - self._height):
+                top = _Node(None, _HEAD, None, top)
+            self._top = top
+            self._height = height
+            self._finger = None
+        levels = self._height
+        finger = self._finger
+        if finger is not None and self._finger_key < key:
+            # Climb from the finger to the lowest level whose remembered predecessor is still
+            # the right one; every level above it is right too (see the module docstring).
+            climb = 0
+            while climb < levels:
+                r = finger[climb].right
+                if r is None or not r.key < key:
+                    break
+                climb += 1
+            update = finger
+            if climb:
+                level = climb - 1
+                x = finger[level]
+                while True:
+                    r = x.right
+                    while r is not None and r.key < key:
+                        x = r
+                        r = x.right
+                    update[level] = x
+                    if not level:
+                        break
+                    x = x.down  # type: ignore[assignment]
+                    level -= 1
+        else:
+            update = [self._top] * levels
+            x = self._top
+            level = levels - 1
+            while True:
+                r = x.right
+                while r is not None and r.key < key:
+                    x = r
+                    r = x.right
+                update[level] = x
+                if not level:
+                    break
+                x = x.down  # type: ignore[assignment]
+                level -= 1
+        pred = update[0]
+        node = below = _Node(key, value, pred.right, None)
+        pred.right = node
+        update[0] = node
+        for level in range(1, height):
+            pred = update[level]
+            below = _Node(key, None, pred.right, below)
+            pred.right = below
+            update[level] = below
+        index[key] = node
+        self._finger = update
+        self._finger_key = key
+        self._mutations += 1
+
+    def _unlink(self, key: K) -> None:
+        """Remove ``key`` (known to be present) from every level and the index."""
+        del self._index[key]
+        x: _Node | None = self._top
+        while x is not None:
+            r = x.right
+            while r is not None and r.key < key:
+                x = r
+                r = x.right
+            if r is not None and r.key == key:
+                x.right = r.right
+            x = x.down
+        # Drop emptied top levels so later searches do not walk them.
+        top = self._top
+        while top.right is None and top.down is not None:
+            top = top.down
+            self._height -= 1
+        self._top = top
+        self._finger = None
+        self._mutations += 1
+
+
+class SkipListBuilder(Generic[K, V]):
+    """Builds a ``SkipList`` from entries fed in strictly ascending key order, in linear time.
+
+    Keeps the rightmost node of every level and appends each new tower after them, so no search
+    is needed; this is how snapshots are loaded. The shape is the ideal one rather than a random
+    draw: the i-th entry (from 1) gets 1 + (trailing zero bit pairs of i) levels, so every 4th
+    entry reaches level 1, every 16th level 2, and so on. That is the shape random heights only
+    approximate, it costs no random numbers, and it makes a load reproducible. Entries inserted
+    later get random heights from the map's ``rng`` as usual.
+
+    ``add``/``extend`` raise ``ValueError`` on a key that is not greater than the previous one
+    (entries of that call before the bad key are kept); ``build`` hands the map over, and the
+    builder must not be used afterwards.
+    """
+
+    __slots__ = ("_count", "_last_key", "_list", "_tails")
+
+    def __init__(self, rng: random.Random | None = None) -> None:
+        """Start an empty map; ``rng`` is handed to the ``SkipList`` for its later inserts."""
+        self._list: SkipList[K, V] = SkipList(rng)
+        self._tails: list[_Node] = [self._list._top]  # rightmost node of each level
+        self._count = 0
+        self._last_key: Any = None
+
+    def add(self, key: K, value: V) -> None:
+        """Append one entry; ``key`` must be greater than every key added before."""
+        self.extend(((key, value),))
+
+    def extend(self, items: Iterable[tuple[K, V]]) -> None:
+        """Append entries in strictly ascending key order, after every key added before."""
+        sl = self._list
+        index = sl._index
+        tails = self._tails
+        tail = tails[0]
+        count = self._count
+        last_key = self._last_key
+        try:
+            for key, value in items:
+                if count and not last_key < key:
+                    raise ValueError(f"keys must be strictly ascending: {key!r} after {last_key!r}")
+                node = _Node(key, value, None, None)
+                tail.right = node
+                tail = node
+                index[key] = node
+                count += 1
+                last_key = key
+                if not count & 3:
+                    height = ((count & -count).bit_length() + 1) >> 1
+                    while height > len(tails):
+                        sl._top = _Node(None, _HEAD, None, sl._top)
+                        tails.append(sl._top)
+                    below = node
+                    for level in range(1, height):
+                        below = _Node(key, None, None, below)
+                        tails[level].right = below
+                        tails[level] = below
+        finally:
+            tails[0] = tail
+            self._count = count
+            self._last_key = last_key
+            sl._height = len(tails)
+
+    def build(self) -> SkipList[K, V]:
+        """The finished map."""
+        self._list._mutations += 1
+        return self._list
