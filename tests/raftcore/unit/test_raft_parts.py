@@ -1,0 +1,180 @@
+"""The core's building blocks: quorum math (5.2, 5.3), per-follower progress (5.3's nextIndex /
+matchIndex), the ReadyPersister sequence and the RawNode hand-off contract."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from raftcore_pump import Pump, drain, entries, msg, single
+
+from raftcore import Config, RaftError, RawNode, Ready, ReadyPersister, SnapshotChunk
+from raftcore.memory_storage import MemoryStorage
+from raftcore.progress import Progress, ProgressState
+from raftcore.quorum import VoteResult, committed_index, vote_result
+from raftcore.raftpb_pb2 import (
+    MSG_APPEND,
+    MSG_APPEND_RESPONSE,
+    MSG_HEARTBEAT,
+    MSG_PRE_VOTE,
+    ConfState,
+    SnapshotMetadata,
+)
+from raftcore.storage import StorageError
+
+
+@given(st.lists(st.integers(0, 50), min_size=1, max_size=7))
+def test_5_3_committed_index_is_the_largest_index_a_majority_matched(matches: list[int]) -> None:
+    """5.3: an entry is committed once a majority stores it: the quorum index is the largest N
+    with a majority of match >= N (brute force check over every candidate N)."""
+    voters = list(range(1, len(matches) + 1))
+    got = committed_index(voters, lambda v: matches[v - 1])
+    need = len(voters) // 2 + 1
+    brute = max(n for n in range(51) if sum(m >= n for m in matches) >= need)
+    assert got == brute
+
+
+@given(st.integers(1, 7), st.data())
+def test_5_2_vote_tally_matches_counting(n: int, data: st.DataObject) -> None:
+    """5.2: a candidate wins with a majority of granted votes and has lost once a majority can
+    no longer be reached."""
+    voters = list(range(1, n + 1))
+    votes = data.draw(st.dictionaries(st.sampled_from(voters), st.booleans()))
+    granted = sum(votes.values())
+    rejected = len(votes) - granted
+    want = (
+        VoteResult.WON
+        if granted > n // 2
+        else VoteResult.LOST
+        if n - rejected <= n // 2
+        else VoteResult.PENDING
+    )
+    assert vote_result(voters, votes) is want
+
+
+def test_5_3_progress_probe_replicate_and_back() -> None:
+    """5.3: the leader keeps nextIndex/matchIndex per follower; a rejection decrements
+    nextIndex (here straight to the hint), a success sets matchIndex."""
+    pr = Progress(next_index=11, max_inflight=2)
+    assert pr.state is ProgressState.PROBE and not pr.is_paused()
+    pr.sent_entries(12)
+    assert pr.is_paused()
+    assert not pr.maybe_decr_to(rejected=3, match_hint=0)  # stale: not our last probe
+    assert pr.maybe_decr_to(rejected=10, match_hint=6)
+    assert pr.next == 7 and not pr.is_paused()
+    assert pr.maybe_update(8)
+    pr.become_replicate()
+    assert (pr.match, pr.next) == (8, 9)
+    pr.sent_entries(10)
+    pr.sent_entries(12)
+    assert pr.next == 13 and pr.is_paused()
+    pr.maybe_update(10)
+    assert not pr.is_paused() and list(pr.inflights) == [12]
+    assert pr.maybe_decr_to(rejected=12, match_hint=0)
+    assert pr.next == 11
+
+
+def test_persister_streams_chunks_across_readys_and_installs_on_done() -> None:
+    storage = MemoryStorage((1, 2, 3))
+    persister = ReadyPersister(storage)
+    meta = SnapshotMetadata(index=5, term=2, conf_state=ConfState(voters=[1, 2, 3]))
+    assert persister.persist(Ready(snapshot_chunks=[SnapshotChunk(meta, 0, b"ab", False)])) is None
+    assert storage.snapshot_metadata().index == 0
+    with pytest.raises(StorageError):
+        persister.persist(Ready(snapshot_chunks=[SnapshotChunk(meta, 5, b"x", True)]))
+    installed = persister.persist(Ready(snapshot_chunks=[SnapshotChunk(meta, 2, b"cd", True)]))
+    assert installed == meta
+    assert storage.read_snapshot(0, 10) == b"abcd" and storage.first_index() == 6
+
+
+def test_persister_restarts_a_snapshot_on_offset_zero() -> None:
+    storage = MemoryStorage((1, 2, 3))
+    persister = ReadyPersister(storage)
+    old = SnapshotMetadata(index=5, term=2)
+    new = SnapshotMetadata(index=9, term=3)
+    persister.persist(Ready(snapshot_chunks=[SnapshotChunk(old, 0, b"old", False)]))
+    persister.persist(Ready(snapshot_chunks=[SnapshotChunk(new, 0, b"new", True)]))
+    assert storage.snapshot_metadata().index == 9 and storage.read_snapshot(0, 9) == b"new"
+
+
+def test_ready_must_be_advanced_before_the_next_one() -> None:
+    raw, _ = single()
+    raw.campaign()
+    raw.ready()
+    with pytest.raises(RaftError):
+        raw.ready()
+
+
+def test_ready_carries_hard_state_and_entries_with_the_messages_they_back() -> None:
+    """5.1/5.3 with the Ready contract: a follower's acknowledgement travels in the same Ready
+    as the entries and hard state it vouches for, so persisting first makes it truthful."""
+    raw, _ = single(i=2, term=1)
+    raw.step(msg(MSG_APPEND, 1, 2, 1, index=0, log_term=0, entries=entries(1, 1), commit=1))
+    rd = raw.ready()
+    assert [e.index for e in rd.entries] == [1, 2]
+    assert rd.hard_state is not None and rd.hard_state.commit == 1
+    assert [(m.type, m.index) for m in rd.messages] == [(MSG_APPEND_RESPONSE, 2)]
+    assert [e.index for e in rd.committed_entries] == [1]
+
+
+def test_step_between_ready_and_advance_hands_nothing_out_twice() -> None:
+    raw, storage = single(i=2, term=1)
+    raw.step(msg(MSG_APPEND, 1, 2, 1, index=0, log_term=0, entries=entries(1), commit=1))
+    first = raw.ready()
+    raw.step(msg(MSG_APPEND, 1, 2, 1, index=1, log_term=1, entries=entries(1, start=2), commit=2))
+    ReadyPersister(storage).persist(first)
+    raw.advance(first)
+    second = raw.ready()
+    assert [e.index for e in first.entries] == [1] and [e.index for e in second.entries] == [2]
+    assert [e.index for e in first.committed_entries] == [1]
+    assert [e.index for e in second.committed_entries] == [2]
+
+
+def test_step_rejects_local_or_misrouted_messages() -> None:
+    raw, _ = single()
+    with pytest.raises(ValueError):
+        raw.step(msg(20, 2, 1, 1))  # MSG_HUP is local
+    with pytest.raises(ValueError):
+        raw.step(msg(MSG_HEARTBEAT, 2, 3, 1))
+
+
+def test_config_and_storage_errors_are_typed() -> None:
+    with pytest.raises(ValueError):
+        single(i=0)
+    with pytest.raises(ValueError):
+        single(election_tick=1, heartbeat_tick=1)
+    with pytest.raises(ValueError, match="applied"):
+        RawNode(Config(id=1, voters=(1,)), MemoryStorage((1,)), random.Random(0), applied=5)
+
+
+def test_configuration_comes_from_storage_before_config() -> None:
+    """The voter set is a value: storage's ConfState wins over Config.voters."""
+    raw, _ = single(i=1, voters=(1, 2, 3))
+    assert list(raw.status().conf_state.voters) == [1, 2, 3]
+    five = MemoryStorage((1, 2, 3, 4, 5))
+    node = RawNode(Config(id=1, voters=(1, 2, 3)), five, random.Random(0))
+    node.campaign()
+    assert sorted(m.to for m in drain(node, five) if m.type == MSG_PRE_VOTE) == [2, 3, 4, 5]
+
+
+def test_report_unreachable_drops_a_streaming_follower_back_to_probe() -> None:
+    pump = Pump(3, seed=1)
+    pump.elect(1)
+    pump.nodes[1].raw.propose(b"x")
+    pump.deliver()
+    assert pump.nodes[1].raw.status().progress[2].state == "replicate"
+    pump.nodes[1].raw.report_unreachable(2)
+    assert pump.nodes[1].raw.status().progress[2].state == "probe"
+
+
+def test_single_node_cluster_commits_and_reads_alone() -> None:
+    pump = Pump(1, seed=1)
+    pump.elect(1)
+    for k in range(3):
+        pump.nodes[1].raw.propose(b"%d" % k)
+    pump.nodes[1].raw.read_index(b"r")
+    pump.deliver()
+    assert pump.nodes[1].applied_data() == [b"0", b"1", b"2"]
+    assert [r.index for r in pump.nodes[1].reads] == [4]
