@@ -486,7 +486,13 @@ class Raft:
 
     def _start_read(self, context: bytes) -> None:
         committed = self.log.committed
-        if self.config.read_only is ReadOnlyOption.LEASE_BASED or len(self.voters) == 1:
+        # A lease read needs a majority heard from in the current check-quorum period (at most
+        # an election timeout ago): those followers refuse to vote for anyone else until their
+        # own election timeout passes. Without it, fall back to a heartbeat round.
+        lease = self.config.read_only is ReadOnlyOption.LEASE_BASED and quorum.has_quorum(
+            self.voters, self._recently_active
+        )
+        if lease or len(self.voters) == 1:
             self.read_states.append(ReadState(committed, context))
             return
         self.read_only.add_request(committed, context, self.id)

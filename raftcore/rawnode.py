@@ -114,10 +114,12 @@ class RawNode:
         ``index``, reading its state is linearizable. With ``ReadOnlyOption.SAFE`` the leader
         waits until it has committed an entry in its term, records the commit index, and
         confirms it still leads by a heartbeat round carrying ``context`` (thesis 6.4). With
-        ``LEASE_BASED`` it answers at once, trusting check-quorum's lease: that relies on clocks
-        running at the same rate on all nodes (bounded drift, no pauses), so that no other node
-        can have been elected while this leader still believes it leads; a paused or fast
-        clock can serve a stale read.
+        ``LEASE_BASED`` it answers at once if a majority answered it within the current
+        check-quorum period (otherwise it does the heartbeat round): those followers will not
+        vote for another candidate until their election timeout has passed since they heard
+        from this leader. That is only a lease if ticks on every node advance at about the same
+        rate and messages are fast relative to the election timeout (bounded clock drift, no
+        process pauses): a leader whose clock runs slow or stalls can serve a stale read.
 
         Raises NotLeaderError off the leader and ValueError for an empty or already pending
         context. A request pending when the node loses leadership is dropped: retry elsewhere.

@@ -94,3 +94,18 @@ def test_6_4_followers_refuse_and_bad_contexts_are_rejected() -> None:
     pump.nodes[1].raw.read_index(b"dup")
     with pytest.raises(ValueError):
         pump.nodes[1].raw.read_index(b"dup")
+
+
+def test_6_4_lease_reads_fall_back_to_a_heartbeat_round_without_a_fresh_quorum() -> None:
+    """Thesis 6.4 (lease): once a check-quorum period passes without hearing from a majority,
+    the lease is not trusted and the read waits for a heartbeat quorum instead."""
+    pump = Pump(3, seed=8, read_only=ReadOnlyOption.LEASE_BASED, election_tick=10)
+    pump.elect(1)
+    pump.isolate(1)
+    pump.tick(10, nodes=(1,))  # a check-quorum period ends: the flags start over
+    pump.nodes[1].raw.read_index(b"needs-a-round")
+    pump.process(1)
+    assert pump.nodes[1].reads == []
+    pump.heal()
+    pump.tick(1, nodes=(1,))
+    assert [r.context for r in pump.nodes[1].reads] == [b"needs-a-round"]
