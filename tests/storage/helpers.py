@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from kvserver.storage import DiskStorage
+from raftcore.memory_storage import MemoryStorage
 from raftcore.raftpb_pb2 import ConfState, Entry, HardState, SnapshotMetadata
 from raftcore.storage import Storage
 
-__all__ = ["State", "entries", "hard_state", "snapshot_meta", "state_of", "write_snapshot"]
+__all__ = [
+    "VOTERS",
+    "Restartable",
+    "State",
+    "entries",
+    "hard_state",
+    "snapshot_meta",
+    "state_of",
+    "write_snapshot",
+]
 
 # (hard state, voters, snapshot index, snapshot term, snapshot data, [(index, term, data)])
 State = tuple[
@@ -51,3 +64,33 @@ def state_of(storage: Storage) -> State:
         storage.read_snapshot(0, storage.snapshot_size() + 1),
         tuple((e.index, e.term, e.data) for e in log),
     )
+
+
+VOTERS = (1, 2, 3)
+
+
+class Restartable:
+    """A storage under test and a way to 'restart the node' on what it made durable."""
+
+    def __init__(self, kind: str, tmp_path: Path) -> None:
+        self.kind = kind
+        self._dir = tmp_path / "data"
+        self.storage: Storage = self._open() if kind == "disk" else MemoryStorage(VOTERS)
+
+    def _open(self) -> DiskStorage:
+        return DiskStorage(self._dir, voters=VOTERS, segment_bytes=512)
+
+    def restart(self) -> Storage:
+        """Drop the storage object and reopen from its durable state (a copy, for memory)."""
+        if isinstance(self.storage, DiskStorage):
+            self.storage.close()
+            self.storage = self._open()
+        else:
+            assert isinstance(self.storage, MemoryStorage)
+            self.storage = self.storage.copy()
+        return self.storage
+
+    def close(self) -> None:
+        """Release the directory, if any."""
+        if isinstance(self.storage, DiskStorage):
+            self.storage.close()

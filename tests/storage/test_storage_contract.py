@@ -7,11 +7,18 @@ disk that reopens the directory; for memory it is the simulated cluster's copy.
 from __future__ import annotations
 
 import pytest
-from conftest import VOTERS, Restartable
 
 from raftcore.raftpb_pb2 import ConfState, HardState
 from raftcore.storage import CompactedError, StorageError, UnavailableError
-from tests.storage.helpers import entries, hard_state, snapshot_meta, state_of, write_snapshot
+from tests.storage.helpers import (
+    VOTERS,
+    Restartable,
+    entries,
+    hard_state,
+    snapshot_meta,
+    state_of,
+    write_snapshot,
+)
 
 
 def test_fresh_storage_is_empty_with_its_configuration(node: Restartable) -> None:

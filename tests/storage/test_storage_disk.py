@@ -151,7 +151,7 @@ def test_damage_at_the_tail_of_an_older_segment_stops_the_open(tmp_path: Path) -
     with pytest.raises(CorruptionError, match=first.name):
         DiskStorage(tmp_path)
     os.truncate(first, first.stat().st_size - 3)
-    with pytest.raises(CorruptionError, match="not in the last segment"):
+    with pytest.raises(CorruptionError, match="only the end of the newest segment"):
         DiskStorage(tmp_path)
 
 

@@ -81,7 +81,7 @@ def test_full_disk_when_writing_the_rebase_segment_undoes_the_snapshot_file() ->
     before = state_of(storage)
     # Room for the snapshot file (header, 5 bytes, trailer) but not for the new segment.
     fs.capacity = fs.used() + 60
-    with pytest.raises(StorageFullError):
+    with pytest.raises(StorageFullError, match="creating segment"):
         write_snapshot(storage, snapshot_meta(2, 1), b"small")
     assert state_of(storage) == before
     assert [n for n in fs.listdir(DIR) if n.endswith(".snap")] == []

@@ -1,20 +1,22 @@
-"""Property test: random appends, tail overwrites, snapshots, restarts and crashes against a model.
+"""Property test: random appends, tail overwrites, snapshots, restarts, crashes, full disks.
 
 The model is MemoryStorage (itself held to the same contract tests). After every step the disk
 storage must expose exactly the model's state; a restart (clean, or a power cut under any model of
-unsynced bytes) must change nothing, since every step was acknowledged.
+unsynced bytes) must change nothing, since every step was acknowledged; a save or snapshot that
+fails on a full disk or a failing sync must change nothing either, and writes must work after it.
 """
 
 from __future__ import annotations
 
+import errno
 import shutil
 import tempfile
 
-from hypothesis import settings
+from hypothesis import event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from kvserver.storage import DiskStorage, OsFileSystem
+from kvserver.storage import DiskStorage, OsFileSystem, StorageFullError, StorageIOError
 from raftcore.memory_storage import MemoryStorage
 from raftcore.raftpb_pb2 import Entry, HardState
 from tests.storage.helpers import snapshot_meta, state_of, write_snapshot
@@ -73,6 +75,40 @@ class StorageMachine(RuleBasedStateMachine):
         data = bytes([index % 256]) * size
         for storage in (self.model, self.disk):
             write_snapshot(storage, snapshot_meta(index, term), data, chunk=64)
+
+    @rule(room=st.integers(0, 300), count=st.integers(1, 8), snapshot=st.booleans())
+    def full_disk(self, room: int, count: int, snapshot: bool) -> None:
+        """A save or a snapshot with only ``room`` bytes free: it succeeds or changes nothing."""
+        self.fs.capacity = self.fs.used() + room
+        try:
+            if snapshot:
+                meta = snapshot_meta(self.model.last_index() + 1, self.term + 1)
+                write_snapshot(self.disk, meta, b"z" * 100)
+                write_snapshot(self.model, meta, b"z" * 100)
+            else:
+                self.append_batch(count)
+        except StorageFullError:
+            event("refused: disk full")
+        finally:
+            self.fs.capacity = None
+
+    @rule(count=st.integers(1, 8))
+    def failing_sync(self, count: int) -> None:
+        """A save whose sync fails: it raises and changes nothing, or (real disk) succeeds."""
+        self.fs.fail_syncs = [errno.EIO]
+        try:
+            self.append_batch(count)
+        except StorageIOError:
+            event("refused: sync failed")
+        finally:
+            self.fs.fail_syncs = []
+
+    def append_batch(self, count: int) -> None:
+        """Append ``count`` entries to the disk, then (if that succeeded) to the model."""
+        first = self.model.last_index() + 1
+        batch = [Entry(index=i, term=self.term, data=b"f") for i in range(first, first + count)]
+        self.disk.save(None, batch)
+        self.model.save(None, batch)
 
     @rule()
     def restart(self) -> None:
