@@ -167,3 +167,29 @@ def test_recovery_after_a_crash_holds_exactly_what_was_acknowledged(crash_after:
         again = _open(image.crash_image("drop"))
         assert (again.last_index(), again.term(nxt)) == (nxt, 99)
         assert again.initial_state()[0].term == 99
+
+
+@pytest.mark.parametrize("crash_after", range(1, TOTAL_OPERATIONS + 1, 3))
+def test_a_crash_during_recovery_is_recovered_too(crash_after: int) -> None:
+    """Recovery writes too (cuts torn tails, finishes snapshot commits): cut power there too."""
+    fs = SimFileSystem()
+    fs.crash_after = crash_after
+    acceptable: list[State] = [state_of(MemoryStorage(VOTERS))]
+
+    def before(op: Op, model: MemoryStorage) -> None:
+        acceptable[:] = op.outcomes(model)
+
+    with pytest.raises(SimulatedCrash):
+        _run(fs, before)
+    for mode in ("tear", "zeros"):
+        image = fs.crash_image(mode)
+        probe = image.crash_image("drop")
+        _open(probe)
+        for recovery_crash in range(1, probe.ops + 1):
+            trial = image.crash_image("drop")
+            trial.crash_after = recovery_crash
+            with pytest.raises(SimulatedCrash):
+                _open(trial)
+            for second in ("drop", "keep"):
+                state = state_of(_open(trial.crash_image(second)))  # type: ignore[arg-type]
+                assert state in acceptable, (crash_after, mode, recovery_crash, second)
