@@ -29,6 +29,7 @@ import logging
 import os
 from collections.abc import Sequence
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from kvserver.storage.errors import StorageFullError, StorageIOError
 from kvserver.storage.fs import DirLock, FileHandle, FileSystem, OsFileSystem
@@ -43,7 +44,7 @@ from kvserver.storage.segments import (
 )
 from kvserver.storage.snapfile import SnapshotFile, SnapshotFileWriter, snapshot_name
 from raftcore.raftpb_pb2 import ConfState, Entry, HardState, SnapshotMetadata
-from raftcore.storage import StorageError
+from raftcore.storage import Storage, StorageError
 
 __all__ = ["DEFAULT_SEGMENT_BYTES", "DiskStorage"]
 
@@ -411,3 +412,8 @@ def _remove_if_present(fs: FileSystem, path: str) -> None:
 def _remove_quietly(fs: FileSystem, path: str) -> None:
     with contextlib.suppress(OSError):
         fs.unlink(path)
+
+
+if TYPE_CHECKING:
+    # mypy proves here that DiskStorage honours the whole storage contract.
+    _CONTRACT: type[Storage] = DiskStorage

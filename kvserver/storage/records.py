@@ -89,7 +89,7 @@ def scan_records(data: bytes, path: str, *, tail_may_be_torn: bool) -> ScanResul
         if tail_may_be_torn and torn:
             return ScanResult(records, pos, problem)
         if torn:
-            problem += " (a torn write, but not in the last segment)"
+            problem += " (it looks torn, but only the end of the newest segment may be)"
         raise CorruptionError(path, pos, problem)
     return ScanResult(records, pos, None)
 
