@@ -1,0 +1,273 @@
+"""One KV replica: a Raft core, its storage and the KV state machine, glued without I/O.
+
+Theory of operation
+-------------------
+The replica turns client requests into Raft work and Raft output back into answers. It never
+waits and never touches a socket or a clock: the runner (the asyncio node, or the simulated
+cluster) calls it from one thread and carries out the I/O around it.
+
+Writes: the leader proposes the encoded :class:`Command`, remembering the index and term the entry
+got. When an entry at that index is applied, the waiter gets the state machine's result if the
+term matches, or ``ErrWrongLeader`` if another leader's entry took the index (the client then
+retries elsewhere with the same RequestId, and the session table keeps that exactly-once). A
+replica that stops being leader fails its pending writes at once for the same reason.
+
+Reads never enter the log (Raft thesis 6.4): reads that arrive while a ReadIndex round is in
+flight wait for the next round, so one heartbeat round confirms leadership for a whole batch. A
+batch is served once the state machine has applied its read index. Stale reads, served at once
+from local state on any replica, exist only when the caller asks for them.
+
+Snapshots: every replica compacts its own log. When the bytes of its log since the last snapshot
+pass ``max_raft_state``, it writes the state machine through ``storage.snapshot_writer`` at its
+applied index; the core then serves followers that fell behind from that snapshot. A snapshot
+received from the leader replaces the state machine before any later entry is applied.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Generic, Protocol, TypeVar
+
+from kvserver.kvcommand_pb2 import Command, Result
+from kvserver.state_machine import KVStateMachine
+from raftcore import NotLeaderError, ProposalDroppedError, RawNode, Ready, ReadyPersister, Role
+from raftcore.raftpb_pb2 import Entry, Message, SnapshotMetadata
+from raftcore.storage import Storage
+
+__all__ = ["ERR_WRONG_LEADER", "Replica", "Waiter", "restore_machine"]
+
+ERR_WRONG_LEADER = "ErrWrongLeader"
+
+T = TypeVar("T")
+T_contra = TypeVar("T_contra", contravariant=True)
+
+_SNAPSHOT_READ_CHUNK = 1 << 20
+
+
+class Waiter(Protocol[T_contra]):
+    """Receives the outcome of one request, exactly once: a value, or an error string."""
+
+    def resolve(self, value: T_contra) -> None:
+        """The request succeeded with ``value``."""
+        ...
+
+    def reject(self, err: str) -> None:
+        """The request did not (or may not) take effect here; ``err`` says why."""
+        ...
+
+
+class _Read(Generic[T]):
+    __slots__ = ("query", "waiter")
+
+    def __init__(self, query: Callable[[KVStateMachine], T], waiter: Waiter[T]) -> None:
+        self.query = query
+        self.waiter = waiter
+
+    def serve(self, machine: KVStateMachine) -> None:
+        self.waiter.resolve(self.query(machine))
+
+
+class Replica:
+    """Serves one node's share of the KV service on top of its Raft core."""
+
+    def __init__(
+        self,
+        node: RawNode,
+        storage: Storage,
+        machine: KVStateMachine,
+        *,
+        max_raft_state: int | None = None,
+    ) -> None:
+        """Wrap a core and storage that were opened together; ``machine`` must already hold the
+        state as of ``node.applied_index`` (restored from the storage's snapshot, if any).
+        ``max_raft_state`` None never snapshots."""
+        self.node = node
+        self.storage = storage
+        self.machine = machine
+        self.max_raft_state = max_raft_state
+        self._persister = ReadyPersister(storage)
+        self._applied = node.applied_index
+        self._pending_writes: dict[int, tuple[int, Waiter[Result]]] = {}
+        self._queued_reads: list[_Read[Any]] = []
+        self._reads_in_flight: dict[bytes, list[_Read[Any]]] = {}
+        self._confirmed_reads: deque[tuple[int, list[_Read[Any]]]] = deque()
+        self._read_seq = 0
+        # (index, bytes) of every stored log entry above the snapshot, to know the log's size.
+        self._log_sizes: deque[tuple[int, int]] = deque()
+        self._log_bytes = 0
+        self._track_stored_log()
+
+    @property
+    def applied_index(self) -> int:
+        """Index of the last entry applied to the state machine."""
+        return self._applied
+
+    @property
+    def log_bytes(self) -> int:
+        """Serialized size of the log entries kept since the last snapshot."""
+        return self._log_bytes
+
+    # -- requests ------------------------------------------------------------------------------
+
+    def propose(self, command: Command, waiter: Waiter[Result]) -> None:
+        """Replicate ``command``; ``waiter`` gets its result once applied, or ErrWrongLeader."""
+        try:
+            index = self.node.propose(command.SerializeToString())
+        except (NotLeaderError, ProposalDroppedError):
+            waiter.reject(ERR_WRONG_LEADER)
+            return
+        self._pending_writes[index] = (self.node.term, waiter)
+
+    def read(
+        self, query: Callable[[KVStateMachine], T], waiter: Waiter[T], *, stale: bool = False
+    ) -> None:
+        """Run ``query`` against the state machine at a linearizable point and hand its value to
+        ``waiter`` (ErrWrongLeader on a replica that is not leader). With ``stale`` the query runs
+        at once on local state, which may lag the leader: only for callers that asked for it."""
+        if stale:
+            waiter.resolve(query(self.machine))
+            return
+        if self.node.role is not Role.LEADER:
+            waiter.reject(ERR_WRONG_LEADER)
+            return
+        self._queued_reads.append(_Read(query, waiter))
+        if not self._reads_in_flight:
+            self._start_read_round()
+
+    def _start_read_round(self) -> None:
+        batch, self._queued_reads = self._queued_reads, []
+        self._read_seq += 1
+        context = self._read_seq.to_bytes(8, "big")
+        try:
+            self.node.read_index(context)
+        except NotLeaderError:
+            for r in batch:
+                r.waiter.reject(ERR_WRONG_LEADER)
+            return
+        self._reads_in_flight[context] = batch
+
+    # -- driving -------------------------------------------------------------------------------
+
+    def handle_ready(self, send: Callable[[list[Message]], None]) -> bool:
+        """Do one Ready's work synchronously: persist, ``send`` its messages, apply, advance.
+
+        Returns False if there was nothing to do. Raises whatever storage raises (a node that
+        cannot persist must stop: the Ready is then not advanced)."""
+        if not self.node.has_ready():
+            return False
+        rd = self.node.ready()
+        installed = self._persister.persist(rd)
+        self._track_appended(rd.entries)
+        send(rd.messages)
+        self.apply_ready(rd, installed)
+        self.node.advance(rd)
+        return True
+
+    def apply_ready(self, rd: Ready, installed: SnapshotMetadata | None) -> None:
+        """The application half of a Ready, after it was persisted and its messages sent."""
+        if rd.soft_state is not None and rd.soft_state.role is not Role.LEADER:
+            self._fail_all(ERR_WRONG_LEADER)
+        if installed is not None:
+            self._restore(installed)
+        for entry in rd.committed_entries:
+            self._apply(entry)
+        for rs in rd.read_states:
+            batch = self._reads_in_flight.pop(rs.context, None)
+            if batch:
+                self._confirmed_reads.append((rs.index, batch))
+        while self._confirmed_reads and self._confirmed_reads[0][0] <= self._applied:
+            for r in self._confirmed_reads.popleft()[1]:
+                r.serve(self.machine)
+        if self._queued_reads and not self._reads_in_flight:
+            self._start_read_round()
+        if self.max_raft_state is not None and self._log_bytes > self.max_raft_state:
+            self._take_snapshot()
+
+    def _apply(self, entry: Entry) -> None:
+        if entry.index <= self._applied:
+            return
+        self._applied = entry.index
+        result = self.machine.apply(entry.data)
+        pending = self._pending_writes.pop(entry.index, None)
+        if pending is None:
+            return
+        term, waiter = pending
+        if term == entry.term and result is not None:
+            waiter.resolve(result)
+        else:
+            waiter.reject(ERR_WRONG_LEADER)
+
+    def _fail_all(self, err: str) -> None:
+        writes, self._pending_writes = self._pending_writes, {}
+        for _, waiter in writes.values():
+            waiter.reject(err)
+        reads = [r for batch in self._reads_in_flight.values() for r in batch]
+        reads += [r for _, batch in self._confirmed_reads for r in batch]
+        reads += self._queued_reads
+        self._reads_in_flight.clear()
+        self._confirmed_reads.clear()
+        self._queued_reads = []
+        for r in reads:
+            r.waiter.reject(err)
+
+    # -- snapshots -----------------------------------------------------------------------------
+
+    def _restore(self, meta: SnapshotMetadata) -> None:
+        restore_machine(self.storage, self.machine)
+        self._applied = max(self._applied, meta.index)
+        # The install may have kept or discarded the log after the snapshot: ask storage.
+        self._track_stored_log()
+        # Entries this replica proposed below the snapshot can no longer be matched to a result.
+        for index in [i for i in self._pending_writes if i <= meta.index]:
+            self._pending_writes.pop(index)[1].reject(ERR_WRONG_LEADER)
+
+    def _take_snapshot(self) -> None:
+        index = self._applied
+        if index <= self.storage.snapshot_metadata().index:
+            return
+        meta = SnapshotMetadata(
+            index=index, term=self.storage.term(index), conf_state=self.node.status().conf_state
+        )
+        writer = self.storage.snapshot_writer(meta)
+        try:
+            for chunk in self.machine.snapshot_chunks():
+                writer.write(chunk)
+        except BaseException:
+            writer.abort()
+            raise
+        writer.commit()
+        self._drop_tracked_through(index)
+
+    def _track_stored_log(self) -> None:
+        self._log_sizes.clear()
+        self._log_bytes = 0
+        first, last = self.storage.first_index(), self.storage.last_index()
+        if first <= last:
+            self._track_appended(self.storage.entries(first, last + 1))
+
+    def _track_appended(self, entries: list[Entry]) -> None:
+        if not entries:
+            return
+        first = entries[0].index
+        while self._log_sizes and self._log_sizes[-1][0] >= first:
+            self._log_bytes -= self._log_sizes.pop()[1]
+        for e in entries:
+            size = e.ByteSize()
+            self._log_sizes.append((e.index, size))
+            self._log_bytes += size
+
+    def _drop_tracked_through(self, index: int) -> None:
+        while self._log_sizes and self._log_sizes[0][0] <= index:
+            self._log_bytes -= self._log_sizes.popleft()[1]
+
+
+def restore_machine(storage: Storage, machine: KVStateMachine) -> None:
+    """Load ``machine`` from the snapshot in ``storage`` (nothing to do when there is none)."""
+    size = storage.snapshot_size()
+    if size == 0:
+        return
+    loader = machine.snapshot_loader()
+    for offset in range(0, size, _SNAPSHOT_READ_CHUNK):
+        loader.feed(storage.read_snapshot(offset, _SNAPSHOT_READ_CHUNK))
+    machine.restore(loader)

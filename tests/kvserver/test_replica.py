@@ -1,0 +1,214 @@
+"""Replicas on three in-memory Raft cores: writes, ReadIndex reads, leader loss, snapshots."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from kvserver.kvcommand_pb2 import Command, Op, Result
+from kvserver.replica import ERR_WRONG_LEADER, Replica, restore_machine
+from kvserver.state_machine import OK, KVStateMachine
+from raftcore import Config, RawNode, Role
+from raftcore.memory_storage import MemoryStorage
+from raftcore.raftpb_pb2 import Message
+
+
+@dataclass
+class Outcome:
+    values: list[Any] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def resolve(self, value: Any) -> None:
+        self.values.append(value)
+
+    def reject(self, err: str) -> None:
+        self.errors.append(err)
+
+    @property
+    def done(self) -> bool:
+        return bool(self.values or self.errors)
+
+
+class Cluster:
+    def __init__(self, n: int = 3, max_raft_state: int | None = None, seed: int = 5) -> None:
+        self.ids = tuple(range(1, n + 1))
+        self.rng = random.Random(seed)
+        self.max_raft_state = max_raft_state
+        self.queue: list[Message] = []
+        self.cut: set[int] = set()
+        self.replicas: dict[int, Replica] = {}
+        for i in self.ids:
+            self.start(i, MemoryStorage(self.ids))
+
+    def start(self, i: int, storage: MemoryStorage) -> Replica:
+        machine = KVStateMachine(random.Random(i))
+        restore_machine(storage, machine)
+        node = RawNode(
+            Config(id=i, voters=self.ids, snapshot_chunk_bytes=64),
+            storage,
+            random.Random(self.rng.random()),
+            applied=storage.snapshot_metadata().index,
+        )
+        self.replicas[i] = Replica(node, storage, machine, max_raft_state=self.max_raft_state)
+        return self.replicas[i]
+
+    def settle(self, rounds: int = 200, tick: bool = False) -> None:
+        for _ in range(rounds):
+            progressed = False
+            for r in self.replicas.values():
+                if tick:
+                    r.node.tick()
+                progressed |= r.handle_ready(self.queue.extend)
+            queue, self.queue = self.queue, []
+            for m in queue:
+                if m.to in self.replicas and m.to not in self.cut and m.sender not in self.cut:
+                    self.replicas[m.to].node.step(Message.FromString(m.SerializeToString()))
+                    progressed = True
+            if not progressed and not tick:
+                return
+
+    def elect(self, i: int = 1) -> Replica:
+        self.replicas[i].node.campaign()
+        self.settle()
+        assert self.replicas[i].node.role is Role.LEADER
+        return self.replicas[i]
+
+    def until(self, cond: Callable[[], bool], rounds: int = 500) -> None:
+        for _ in range(rounds):
+            if cond():
+                return
+            self.settle(1, tick=True)
+        raise AssertionError("condition never held")
+
+
+def put(
+    key: bytes, value: bytes, rid: int, client: bytes = b"c", op: Op.ValueType = Op.OP_PUT
+) -> Command:
+    return Command(client_id=client, request_id=rid, op=op, key=key, value=value)
+
+
+def test_a_write_is_answered_once_committed_and_applied_everywhere() -> None:
+    c = Cluster()
+    leader = c.elect()
+    out = Outcome()
+    leader.propose(put(b"k", b"v", 1), out)
+    assert not out.done  # nothing is answered before the entry commits
+    c.settle()
+    assert out.values == [Result(err=OK)]
+    assert all(r.machine.get(b"k") == b"v" for r in c.replicas.values())
+
+
+def test_a_follower_refuses_writes_and_reads() -> None:
+    c = Cluster()
+    c.elect(1)
+    out_w, out_r = Outcome(), Outcome()
+    c.replicas[2].propose(put(b"k", b"v", 1), out_w)
+    c.replicas[2].read(lambda m: m.get(b"k"), out_r)
+    assert out_w.errors == [ERR_WRONG_LEADER]
+    assert out_r.errors == [ERR_WRONG_LEADER]
+
+
+def test_reads_wait_for_a_heartbeat_round_and_see_every_acknowledged_write() -> None:
+    c = Cluster()
+    leader = c.elect()
+    w = Outcome()
+    leader.propose(put(b"k", b"v", 1), w)
+    c.settle()
+    reads = [Outcome() for _ in range(5)]
+    for r in reads:
+        leader.read(lambda m: m.get(b"k"), r)
+    assert not any(r.done for r in reads)  # leadership is not confirmed yet
+    c.settle()
+    assert [r.values for r in reads] == [[b"v"]] * 5
+
+
+def test_a_cut_off_leader_serves_no_read() -> None:
+    """A deposed leader that cannot reach a majority must not answer from stale state."""
+    c = Cluster()
+    old = c.elect(1)
+    c.cut = {1}
+    r = Outcome()
+    old.read(lambda m: m.get(b"k"), r)
+    c.until(lambda: any(x.node.role is Role.LEADER for i, x in c.replicas.items() if i != 1))
+    c.until(lambda: r.done)
+    assert r.values == []
+    assert r.errors == [ERR_WRONG_LEADER]
+
+
+def test_stale_reads_are_served_at_once_anywhere() -> None:
+    c = Cluster()
+    c.elect()
+    r = Outcome()
+    c.replicas[3].read(lambda m: m.get(b"missing"), r, stale=True)
+    assert r.values == [None]
+
+
+def test_pending_writes_fail_when_leadership_is_lost() -> None:
+    c = Cluster()
+    old = c.elect(1)
+    c.cut = {1}
+    w = Outcome()
+    old.propose(put(b"k", b"lost", 1), w)
+    c.until(lambda: w.done)
+    assert w.errors == [ERR_WRONG_LEADER]
+    c.cut = set()
+    c.until(lambda: any(r.node.role is Role.LEADER for r in c.replicas.values()))
+    new = next(r for r in c.replicas.values() if r.node.role is Role.LEADER)
+    retry = Outcome()
+    new.propose(put(b"k", b"lost", 1), retry)
+    c.until(lambda: retry.done)
+    assert retry.values == [Result(err=OK)]
+
+
+def test_a_retried_append_through_a_new_leader_applies_once() -> None:
+    c = Cluster()
+    leader = c.elect(1)
+    first = Outcome()
+    leader.propose(put(b"k", b"x", 1, op=Op.OP_APPEND), first)
+    c.settle()
+    assert first.values == [Result(err=OK)]
+    leader.node.transfer_leadership(2)
+    c.settle()
+    assert c.replicas[2].node.role is Role.LEADER
+    again = Outcome()
+    c.replicas[2].propose(put(b"k", b"x", 1, op=Op.OP_APPEND), again)
+    c.settle()
+    assert again.values == [Result(err=OK)]
+    assert all(r.machine.get(b"k") == b"x" for r in c.replicas.values())
+
+
+@pytest.mark.parametrize("max_raft_state", [300, 2000])
+def test_log_stays_bounded_and_a_lagging_follower_catches_up_by_snapshot(
+    max_raft_state: int,
+) -> None:
+    c = Cluster(max_raft_state=max_raft_state)
+    leader = c.elect(1)
+    c.cut = {3}
+    for n in range(200):
+        w = Outcome()
+        leader.propose(put(b"k%d" % (n % 10), b"v%d" % n, n + 1), w)
+        c.settle()
+        assert w.values == [Result(err=OK)]
+        assert leader.log_bytes <= max_raft_state + 200
+    assert leader.storage.snapshot_metadata().index > 0
+    c.cut = set()
+    c.until(lambda: c.replicas[3].applied_index == leader.applied_index)
+    assert c.replicas[3].machine.scan() == leader.machine.scan()
+    assert c.replicas[3].storage.snapshot_metadata().index > 0
+
+
+def test_a_restarted_replica_rebuilds_its_state_from_snapshot_and_log() -> None:
+    c = Cluster(max_raft_state=400)
+    leader = c.elect(1)
+    for n in range(60):
+        leader.propose(put(b"k%d" % n, b"v", n + 1), Outcome())
+        c.settle()
+    storage = c.replicas[2].storage
+    assert isinstance(storage, MemoryStorage)
+    restarted = c.start(2, storage.copy())
+    c.until(lambda: restarted.applied_index == leader.applied_index)
+    assert restarted.machine.scan() == leader.machine.scan()
