@@ -96,23 +96,33 @@ def recover(fs: FileSystem, directory: str, *, voters: Sequence[int], sync: bool
         active_size = _replay_segment(fs, _path(directory, seq), seq, log, last=last, sync=sync)
     live = seqs[start:]
     if snapshot is not None and snap_index > log.base.index:
-        logger.warning(
-            "%s: finishing an interrupted snapshot commit at index %d",
-            directory,
-            snap_index,
-        )
-        log.install(snapshot.metadata)
-        live.append(seqs[-1] + 1)
-        content = rebase_segment(live[-1], log.base, log.hard_state, log.entries)
-        write_new_file(fs, directory, segment_name(live[-1]), content, sync=sync)
-        active_size = len(content)
-        live = live[-1:]
+        live = [seqs[-1] + 1]
+        active_size = _finish_snapshot_commit(fs, directory, snapshot, log, live[0], sync=sync)
     elif snapshot is not None:
         log.base.CopyFrom(snapshot.metadata)
     _remove_leftovers(fs, directory, [s for s in seqs if s < live[0]], snap_indexes, snapshot)
     if sync:
         fs.sync_dir(directory)
     return Recovered(log, snapshot, live, active_size)
+
+
+def _finish_snapshot_commit(
+    fs: FileSystem, directory: str, snapshot: SnapshotFile, log: LogState, seq: int, *, sync: bool
+) -> int:
+    """Install ``snapshot`` on the replayed ``log`` and write its rebase segment ``seq``.
+
+    A crash fell between a snapshot file's rename and its rebase segment; later appends must land
+    after the install, so it is made durable before anything else. Returns the segment's size.
+    """
+    logger.warning(
+        "%s: finishing an interrupted snapshot commit at index %d",
+        directory,
+        snapshot.metadata.index,
+    )
+    log.install(snapshot.metadata)
+    content = rebase_segment(seq, log.base, log.hard_state, log.entries)
+    write_new_file(fs, directory, segment_name(seq), content, sync=sync)
+    return len(content)
 
 
 def _path(directory: str, seq: int) -> str:
