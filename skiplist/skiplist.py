@@ -11,9 +11,11 @@ that level's predecessor, which is where an insert links its new tower or a dele
 
 A node reaches level ``L + 1`` with probability ``p = 1/4`` given it reached level ``L`` (Pugh's
 recommended value: 1.33 nodes per entry instead of 2 for ``p = 1/2`` at about the same number of
-steps per search). One ``getrandbits(64)`` call draws the whole tower height: the count of trailing
-zero bit *pairs* plus one. The height is capped at ``bit_length(len) // 2 + 1`` (about
-``log4(len) + 1``), so the number of levels adapts to the size, and at 32.
+steps per search). One ``getrandbits(32)`` call draws the whole tower height: one plus the number
+of trailing zero bit *pairs*. The height is capped at ``bit_length(len) // 2 + 1`` (about
+``log4(len) + 1``), so the number of levels follows the size, and at ``MAX_LEVEL``; deletes drop
+levels that become empty. Maps built from sorted input (``SkipListBuilder``, snapshot loads) get
+the ideal shape instead of a random one.
 
 A dict from key to level-0 node sits beside the skip list, as ``sortedcontainers.SortedDict``
 keeps a dict beside its sorted list: ``get``, ``in`` and overwriting an existing key are O(1)
@@ -24,8 +26,12 @@ totally ordered by ``<``, with ``==`` agreeing with that order (bytes, str, int,
 Two shortcuts keep the pure-Python constant factor down: the inner loops are plain ``while``
 loops over ``__slots__`` attributes held in locals, and inserts remember the predecessors of the
 last inserted key (a *finger*). An insert of a larger key climbs from the finger only as high as
-it must, so ascending inserts cost O(1) expected instead of a full search. Any delete forgets the
-finger, because it may have unlinked one of the remembered nodes.
+it must, so ascending inserts cost O(1) expected instead of a full search. Why climbing may stop
+at the first level whose remembered predecessor is still right (its successor is None or not
+smaller than the new key): the successor on level ``i + 1`` is also on level ``i`` and is never
+left of the successor on level ``i``, so it is not smaller than the new key either. Overwrites
+do not change the links; any delete forgets the finger, as it may have unlinked a remembered
+node.
 
 Randomness is injected: pass a ``random.Random``; without one, ``__init__`` creates a fresh
 ``random.Random()`` (seeded by the OS, so not reproducible). Tower heights affect speed only,

@@ -170,3 +170,15 @@ def test_load_builds_the_ideal_shape_whatever_the_rng() -> None:
     b = loads(data, random.Random(2))
     assert a.display(limit=100) == b.display(limit=100)
     assert a._height == 4  # 100 entries: levels 0..3 (every 4th, 16th, 64th entry)
+
+
+def test_the_example_in_the_format_document() -> None:
+    sl: SkipList[bytes, bytes] = SkipList()
+    sl[b""] = b"x"
+    sl[b"a\n"] = b""
+    assert dumps(sl) == bytes.fromhex(
+        "524b534c 0001 0000 0000000000000002"
+        "00000000 00000001 78"
+        "00000002 610a 00000000"
+        "524b5345 616eadfa"
+    )
