@@ -1,10 +1,13 @@
 """Committed entries per second through a 3-node cluster on a zero-cost in-process network.
 
-Run ``python -m bench.raftcore``. Three RawNodes over MemoryStorage, each Ready handled as the
-runner contract says (ReadyPersister, then send, then apply, then advance); a sent message is
-stepped straight into its target. Each round the leader gets ``batch`` proposals, then every
-node handles its Readys once; the figure counts entries the *leader* has applied (committed by
-a majority and handed out), so it measures the core's own per-entry cost plus MemoryStorage's.
+Run ``python -m bench.raftcore``. Three RawNodes, each Ready handled as the runner contract says
+(ReadyPersister, then send, then apply, then advance); a sent message is stepped straight into
+its target. Each round the leader gets ``batch`` proposals, then every node handles its Readys
+once; the figure counts entries the *leader* has applied (committed by a majority and handed
+out). It is printed twice: over MemoryStorage as shipped (which copies every entry it saves:
+about 1.7 us per entry per node), and over AliasingStorage, which keeps references instead, so
+the second figure is the core's own per-entry cost. Rates are per wall-clock second and per CPU
+second of the process (steadier on a shared machine).
 """
 
 from __future__ import annotations
