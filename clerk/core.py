@@ -1,0 +1,163 @@
+"""The clerk's decisions without any I/O: request ids, the leader cache, and when to retry whom.
+
+Theory of operation
+-------------------
+Both the asyncio :mod:`clerk` and the simulated clerks of the kvraft scenario suite drive this
+module; it imports no I/O and no clock, and its randomness (backoff jitter) comes from an injected
+``random.Random``, so a simulation replays exactly.
+
+Request ids. A write takes a fresh id from :meth:`ClerkCore.new_request_id` once and keeps it for
+every retry of that write, so a write that reached the log twice is answered from the servers'
+session cache instead of being applied twice. When the write has its final answer (whatever the
+outcome) the caller calls :meth:`ClerkCore.finish`; :meth:`ClerkCore.acked_below` is then the
+lowest id still outstanding, which the clerk sends so the servers may forget older cached replies.
+A write abandoned at its deadline must NOT be finished: its outcome is unknown, and keeping it
+outstanding keeps its cached reply on the servers. Reads take no id: they never enter the log.
+
+Retries. An operation starts an :class:`Attempt` at the cached leader. Each failed ask moves to the
+next server: the leader hint from a wrong-leader reply when it names another valid server, else the
+next index in order. The first ``n_servers`` asks of a round go out at once (delay 0); after that
+many failures the round ends with a capped exponential backoff drawn with jitter, and a new round
+begins. Counting asks rather than distinct servers keeps two servers that hint at each other (a
+stale hint during an election) from spinning without a pause.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+__all__ = ["Attempt", "ClerkCore", "RetryPolicy", "hint_from_raft_id"]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How long to wait between rounds of asks: capped exponential backoff with jitter.
+
+    The k-th backoff of an operation (k = 0, 1, ...) is ``b = min(max_backoff_ms,
+    initial_backoff_ms * multiplier**k)`` drawn uniformly in ``[b * (1 - jitter), b]``.
+    """
+
+    initial_backoff_ms: int = 5
+    max_backoff_ms: int = 500
+    multiplier: float = 2.0
+    jitter: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.initial_backoff_ms <= 0:
+            raise ValueError(f"initial_backoff_ms must be positive, not {self.initial_backoff_ms}")
+        if self.max_backoff_ms < self.initial_backoff_ms:
+            raise ValueError(
+                f"max_backoff_ms ({self.max_backoff_ms}) must be >= initial_backoff_ms "
+                f"({self.initial_backoff_ms})"
+            )
+        if self.multiplier < 1.0:
+            raise ValueError(f"multiplier must be >= 1, not {self.multiplier}")
+        if not 0.0 <= self.jitter <= 1.0:
+            raise ValueError(f"jitter must be in [0, 1], not {self.jitter}")
+
+    def backoff_ms(self, round_index: int, rng: random.Random) -> int:
+        """The pause after the ``round_index``-th failed round (0-based), in whole ms (>= 1)."""
+        # Cap the exponent so a long outage cannot overflow the float.
+        ceiling = float(self.max_backoff_ms)
+        b = min(ceiling, self.initial_backoff_ms * self.multiplier ** min(round_index, 64))
+        drawn = rng.uniform(b * (1.0 - self.jitter), b)
+        return max(1, round(drawn))
+
+
+def hint_from_raft_id(raft_id: int, n_servers: int) -> int | None:
+    """The server index a reply's leader hint names (Raft id = index + 1; 0 = unknown)."""
+    if 1 <= raft_id <= n_servers:
+        return raft_id - 1
+    return None
+
+
+class ClerkCore:
+    """One client's identity, request numbering, leader cache and retry policy."""
+
+    def __init__(
+        self,
+        n_servers: int,
+        client_id: bytes,
+        rng: random.Random,
+        policy: RetryPolicy = RetryPolicy(),  # frozen, so one shared default is safe
+    ) -> None:
+        """``client_id`` must be unique per clerk (the asyncio clerk uses ``uuid4().bytes``)."""
+        if n_servers < 1:
+            raise ValueError(f"a clerk needs at least one server, not {n_servers}")
+        if not client_id:
+            raise ValueError("client_id must not be empty")
+        self.n_servers = n_servers
+        self.client_id = client_id
+        self.rng = rng
+        self.policy = policy
+        self.leader = 0
+        self._next_id = 1
+        self._outstanding: set[int] = set()
+
+    def new_request_id(self) -> int:
+        """A fresh id for one write (1, 2, 3, ...); it stays outstanding until :meth:`finish`."""
+        request_id = self._next_id
+        self._next_id += 1
+        self._outstanding.add(request_id)
+        return request_id
+
+    def acked_below(self) -> int:
+        """The lowest request id still outstanding, or the next id to be issued if none is."""
+        return min(self._outstanding, default=self._next_id)
+
+    def finish(self, request_id: int) -> None:
+        """Record that the write ``request_id`` got its final answer; finishing twice is a no-op.
+
+        Raises ValueError for an id this clerk never issued.
+        """
+        if not 1 <= request_id < self._next_id:
+            raise ValueError(
+                f"request id {request_id} was never issued (ids so far: 1..{self._next_id - 1})"
+            )
+        self._outstanding.discard(request_id)
+
+    def start(self) -> Attempt:
+        """Begin one operation's walk over the servers, first asking the cached leader."""
+        return Attempt(self)
+
+
+class Attempt:
+    """One operation's sequence of asks: whom to ask now and how long to wait before the next."""
+
+    def __init__(self, core: ClerkCore) -> None:
+        self._core = core
+        self.server = core.leader
+        self.asks = 1  # asks made so far, the current one included
+        self.rounds_failed = 0
+        self._asks_in_round = 1
+
+    def on_success(self) -> None:
+        """The current server answered as leader: cache it for the next operations."""
+        self._core.leader = self.server
+
+    def on_wrong_leader(self, hint: int | None) -> int:
+        """The server is not the leader; ``hint`` is the index it named, if any.
+
+        Moves :attr:`server` to the hinted server when the hint is a valid other index, else to the
+        next index, and returns the delay in ms to wait before asking it.
+        """
+        n = self._core.n_servers
+        if hint is not None and 0 <= hint < n and hint != self.server:
+            return self._move_to(hint)
+        return self._move_to((self.server + 1) % n)
+
+    def on_failure(self) -> int:
+        """The ask timed out or the connection failed: move to the next server; the delay in ms."""
+        return self._move_to((self.server + 1) % self._core.n_servers)
+
+    def _move_to(self, server: int) -> int:
+        delay = 0
+        if self._asks_in_round >= self._core.n_servers:
+            delay = self._core.policy.backoff_ms(self.rounds_failed, self._core.rng)
+            self.rounds_failed += 1
+            self._asks_in_round = 0
+        self.server = server
+        self.asks += 1
+        self._asks_in_round += 1
+        return delay
