@@ -8,5 +8,10 @@ comes from ``random.Random`` instances seeded from one run seed, so a seed repla
 * :mod:`raftcore.testing.network`: labrpc's fault model for one-way messages and calls;
 * :mod:`raftcore.testing.invariants`: Raft's safety properties, checked after every step;
 * :mod:`raftcore.testing.app`: the recording application (its state is its applied log);
-* :mod:`raftcore.testing.cluster`: nodes, crash/restart and 6.5840's test helpers.
+* :mod:`raftcore.testing.cluster`: nodes, crash/restart and 6.5840's test helpers;
+* :mod:`raftcore.testing.campaign`: the seeded mixed-fault campaign.
+
+The network's request/reply path (:meth:`raftcore.testing.network.Port.call`, with
+``SimNetwork.attach(address, on_call=...)``) is the seam for running KV servers and clerks on the
+same simulated network: it always ends, with the reply or ``None`` on loss, crash or timeout.
 """
