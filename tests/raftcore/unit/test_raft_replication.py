@@ -188,3 +188,14 @@ def test_5_3_committed_entries_are_applied_in_order_on_every_node() -> None:
     pump.tick(2)
     want = [b"v%d" % k for k in range(20)]
     assert all(n.applied_data() == want for n in pump.nodes.values())
+
+
+def test_5_3_followers_learn_the_commit_index_without_waiting_for_a_heartbeat() -> None:
+    """5.3: "the leader keeps track of the highest index it knows to be committed, and it
+    includes that index in future AppendEntries RPCs": ours sends them as soon as the commit
+    index moves, so followers apply without any tick."""
+    pump = Pump(3, seed=12)
+    pump.elect(1)
+    pump.nodes[1].raw.propose(b"now")
+    pump.deliver()
+    assert all(n.applied_data() == [b"now"] for n in pump.nodes.values())
