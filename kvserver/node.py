@@ -1,0 +1,338 @@
+"""One raftkv node: a Raft core, its disk storage and the KV replica, run by one asyncio loop.
+
+Theory of operation
+-------------------
+Everything that touches the Raft core or the replica runs on the loop's thread, so nothing needs a
+lock. Three things wake the node: the tick timer (every ``tick_ms`` of monotonic time), a batch of
+Raft messages from a peer (the ``raftRpc.Deliver`` handler steps them into the core), and client
+requests (the KV service hands them to the replica). Each of them only schedules one run of
+``_process``, which drains every Ready the core has: persist it with one fsync, hand its messages
+to the per-peer senders, apply its committed entries, answer the waiting requests, advance.
+
+Messages to a peer go out as one ``Deliver`` call per Ready on that peer's long-lived channel, with
+a few calls in flight at once (pipelining) and everything queued meanwhile batched into the next
+call. A failed call only tells the core the peer is unreachable: Raft retransmits on its own, so
+the transport never retries.
+
+A storage failure (disk full, I/O error) stalls the node instead of killing it: nothing of the
+failed Ready is sent or acknowledged, pending requests fail, and the same Ready is retried every
+``storage_retry_s`` until the disk accepts it again. Any other error inside the loop is fatal: it
+is logged and :meth:`Node.wait_stopped` raises it, so the process exits non-zero instead of
+hanging.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from google.protobuf.descriptor import ServiceDescriptor
+
+from kvserver.raft_transport_pb2 import DESCRIPTOR as TRANSPORT_DESCRIPTOR
+from kvserver.raft_transport_pb2 import DeliverReply, MessageBatch
+from kvserver.replica import Replica, restore_machine
+from kvserver.state_machine import KVStateMachine
+from kvserver.storage import DiskStorage
+from raftcore import Config, RawNode, Role
+from raftcore.raftpb_pb2 import Message
+from raftcore.storage import StorageError
+from rpc import RpcChannel, RpcController, RpcError, RpcProvider
+
+__all__ = ["Node", "NodeConfig"]
+
+_log = logging.getLogger(__name__)
+
+RAFT_SERVICE: ServiceDescriptor = TRANSPORT_DESCRIPTOR.services_by_name["raftRpc"]
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """Where a node lives and how it paces itself.
+
+    ``peers`` maps every voter's Raft id (this node's included) to its (host, port); the node
+    listens on its own entry. Times: one tick is ``tick_ms``; the election timeout is random in
+    ``[election_tick, 2 * election_tick)`` ticks and the leader heartbeats every
+    ``heartbeat_tick`` ticks. ``max_raft_state`` (bytes of log) triggers a snapshot; None never
+    snapshots. ``fsync=False`` is for benchmarks only: a crash then loses acknowledged writes.
+    """
+
+    node_id: int
+    peers: Mapping[int, tuple[str, int]]
+    data_dir: Path
+    tick_ms: float = 10.0
+    election_tick: int = 30
+    heartbeat_tick: int = 5
+    max_raft_state: int | None = 4 << 20
+    fsync: bool = True
+    peer_call_timeout_s: float = 1.0
+    max_calls_in_flight_per_peer: int = 4
+    storage_retry_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.node_id not in self.peers:
+            raise ValueError(f"node {self.node_id} is not among the peers {sorted(self.peers)}")
+        if self.tick_ms <= 0:
+            raise ValueError(f"tick_ms must be positive, not {self.tick_ms}")
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """This node's own (host, port)."""
+        return self.peers[self.node_id]
+
+
+class _PeerSender:
+    """Carries one peer's messages: batches what queues up while calls are in flight."""
+
+    def __init__(self, node: Node, peer: int, channel: RpcChannel) -> None:
+        self._node = node
+        self._peer = peer
+        self._channel = channel
+        self._queued: list[Message] = []
+        self._in_flight = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def send(self, messages: list[Message]) -> None:
+        self._queued.extend(messages)
+        if self._in_flight < self._node.config.max_calls_in_flight_per_peer:
+            batch, self._queued = self._queued, []
+            self._in_flight += 1
+            task = asyncio.get_running_loop().create_task(self._deliver(batch))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _deliver(self, batch: list[Message]) -> None:
+        try:
+            await self._channel.call(
+                "raftRpc",
+                "Deliver",
+                MessageBatch(messages=batch),
+                DeliverReply,
+                timeout=self._node.config.peer_call_timeout_s,
+            )
+        except RpcError as exc:
+            self._node.peer_unreachable(self._peer, exc)
+        else:
+            self._node.peer_reachable(self._peer)
+        finally:
+            self._in_flight -= 1
+        if self._queued:
+            self.send([])
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._channel.close()
+
+
+class Node:
+    """A running node. ``await start()``, then serve until ``stop()`` or a fatal error."""
+
+    def __init__(self, config: NodeConfig, *, rng: random.Random | None = None) -> None:
+        self.config = config
+        self._rng = rng if rng is not None else random.Random()
+        self._provider = RpcProvider()
+        self._storage: DiskStorage | None = None
+        self._replica: Replica | None = None
+        self._senders: dict[int, _PeerSender] = {}
+        self._unreachable: set[int] = set()
+        self._process_scheduled = False
+        self._storage_failure: StorageError | None = None
+        self._tick_handle: asyncio.TimerHandle | None = None
+        self._stopped: asyncio.Future[None] | None = None
+        self._last_role: tuple[Role, int, int] | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open storage, restore the state machine, listen, and start ticking."""
+        loop = asyncio.get_running_loop()
+        self._stopped = loop.create_future()
+        cfg = self.config
+        storage = DiskStorage(cfg.data_dir, fsync=cfg.fsync, voters=sorted(cfg.peers))
+        self._storage = storage
+        machine = KVStateMachine(random.Random(self._rng.random()))
+        restore_machine(storage, machine)
+        raw = RawNode(
+            Config(
+                id=cfg.node_id,
+                voters=tuple(sorted(cfg.peers)),
+                election_tick=cfg.election_tick,
+                heartbeat_tick=cfg.heartbeat_tick,
+            ),
+            storage,
+            random.Random(self._rng.random()),
+            applied=storage.snapshot_metadata().index,
+        )
+        self._replica = Replica(raw, storage, machine, max_raft_state=cfg.max_raft_state)
+        self._provider.register(RAFT_SERVICE, {"Deliver": self._on_deliver})
+        for peer, (host, port) in cfg.peers.items():
+            if peer != cfg.node_id:
+                self._senders[peer] = _PeerSender(self, peer, RpcChannel(host, port))
+        host, port = cfg.address
+        try:
+            await self._provider.start(host, port)
+        except OSError:
+            storage.close()
+            raise
+        _log.info(
+            "node %d listening on %s:%d, data in %s, term %d, applied %d",
+            cfg.node_id,
+            host,
+            port,
+            cfg.data_dir,
+            raw.term,
+            raw.applied_index,
+        )
+        self._schedule_tick(loop.time())
+
+    async def stop(self) -> None:
+        """Stop ticking, stop serving (in-flight calls finish or fail), close storage."""
+        if self._tick_handle is not None:
+            self._tick_handle.cancel()
+            self._tick_handle = None
+        await self._provider.close()
+        for sender in self._senders.values():
+            await sender.close()
+        if self._storage is not None:
+            self._storage.close()
+            self._storage = None
+        if self._stopped is not None and not self._stopped.done():
+            self._stopped.set_result(None)
+        _log.info("node %d stopped", self.config.node_id)
+
+    async def wait_stopped(self) -> None:
+        """Return when the node was stopped; raise the error that ended it, if one did."""
+        assert self._stopped is not None, "start() first"
+        await asyncio.shield(self._stopped)
+
+    @property
+    def replica(self) -> Replica:
+        """The KV replica (for the services and for tests)."""
+        assert self._replica is not None, "start() first"
+        return self._replica
+
+    @property
+    def provider(self) -> RpcProvider:
+        """The RPC server; services other than Raft's are registered on it before start()."""
+        return self._provider
+
+    @staticmethod
+    def clock_ms() -> int:
+        """The wall clock stamped into commands (drives session expiry; never trusted for order)."""
+        return time.time_ns() // 1_000_000
+
+    # -- driving the core ----------------------------------------------------------------------
+
+    def wakeup(self) -> None:
+        """Ask for the core's pending work to be done soon (at most one run is ever queued)."""
+        if not self._process_scheduled:
+            self._process_scheduled = True
+            asyncio.get_running_loop().call_soon(self._process)
+
+    def _schedule_tick(self, when: float) -> None:
+        loop = asyncio.get_running_loop()
+        next_tick = when + self.config.tick_ms / 1000
+        # Keep the cadence after a stall instead of firing a burst of late ticks.
+        if next_tick < loop.time():
+            next_tick = loop.time() + self.config.tick_ms / 1000
+        self._tick_handle = loop.call_at(next_tick, self._on_tick, next_tick)
+
+    def _on_tick(self, when: float) -> None:
+        self.replica.node.tick()
+        self._process()
+        if self._tick_handle is not None:
+            self._schedule_tick(when)
+
+    def _process(self) -> None:
+        self._process_scheduled = False
+        replica = self._replica
+        if replica is None or self._storage is None:
+            return
+        try:
+            while replica.handle_ready(self._send):
+                pass
+        except StorageError as exc:
+            self._on_storage_failure(exc)
+            return
+        except Exception as exc:
+            self._fatal(exc)
+            return
+        if self._storage_failure is not None:
+            _log.warning("node %d: storage works again", self.config.node_id)
+            self._storage_failure = None
+        self._log_role_change()
+
+    def _send(self, messages: list[Message]) -> None:
+        by_peer: dict[int, list[Message]] = {}
+        for m in messages:
+            by_peer.setdefault(m.to, []).append(m)
+        for peer, batch in by_peer.items():
+            sender = self._senders.get(peer)
+            if sender is None:
+                _log.error(
+                    "node %d: dropping a message to unknown peer %d", self.config.node_id, peer
+                )
+                continue
+            sender.send(batch)
+
+    async def _on_deliver(self, batch: MessageBatch, controller: RpcController) -> DeliverReply:
+        raw = self.replica.node
+        for m in batch.messages:
+            if m.to != self.config.node_id:
+                controller.set_failed(f"message for node {m.to} delivered to {self.config.node_id}")
+                return DeliverReply()
+            raw.step(m)
+        self.wakeup()
+        return DeliverReply()
+
+    def peer_unreachable(self, peer: int, exc: Exception) -> None:
+        """A call to ``peer`` failed: tell the core, and log the first failure only."""
+        if self._replica is None:
+            return
+        self._replica.node.report_unreachable(peer)
+        if peer not in self._unreachable:
+            self._unreachable.add(peer)
+            _log.warning("node %d: peer %d unreachable: %s", self.config.node_id, peer, exc)
+
+    def peer_reachable(self, peer: int) -> None:
+        """A call to ``peer`` succeeded: log the recovery of a peer that had been lost."""
+        if peer in self._unreachable:
+            self._unreachable.discard(peer)
+            _log.info("node %d: peer %d reachable again", self.config.node_id, peer)
+
+    def _on_storage_failure(self, exc: StorageError) -> None:
+        if self._storage_failure is None:
+            _log.error(
+                "node %d: storage failed, not accepting writes until it recovers: %s",
+                self.config.node_id,
+                exc,
+            )
+        self._storage_failure = exc
+        asyncio.get_running_loop().call_later(self.config.storage_retry_s, self.wakeup)
+
+    def _fatal(self, exc: BaseException) -> None:
+        _log.critical("node %d: fatal error in the Raft loop", self.config.node_id, exc_info=exc)
+        if self._tick_handle is not None:
+            self._tick_handle.cancel()
+            self._tick_handle = None
+        if self._stopped is not None and not self._stopped.done():
+            self._stopped.set_exception(exc)
+
+    def _log_role_change(self) -> None:
+        raw = self.replica.node
+        now = (raw.role, raw.term, raw.leader_id)
+        if now != self._last_role:
+            self._last_role = now
+            _log.info(
+                "node %d: %s in term %d, leader %s",
+                self.config.node_id,
+                raw.role.value,
+                raw.term,
+                raw.leader_id or "unknown",
+            )
