@@ -17,6 +17,11 @@ flight wait for the next round, so one heartbeat round confirms leadership for a
 batch is served once the state machine has applied its read index. Stale reads, served at once
 from local state on any replica, exist only when the caller asks for them.
 
+Storage failures: if persisting a Ready fails (disk full, I/O error), the error propagates to the
+runner, nothing of that Ready is sent or applied, and the very same Ready is persisted again on the
+next call (the core hands out each Ready once). Meanwhile writes are refused with
+``ErrStorageUnavailable`` rather than queued behind a disk that may stay full.
+
 Snapshots: every replica compacts its own log. When the bytes of its log since the last snapshot
 pass ``max_raft_state``, it writes the state machine through ``storage.snapshot_writer`` at its
 applied index; the core then serves followers that fell behind from that snapshot. A snapshot
@@ -35,9 +40,10 @@ from raftcore import NotLeaderError, ProposalDroppedError, RawNode, Ready, Ready
 from raftcore.raftpb_pb2 import Entry, Message, SnapshotMetadata
 from raftcore.storage import Storage
 
-__all__ = ["ERR_WRONG_LEADER", "Replica", "Waiter", "restore_machine"]
+__all__ = ["ERR_STORAGE_UNAVAILABLE", "ERR_WRONG_LEADER", "Replica", "Waiter", "restore_machine"]
 
 ERR_WRONG_LEADER = "ErrWrongLeader"
+ERR_STORAGE_UNAVAILABLE = "ErrStorageUnavailable"
 
 T = TypeVar("T")
 T_contra = TypeVar("T_contra", contravariant=True)
@@ -87,6 +93,7 @@ class Replica:
         self.machine = machine
         self.max_raft_state = max_raft_state
         self._persister = ReadyPersister(storage)
+        self._unpersisted: Ready | None = None
         self._applied = node.applied_index
         self._pending_writes: dict[int, tuple[int, Waiter[Result]]] = {}
         self._queued_reads: list[_Read[Any]] = []
@@ -104,6 +111,11 @@ class Replica:
         return self._applied
 
     @property
+    def storage_failed(self) -> bool:
+        """True while a Ready could not be persisted (it is retried on the next handle_ready)."""
+        return self._unpersisted is not None
+
+    @property
     def log_bytes(self) -> int:
         """Serialized size of the log entries kept since the last snapshot."""
         return self._log_bytes
@@ -111,7 +123,11 @@ class Replica:
     # -- requests ------------------------------------------------------------------------------
 
     def propose(self, command: Command, waiter: Waiter[Result]) -> None:
-        """Replicate ``command``; ``waiter`` gets its result once applied, or ErrWrongLeader."""
+        """Replicate ``command``; ``waiter`` gets its result once applied, or ErrWrongLeader
+        (ErrStorageUnavailable while this replica cannot persist)."""
+        if self._unpersisted is not None:
+            waiter.reject(ERR_STORAGE_UNAVAILABLE)
+            return
         try:
             index = self.node.propose(command.SerializeToString())
         except (NotLeaderError, ProposalDroppedError):
@@ -152,12 +168,15 @@ class Replica:
     def handle_ready(self, send: Callable[[list[Message]], None]) -> bool:
         """Do one Ready's work synchronously: persist, ``send`` its messages, apply, advance.
 
-        Returns False if there was nothing to do. Raises whatever storage raises (a node that
-        cannot persist must stop: the Ready is then not advanced)."""
-        if not self.node.has_ready():
-            return False
-        rd = self.node.ready()
+        Returns False if there was nothing to do. Raises whatever storage raises; the Ready is
+        then kept, neither sent nor advanced, and persisted again by the next call."""
+        rd = self._unpersisted
+        if rd is None:
+            if not self.node.has_ready():
+                return False
+            rd = self._unpersisted = self.node.ready()
         installed = self._persister.persist(rd)
+        self._unpersisted = None
         self._track_appended(rd.entries)
         send(rd.messages)
         self.apply_ready(rd, installed)

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
 from kvserver.kvcommand_pb2 import Command, Op, Result
-from kvserver.replica import ERR_WRONG_LEADER, Replica, restore_machine
+from kvserver.replica import ERR_STORAGE_UNAVAILABLE, ERR_WRONG_LEADER, Replica, restore_machine
 from kvserver.state_machine import OK, KVStateMachine
 from raftcore import Config, RawNode, Role
 from raftcore.memory_storage import MemoryStorage
-from raftcore.raftpb_pb2 import Message
+from raftcore.raftpb_pb2 import Entry, HardState, Message
+from raftcore.storage import StorageError
 
 
 @dataclass
@@ -212,3 +213,36 @@ def test_a_restarted_replica_rebuilds_its_state_from_snapshot_and_log() -> None:
     restarted = c.start(2, storage.copy())
     c.until(lambda: restarted.applied_index == leader.applied_index)
     assert restarted.machine.scan() == leader.machine.scan()
+
+
+class FlakyStorage(MemoryStorage):
+    """Refuses every save while ``full`` is set, as a full disk does."""
+
+    full = False
+
+    def save(self, hard_state: HardState | None, entries: Sequence[Entry]) -> None:
+        if self.full:
+            raise StorageError("no space left on device")
+        super().save(hard_state, entries)
+
+
+def test_a_full_disk_stalls_the_replica_and_loses_nothing_once_space_is_back() -> None:
+    c = Cluster()
+    flaky = FlakyStorage(c.ids)
+    leader = c.start(1, flaky)
+    c.elect(1)
+    first = Outcome()
+    leader.propose(put(b"k", b"1", 1), first)
+    flaky.full = True
+    with pytest.raises(StorageError):
+        leader.handle_ready(c.queue.extend)
+    assert leader.storage_failed
+    assert c.queue == []  # nothing of the unpersisted Ready was sent
+    refused = Outcome()
+    leader.propose(put(b"k", b"2", 2), refused)
+    assert refused.errors == [ERR_STORAGE_UNAVAILABLE]
+    flaky.full = False
+    c.settle()
+    assert not leader.storage_failed
+    assert first.values == [Result(err=OK)]
+    assert all(r.machine.get(b"k") == b"1" for r in c.replicas.values())
