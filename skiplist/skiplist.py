@@ -1,4 +1,4 @@
-"""A generic ordered map on a skip list, with a hash index for point operations.
+"""A generic ordered map on a skip list, with a dict beside it for point operations.
 
 Theory of operation
 -------------------
@@ -17,11 +17,13 @@ of trailing zero bit *pairs*. The height is capped at ``bit_length(len) // 2 + 1
 levels that become empty. Maps built from sorted input (``SkipListBuilder``, snapshot loads) get
 the ideal shape instead of a random one.
 
-A dict from key to level-0 node sits beside the skip list, as ``sortedcontainers.SortedDict``
-keeps a dict beside its sorted list: ``get``, ``in`` and overwriting an existing key are O(1)
-and never walk the list; only inserting a new key, deleting one and the ordered queries (scans,
-floor/ceiling, min/max) search it, in O(log n) expected steps. Keys must therefore be hashable and
-totally ordered by ``<``, with ``==`` agreeing with that order (bytes, str, int, tuples of those).
+The values live in a dict from key to value beside the skip list, whose nodes hold keys only,
+as ``sortedcontainers.SortedDict`` keeps a dict beside its sorted list of keys: ``get``, ``in``
+and overwriting an existing key are O(1) and never walk the list; only inserting a new key,
+deleting one and the ordered queries (scans, floor/ceiling, min/max) search it, in O(log n)
+expected steps, and a scan looks each value up in the dict as it goes. Keys must therefore be
+hashable and totally ordered by ``<``, with ``==`` agreeing with that order (bytes, str, int,
+tuples of those).
 
 Two shortcuts keep the pure-Python constant factor down: the inner loops are plain ``while``
 loops over ``__slots__`` attributes held in locals, and inserts remember the predecessors of the
@@ -63,18 +65,17 @@ V = TypeVar("V")
 D = TypeVar("D")
 
 
-#: The ``value`` of every head node, and ``pop``'s "no default": no stored value is this object.
+#: The ``key`` of every head node, and ``pop``'s "no default": no key or value is this object.
 _HEAD: Any = object()
 
 
 class _Node:
-    """One level of one entry's tower; only the level-0 node's ``value`` is meaningful."""
+    """One level of one entry's tower (or a level's head, whose key is ``_HEAD``)."""
 
-    __slots__ = ("down", "key", "right", "value")
+    __slots__ = ("down", "key", "right")
 
-    def __init__(self, key: Any, value: Any, right: _Node | None, down: _Node | None) -> None:
+    def __init__(self, key: Any, right: _Node | None, down: _Node | None) -> None:
         self.key = key
-        self.value = value
         self.right = right
         self.down = down
 
@@ -82,7 +83,7 @@ class _Node:
 class SkipList(Generic[K, V]):
     """An ordered map from ``K`` to ``V``, iterated in ascending key order.
 
-    Point operations (``get``, ``in``, overwrite) are O(1) through a hash index; inserting a new
+    Point operations (``get``, ``in``, overwrite) are O(1) through a dict; inserting a new
     key, deleting, and the ordered queries are O(log n) expected. Iterators and scans are lazy
     and raise ``RuntimeError`` if a key is inserted or deleted while they run (changing the value
     of an existing key is allowed, as with ``dict``). Not thread-safe.
@@ -93,10 +94,10 @@ class SkipList(Generic[K, V]):
         "_finger",
         "_finger_key",
         "_height",
-        "_index",
         "_mutations",
         "_rng",
         "_top",
+        "_values",
     )
 
     def __init__(self, rng: random.Random | None = None) -> None:
@@ -107,9 +108,9 @@ class SkipList(Generic[K, V]):
         """
         self._rng = rng if rng is not None else random.Random()
         # The level-0 head: the start of every in-order walk; replaced only by clear().
-        self._base = self._top = _Node(None, _HEAD, None, None)
+        self._base = self._top = _Node(_HEAD, None, None)
         self._height = 1
-        self._index: dict[K, _Node] = {}
+        self._values: dict[K, V] = {}
         self._mutations = 0
         # Predecessors (level 0 first) of the last inserted key, or None when unknown.
         self._finger: list[_Node] | None = None
@@ -131,26 +132,25 @@ class SkipList(Generic[K, V]):
 
     def __len__(self) -> int:
         """Number of entries."""
-        return len(self._index)
+        return len(self._values)
 
     def __bool__(self) -> bool:
         """True when the map holds at least one entry."""
-        return bool(self._index)
+        return bool(self._values)
 
     def __contains__(self, key: object) -> bool:
         """True when ``key`` is present (O(1))."""
-        return key in self._index
+        return key in self._values
 
     # -- point operations ----------------------------------------------------------------------
 
     def get(self, key: K, default: D | None = None) -> V | D | None:
         """The value stored under ``key``, or ``default`` when absent (O(1))."""
-        node = self._index.get(key)
-        return default if node is None else node.value
+        return self._values.get(key, default)
 
     def __getitem__(self, key: K) -> V:
         """The value stored under ``key``; raises ``KeyError`` when absent (O(1))."""
-        return self._index[key].value  # type: ignore[no-any-return]
+        return self._values[key]
 
     def insert(self, key: K, value: V) -> bool:
         """Add ``key`` -> ``value`` only if ``key`` is absent (the original's ``insert_element``).
@@ -158,38 +158,38 @@ class SkipList(Generic[K, V]):
         Returns True when inserted, False when the key already existed; the stored value is then
         left unchanged (read it with ``get``).
         """
-        if key in self._index:
+        if key in self._values:
             return False
         self._link(key, value)
         return True
 
     def put(self, key: K, value: V) -> bool:
         """Insert or overwrite ``key`` -> ``value``. Returns True when the key was new."""
-        node = self._index.get(key)
-        if node is None:
-            self._link(key, value)
-            return True
-        node.value = value
-        return False
+        values = self._values
+        if key in values:
+            values[key] = value
+            return False
+        self._link(key, value)
+        return True
 
     def __setitem__(self, key: K, value: V) -> None:
         """Insert or overwrite ``key`` -> ``value``."""
-        node = self._index.get(key)
-        if node is None:
-            self._link(key, value)
+        values = self._values
+        if key in values:
+            values[key] = value
         else:
-            node.value = value
+            self._link(key, value)
 
     def delete(self, key: K) -> bool:
         """Remove ``key``. Returns True when it was present, False when absent."""
-        if key not in self._index:
+        if key not in self._values:
             return False
         self._unlink(key)
         return True
 
     def __delitem__(self, key: K) -> None:
         """Remove ``key``; raises ``KeyError`` when absent."""
-        if key not in self._index:
+        if key not in self._values:
             raise KeyError(key)
         self._unlink(key)
 
@@ -202,19 +202,20 @@ class SkipList(Generic[K, V]):
     def pop(self, key: K, default: Any = _HEAD) -> Any:
         """Remove ``key`` and return its value; when absent return ``default`` if given, else
         raise ``KeyError``."""
-        node = self._index.get(key)
-        if node is None:
+        values = self._values
+        if key not in values:
             if default is _HEAD:
                 raise KeyError(key)
             return default
+        value = values[key]
         self._unlink(key)
-        return node.value
+        return value
 
     def clear(self) -> None:
         """Remove every entry."""
-        self._base = self._top = _Node(None, _HEAD, None, None)
+        self._base = self._top = _Node(_HEAD, None, None)
         self._height = 1
-        self._index.clear()
+        self._values.clear()
         self._mutations += 1
         self._finger = None
 
@@ -223,7 +224,7 @@ class SkipList(Generic[K, V]):
     def first(self) -> tuple[K, V] | None:
         """The entry with the smallest key, or None when empty (O(1))."""
         node = self._base.right
-        return None if node is None else (node.key, node.value)
+        return None if node is None else (node.key, self._values[node.key])
 
     def last(self) -> tuple[K, V] | None:
         """The entry with the largest key, or None when empty (O(log n))."""
@@ -236,23 +237,21 @@ class SkipList(Generic[K, V]):
             if x.down is None:
                 break
             x = x.down
-        return None if x.value is _HEAD else (x.key, x.value)
+        return None if x.key is _HEAD else (x.key, self._values[x.key])
 
     def floor(self, key: K) -> tuple[K, V] | None:
         """The entry with the largest key <= ``key``, or None if there is none."""
-        node = self._index.get(key)
-        if node is not None:
-            return (node.key, node.value)
+        if key in self._values:
+            return (key, self._values[key])
         pred = self._predecessor(key)
-        return None if pred.value is _HEAD else (pred.key, pred.value)
+        return None if pred.key is _HEAD else (pred.key, self._values[pred.key])
 
     def ceiling(self, key: K) -> tuple[K, V] | None:
         """The entry with the smallest key >= ``key``, or None if there is none."""
-        node = self._index.get(key)
-        if node is not None:
-            return (node.key, node.value)
+        if key in self._values:
+            return (key, self._values[key])
         succ = self._predecessor(key).right
-        return None if succ is None else (succ.key, succ.value)
+        return None if succ is None else (succ.key, self._values[succ.key])
 
     def range(
         self, start: K | None = None, end: K | None = None, limit: int | None = None
@@ -313,7 +312,7 @@ class SkipList(Generic[K, V]):
             on_level.append(keys)
             head = head.down
         key_text = [repr(n.key) for n in columns]
-        value_text = [repr(n.value) for n in columns]
+        value_text = [repr(self._values[n.key]) for n in columns]
         widths = [max(len(k), len(v)) for k, v in zip(key_text, value_text, strict=True)]
         label_width = len(f"L{self._height - 1}")
         rows = []
@@ -350,13 +349,14 @@ class SkipList(Generic[K, V]):
 
     def _scan(self, start: K | None, end: K | None, limit: int | None) -> Iterator[tuple[K, V]]:
         mutations = self._mutations
+        values = self._values
         node = self._base.right if start is None else self._predecessor(start).right
         remaining = -1 if limit is None else limit
         while node is not None and remaining != 0:
             key = node.key
             if end is not None and not key < end:
                 return
-            yield key, node.value
+            yield key, values[key]
             if self._mutations != mutations:
                 raise RuntimeError("SkipList changed size during iteration")
             node = node.right
@@ -364,16 +364,16 @@ class SkipList(Generic[K, V]):
 
     def _link(self, key: K, value: V) -> None:
         """Insert ``key`` (known to be absent) with a fresh tower."""
-        index = self._index
+        values = self._values
         bits = self._rng.getrandbits(32)
         height = ((bits & -bits).bit_length() + 1) >> 1 if bits else MAX_LEVEL
-        cap = ((len(index) + 1).bit_length() >> 1) + 1
+        cap = ((len(values) + 1).bit_length() >> 1) + 1
         if height > cap:
             height = cap
         if height > self._height:
             top = self._top
             for _ in range(height - self._height):
-                top = _Node(None, _HEAD, None, top)
+                top = _Node(_HEAD, None, top)
             self._top = top
             self._height = height
             self._finger = None
@@ -417,22 +417,22 @@ class SkipList(Generic[K, V]):
                 x = x.down  # type: ignore[assignment]
                 level -= 1
         pred = update[0]
-        node = below = _Node(key, value, pred.right, None)
+        node = below = _Node(key, pred.right, None)
         pred.right = node
         update[0] = node
         for level in range(1, height):
             pred = update[level]
-            below = _Node(key, None, pred.right, below)
+            below = _Node(key, pred.right, below)
             pred.right = below
             update[level] = below
-        index[key] = node
+        values[key] = value
         self._finger = update
         self._finger_key = key
         self._mutations += 1
 
     def _unlink(self, key: K) -> None:
-        """Remove ``key`` (known to be present) from every level and the index."""
-        del self._index[key]
+        """Remove ``key`` (known to be present) from every level and the dict."""
+        del self._values[key]
         x: _Node | None = self._top
         while x is not None:
             r = x.right
@@ -483,7 +483,7 @@ class SkipListBuilder(Generic[K, V]):
     def extend(self, items: Iterable[tuple[K, V]]) -> None:
         """Append entries in strictly ascending key order, after every key added before."""
         sl = self._list
-        index = sl._index
+        values = sl._values
         tails = self._tails
         tail = tails[0]
         count = self._count
@@ -492,20 +492,20 @@ class SkipListBuilder(Generic[K, V]):
             for key, value in items:
                 if count and not last_key < key:
                     raise ValueError(f"keys must be strictly ascending: {key!r} after {last_key!r}")
-                node = _Node(key, value, None, None)
+                node = _Node(key, None, None)
                 tail.right = node
                 tail = node
-                index[key] = node
+                values[key] = value
                 count += 1
                 last_key = key
                 if not count & 3:
                     height = ((count & -count).bit_length() + 1) >> 1
                     while height > len(tails):
-                        sl._top = _Node(None, _HEAD, None, sl._top)
+                        sl._top = _Node(_HEAD, None, sl._top)
                         tails.append(sl._top)
                     below = node
                     for level in range(1, height):
-                        below = _Node(key, None, None, below)
+                        below = _Node(key, None, below)
                         tails[level].right = below
                         tails[level] = below
         finally:

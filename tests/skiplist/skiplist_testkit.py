@@ -11,7 +11,7 @@ def check_structure(sl: SkipList[Any, Any]) -> None:
     """Assert every invariant of the linked levels, the index and the height bookkeeping.
 
     - each level is strictly ascending and its nodes point down to the node of the same key;
-    - level 0 holds exactly the indexed nodes, in order, and the index maps each key to it;
+    - level 0 holds exactly the keys of the value dict, in order;
     - every level's keys are a subset of the level below (towers have no holes);
     - the recorded height is the number of levels, and the top level is not empty unless the
       map is (emptied top levels are dropped).
@@ -33,13 +33,13 @@ def check_structure(sl: SkipList[Any, Any]) -> None:
                 assert node.down is not None and node.down.key == node.key
             else:
                 assert node.down is None
-                assert sl._index[node.key] is node
+                assert node.key in sl._values
             keys.append(node.key)
             node = node.right
         if below_keys is not None:
             assert set(keys) <= set(below_keys)
         below_keys = keys
         if head.down is None:
-            assert len(keys) == len(sl) == len(sl._index)
+            assert len(keys) == len(sl) == len(sl._values)
     if len(heads) > 1:
         assert heads[0].right is not None
