@@ -15,7 +15,7 @@ the properties of Raft (Figure 3 of the paper) reduce to dictionary look-ups:
 * state machine safety: no two nodes apply different data at one index, each node applies in
   order without gaps, and a snapshot restores only what was applied elsewhere;
 * the persisted commit index never goes back, is never above the persisted log, and a node votes
-  for at most one candidate per term;
+  for at most one candidate per term, even across crashes;
 * linearizable reads: a ReadIndex answer is at or above every commit index any node had
   persisted when the read was requested (so it reflects every write acknowledged before it).
 
@@ -90,6 +90,7 @@ class InvariantChecker:
         self._logs: dict[int, _LogMirror] = {}
         self._hard: dict[int, HardState] = {}
         self._read_floor: dict[bytes, int] = {}  # pending read context -> commit when requested
+        self._votes: dict[tuple[int, int], int] = {}  # (node, term) -> vote, across restarts
         self.checks = 0
         """How many hook calls ran (each one checks the properties it can affect)."""
 
@@ -196,10 +197,10 @@ class InvariantChecker:
         previous = self._hard[node]
         if hs.term < previous.term:
             raise self.fail(f"node {node} term went back from {previous.term} to {hs.term}")
-        if hs.term == previous.term and previous.vote and hs.vote != previous.vote:
-            raise self.fail(
-                f"node {node} voted twice in term {hs.term}: {previous.vote} then {hs.vote}"
-            )
+        if hs.vote:
+            vote = self._votes.setdefault((node, hs.term), hs.vote)
+            if vote != hs.vote:
+                raise self.fail(f"node {node} voted twice in term {hs.term}: {vote} then {hs.vote}")
         if hs.commit < previous.commit:
             raise self.fail(f"node {node} commit went back from {previous.commit} to {hs.commit}")
         if hs.commit > mirror.last_index:

@@ -107,6 +107,15 @@ def test_double_vote_and_term_going_back() -> None:
         c2.on_persist(1, None, [], HardState(term=1))
 
 
+def test_double_vote_across_a_restart() -> None:
+    c = checker()
+    c.on_persist(1, None, [], HardState(term=2, vote=2))
+    c.on_crash(1)
+    c.on_start(1, EMPTY, HardState(term=2), [])  # the vote was lost by storage
+    with pytest.raises(InvariantViolation, match="voted twice"):
+        c.on_persist(1, None, [], HardState(term=2, vote=3))
+
+
 def test_apply_gaps_and_different_commands() -> None:
     c = checker()
     c.on_apply(1, e(1, 1, b"a"))
