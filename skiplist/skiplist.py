@@ -51,6 +51,10 @@ __all__ = ["OrderedKey", "SkipList", "SkipListBuilder"]
 #: Levels drawn from 32 random bits at most: enough for 4**16 (4 billion) entries.
 MAX_LEVEL = 17
 
+#: How many levels an insert climbs from the finger before it settles for a search from the top:
+#: 4 levels cover keys within about 4**4 = 256 entries of the last inserted one.
+_FINGER_CLIMB = 4
+
 
 class OrderedKey(Protocol):
     """What a key must support: a total order by ``<`` and hashing consistent with ``==``."""
@@ -379,30 +383,35 @@ class SkipList(Generic[K, V]):
             self._finger = None
         levels = self._height
         finger = self._finger
+        update = None
         if finger is not None and self._finger_key < key:
             # Climb from the finger to the lowest level whose remembered predecessor is still
-            # the right one; every level above it is right too (see the module docstring).
+            # the right one; every level above it is right too (see the module docstring). A
+            # key far from the last one would climb to the top for nothing, so give up after
+            # _FINGER_CLIMB levels and search from the top instead.
+            limit = levels if levels < _FINGER_CLIMB else _FINGER_CLIMB
             climb = 0
-            while climb < levels:
+            while climb < limit:
                 r = finger[climb].right
                 if r is None or not r.key < key:
                     break
                 climb += 1
-            update = finger
-            if climb:
-                level = climb - 1
-                x = finger[level]
-                while True:
-                    r = x.right
-                    while r is not None and r.key < key:
-                        x = r
+            if climb < limit or climb == levels:
+                update = finger
+                if climb:
+                    level = climb - 1
+                    x = finger[level]
+                    while True:
                         r = x.right
-                    update[level] = x
-                    if not level:
-                        break
-                    x = x.down  # type: ignore[assignment]
-                    level -= 1
-        else:
+                        while r is not None and r.key < key:
+                            x = r
+                            r = x.right
+                        update[level] = x
+                        if not level:
+                            break
+                        x = x.down  # type: ignore[assignment]
+                        level -= 1
+        if update is None:
             update = [self._top] * levels
             x = self._top
             level = levels - 1

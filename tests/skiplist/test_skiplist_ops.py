@@ -169,6 +169,30 @@ def test_tower_heights_are_geometric_with_p_one_quarter() -> None:
     assert len(counts) <= math.log(n, 4) + 3
 
 
+def test_ascending_inserts_with_gaps_of_every_size() -> None:
+    # Exercises the finger: near the last key (short climb), far from it (climb gives up and
+    # searches from the top), after a delete (finger forgotten), and appends past the end.
+    rng = random.Random(11)
+    existing = list(range(0, 40_000, 2))
+    sl = SkipList.from_sorted([(k, "old") for k in existing], random.Random(12))
+    assert sl._height >= 6
+    model = dict.fromkeys(existing, "old")
+    key = -1
+    for step in range(3000):
+        key += rng.choice([2, 2, 4, 10, 50, 300, 2000])
+        if key >= 50_000:
+            key = rng.randrange(-5, 100)
+        if key % 2:
+            sl[key] = "new"
+            model[key] = "new"
+        if step % 97 == 0:
+            victim = rng.choice(existing)
+            sl.pop(victim, None)
+            model.pop(victim, None)
+    check_structure(sl)
+    assert list(sl.items()) == sorted(model.items())
+
+
 def test_height_shrinks_when_entries_are_deleted() -> None:
     keys = list(range(5000))
     sl = filled(keys, seed=5)
