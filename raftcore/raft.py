@@ -242,7 +242,9 @@ class Raft:
 
     def flush(self) -> None:
         """Build the pending MSG_APPENDs: at most one per dirty follower."""
-        batch, self.batch, self.batch_add = self.batch, None, None
+        batch = self.batch
+        if batch is not None:
+            self.batch = self.batch_add = None
         if not self.dirty:
             return
         log = self.log
