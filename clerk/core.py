@@ -9,10 +9,11 @@ module; it imports no I/O and no clock, and its randomness (backoff jitter) come
 Request ids. A write takes a fresh id from :meth:`ClerkCore.new_request_id` once and keeps it for
 every retry of that write, so a write that reached the log twice is answered from the servers'
 session cache instead of being applied twice. When the write has its final answer (whatever the
-outcome) the caller calls :meth:`ClerkCore.finish`; :meth:`ClerkCore.acked_below` is then the
-lowest id still outstanding, which the clerk sends so the servers may forget older cached replies.
-A write abandoned at its deadline must NOT be finished: its outcome is unknown, and keeping it
-outstanding keeps its cached reply on the servers. Reads take no id: they never enter the log.
+outcome), or the clerk gives up on it, the caller calls :meth:`ClerkCore.finish`;
+:meth:`ClerkCore.acked_below` is then the lowest id still outstanding, which the clerk sends so
+the servers may forget older cached replies. Finishing an abandoned write is safe, and bounds the
+doubt about it: a late copy that reaches the log after a later write moved the servers' mark past
+it is refused (ErrStaleRequest), never applied. Reads take no id: they never enter the log.
 
 Retries. An operation starts an :class:`Attempt` at the cached leader. Each failed ask moves to the
 next server: the leader hint from a wrong-leader reply when it names another valid server, else the
@@ -107,7 +108,8 @@ class ClerkCore:
         return min(self._outstanding, default=self._next_id)
 
     def finish(self, request_id: int) -> None:
-        """Record that the write ``request_id`` got its final answer; finishing twice is a no-op.
+        """Record that the write ``request_id`` got its final answer or was abandoned; finishing
+        twice is a no-op.
 
         Raises ValueError for an id this clerk never issued.
         """
