@@ -102,6 +102,22 @@ def step(state: State, operation: Operation) -> State | None:
     return None
 
 
+_CONDITIONAL_OPS = frozenset({OpKind.DELETE, OpKind.PUT_IF_ABSENT, OpKind.UPDATE, OpKind.CAS})
+
+
+def is_pure(operation: Operation) -> bool:
+    """Whether ``operation`` leaves the state unchanged wherever its recorded output fits.
+
+    True for ``ok`` reads and for ``ok`` conditional writes that report ``false`` (they did not
+    take effect). An ``unknown`` operation is never pure: it may or may not have taken effect.
+    """
+    if operation.status is not Status.OK:
+        return False
+    if operation.op in (OpKind.GET, OpKind.SCAN):
+        return True
+    return operation.op in _CONDITIONAL_OPS and operation.output is False
+
+
 def state_as_dict(state: State) -> dict[str, str]:
     """``state`` as a plain dict (for witnesses and messages)."""
     return dict(state)

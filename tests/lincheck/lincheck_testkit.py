@@ -157,14 +157,19 @@ def generate(
     mutation: str | None = None,
     max_gap: int = 30,
     max_duration: int = 60,
+    unique_values: bool = False,
 ) -> list[Operation]:
     """A random history of a real atomic store; with ``mutation``, one fault injected (if any
-    operation qualifies; the result may still happen to be linearizable)."""
+    operation qualifies; the result may still happen to be linearizable).
+
+    ``unique_values`` makes every written value distinct, as the kvraft tests do (their appends
+    carry the client and sequence number); otherwise values come from a tiny pool, which makes
+    many orders indistinguishable and the search harder."""
     pool = "ABC"
     planned: list[_Planned] = []
     for client in range(clients):
         t = rng.randrange(max_gap)
-        for _ in range(ops_per_client):
+        for sequence in range(ops_per_client):
             kind = rng.choice(kinds)
             call = t + rng.randrange(1, max_gap)
             ret = call + rng.randrange(2, max_duration)
@@ -179,6 +184,10 @@ def generate(
             elif roll < unknown_rate + fail_rate:
                 status, effects = Status.FAIL, []
             value = _random_value(rng, kind, keys, pool)
+            if unique_values and isinstance(value, str):
+                value = f"<{client}.{sequence}>"
+            elif unique_values and kind is OpKind.CAS and isinstance(value, list):
+                value = [value[0], f"<{client}.{sequence}>"]
             planned.append(
                 _Planned(client, kind, rng.choice(keys), value, call, ret, status, effects)
             )
