@@ -33,7 +33,7 @@ Timing: a tick is ``tick_ms`` = 10 ms; the leader heartbeats every ``heartbeat_t
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from dataclasses import dataclass
 
 from raftcore import (
@@ -592,14 +592,3 @@ class SimCluster:
         self.network.heal()
         self.network.reliable = True
         self.network.long_reordering = False
-
-    def leader_ids(self) -> list[int]:
-        """Running nodes that believe they lead (any term, connected or not)."""
-        return [i for i in self.ids if self.is_leader(i)]
-
-    def each_node(self, fn: Callable[[SimNode], None]) -> None:
-        """Call ``fn`` on every running node, in id order."""
-        for i in self.ids:
-            node = self.nodes[i]
-            if node is not None:
-                fn(node)

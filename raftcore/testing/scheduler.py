@@ -116,7 +116,3 @@ class Scheduler:
                 return True
         self._now = max(self._now, deadline)
         return False
-
-    def pending(self) -> int:
-        """How many events (live or cancelled) are still queued."""
-        return len(self._heap)
