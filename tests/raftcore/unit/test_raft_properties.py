@@ -41,6 +41,7 @@ class Checker:
         self.pump = pump
         self.leaders: dict[int, int] = {}  # term -> leader
         self.applied: dict[int, tuple[int, bytes]] = {}  # index -> (term, data)
+        self.read_floor: dict[bytes, int] = {}  # read context -> lowest acceptable index
 
     def check(self) -> None:
         for i, node in self.pump.nodes.items():
@@ -54,6 +55,9 @@ class Checker:
                     if index >= st_.first_index():
                         assert index <= st_.last_index() and st_.term(index) == term
         for node in self.pump.nodes.values():
+            for rs in node.reads:
+                assert rs.index >= self.read_floor[rs.context]
+            node.reads.clear()
             for e in node.applied_entries:
                 # State machine safety (5.4.3): one entry per index, cluster-wide.
                 assert self.applied.setdefault(e.index, (e.term, e.data)) == (e.term, e.data)
@@ -65,11 +69,27 @@ class Checker:
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-@given(n=st.sampled_from([3, 5]), seed=st.integers(0, 1000), ops=OPS)
-def test_random_schedules_keep_raft_safe(n: int, seed: int, ops: list[tuple[str, int]]) -> None:
+@given(
+    n=st.sampled_from([3, 5]),
+    seed=st.integers(0, 1000),
+    ops=OPS,
+    pre_vote=st.booleans(),
+    check_quorum=st.booleans(),
+)
+def test_random_schedules_keep_raft_safe(
+    n: int, seed: int, ops: list[tuple[str, int]], pre_vote: bool, check_quorum: bool
+) -> None:
     """Figure 3's guarantees hold under arbitrary message loss, reordering, crashes, snapshots,
     transfers and reads, as long as the Ready contract is followed."""
-    pump = Pump(n, seed=seed, election_tick=4, snapshot_chunk_bytes=32, max_inflight_msgs=4)
+    pump = Pump(
+        n,
+        seed=seed,
+        election_tick=4,
+        snapshot_chunk_bytes=32,
+        max_inflight_msgs=4,
+        pre_vote=pre_vote,
+        check_quorum=check_quorum,
+    )
     checker = Checker(pump)
     proposals = 0
     for op, k in ops:
@@ -94,8 +114,13 @@ def test_random_schedules_keep_raft_safe(n: int, seed: int, ops: list[tuple[str,
             with contextlib.suppress(NotLeaderError, ValueError):
                 node.raw.transfer_leadership(pump.ids[(k >> 4) % n])
         elif op == "read":
+            context = b"r%d" % k
             with contextlib.suppress(NotLeaderError, ValueError):
-                node.raw.read_index(b"r%d" % k)
+                # Linearizable read (thesis 6.4): its index covers every entry committed
+                # before it was asked for.
+                floor = max(n.raw.commit_index for n in pump.nodes.values())
+                node.raw.read_index(context)
+                checker.read_floor[context] = floor
         pump.process_all()
         checker.check()
     # Heal: with every message delivered and time passing, the cluster converges.
