@@ -274,3 +274,15 @@ def test_assert_linearizable_treats_unknown_as_failure_unless_allowed() -> None:
         assert_linearizable(_pathological(14), timeout=0.0)
     result = assert_linearizable(_pathological(14), timeout=0.0, allow_unknown=True)
     assert result.verdict is Verdict.UNKNOWN
+
+
+def test_negative_budgets_are_rejected() -> None:
+    with pytest.raises(ValueError, match="timeout must be >= 0"):
+        check_history([], timeout=-1.0)
+    with pytest.raises(ValueError, match="max_steps must be >= 0"):
+        check_history([], max_steps=-1)
+
+
+def test_empty_history_is_linearizable() -> None:
+    result = check_history([])
+    assert (result.verdict, result.partitions, result.operations) == (Verdict.OK, 0, 0)
