@@ -120,9 +120,9 @@ class SkipList(Generic[K, V]):
         self._finger: list[_Node] | None = None
         self._finger_key: Any = None
 
-    @classmethod
+    @staticmethod
     def from_sorted(
-        cls, items: Iterable[tuple[K, V]], rng: random.Random | None = None
+        items: Iterable[tuple[K, V]], rng: random.Random | None = None
     ) -> SkipList[K, V]:
         """Build a map in one linear pass from ``items`` in strictly ascending key order.
 
@@ -491,20 +491,17 @@ class SkipListBuilder(Generic[K, V]):
 
     def extend(self, items: Iterable[tuple[K, V]]) -> None:
         """Append entries in strictly ascending key order, after every key added before."""
+        batch = items if isinstance(items, list) else list(items)
         sl = self._list
-        values = sl._values
         tails = self._tails
         tail = tails[0]
-        count = self._count
+        start = count = self._count
         last_key = self._last_key
         try:
-            for key, value in items:
+            for key, _ in batch:
                 if count and not last_key < key:
                     raise ValueError(f"keys must be strictly ascending: {key!r} after {last_key!r}")
-                node = _Node(key, None, None)
-                tail.right = node
-                tail = node
-                values[key] = value
+                tail.right = tail = _Node(key, None, None)
                 count += 1
                 last_key = key
                 if not count & 3:
@@ -512,12 +509,15 @@ class SkipListBuilder(Generic[K, V]):
                     while height > len(tails):
                         sl._top = _Node(_HEAD, None, sl._top)
                         tails.append(sl._top)
-                    below = node
+                    below = tail
                     for level in range(1, height):
                         below = _Node(key, None, below)
                         tails[level].right = below
                         tails[level] = below
         finally:
+            # The values go in by one C-level update; keys are distinct, as they ascend.
+            linked = count - start
+            sl._values.update(batch if linked == len(batch) else batch[:linked])
             tails[0] = tail
             self._count = count
             self._last_key = last_key

@@ -133,8 +133,10 @@ def test_builder_accepts_batches_and_single_entries() -> None:
     builder.add(10, 100)
     with pytest.raises(ValueError):
         builder.add(10, 0)
+    with pytest.raises(ValueError):
+        builder.extend([(11, 1), (12, 2), (12, 3), (13, 4)])  # keeps what precedes the fault
     sl = builder.build()
-    assert list(sl.items()) == [(i, i * i) for i in range(11)]
+    assert list(sl.items()) == [(i, i * i) for i in range(11)] + [(11, 1), (12, 2)]
     check_structure(sl)
 
 
