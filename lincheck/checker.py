@@ -12,7 +12,7 @@ they were called), yet none of them led to a full linearization.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -104,10 +104,10 @@ class CheckResult:
 
 
 def _unplaced(
-    part_ops: Iterable[Operation], prefix: tuple[Operation, ...], state: State
+    part_ops: Sequence[Operation], prefix: tuple[int, ...], state: State
 ) -> tuple[Unplaced, ...]:
-    placed = {id(op) for op in prefix}
-    remaining = [op for op in part_ops if id(op) not in placed]
+    placed = set(prefix)
+    remaining = [op for i, op in enumerate(part_ops) if i not in placed]
     first_return = min(op.effective_return for op in remaining)
     return tuple(
         Unplaced(op, apply(state, op)[0])
@@ -144,7 +144,7 @@ def check_history(
         elif result.outcome is Outcome.NOT_LINEARIZABLE:
             witness = Witness(
                 keys=part.keys,
-                linearized=result.longest,
+                linearized=tuple(part.operations[i] for i in result.longest),
                 state=state_as_dict(result.longest_state),
                 unplaced=_unplaced(part.operations, result.longest, result.longest_state),
             )

@@ -87,13 +87,13 @@ class Outcome(Enum):
 class SearchResult:
     """The verdict for one partition.
 
-    ``longest`` is the longest linearizable prefix found (operations in linearization order)
-    and ``longest_state`` the model state after it; both are meaningful only when the outcome
-    is NOT_LINEARIZABLE.
+    ``longest`` is the longest linearizable prefix found (indices into the searched operations,
+    in linearization order) and ``longest_state`` the model state after it; both are meaningful
+    only when the outcome is NOT_LINEARIZABLE.
     """
 
     outcome: Outcome
-    longest: tuple[Operation, ...]
+    longest: tuple[int, ...]
     longest_state: State
 
 
@@ -207,8 +207,7 @@ def search(operations: Sequence[Operation], budget: Budget) -> SearchResult:
         while forced:
             if not stack:
                 budget.spend(steps)
-                witness = tuple(operations[i] for i in longest)
-                return SearchResult(Outcome.NOT_LINEARIZABLE, witness, longest_state)
+                return SearchResult(Outcome.NOT_LINEARIZABLE, tuple(longest), longest_state)
             node, state, forced = stack.pop()
             i = node_op[node]
             linearized ^= 1 << i

@@ -286,3 +286,13 @@ def test_negative_budgets_are_rejected() -> None:
 def test_empty_history_is_linearizable() -> None:
     result = check_history([])
     assert (result.verdict, result.partitions, result.operations) == (Verdict.OK, 0, 0)
+
+
+def test_a_record_repeated_in_the_history_counts_twice() -> None:
+    # Two identical appends (the same object twice) must both apply.
+    append = op(1, "append", "x", "a", None, 0, 10)
+    assert check_history([append, append, op(2, "get", "x", None, "aa", 20, 30)]).ok
+    result = check_history([append, append, op(2, "get", "x", None, "a", 20, 30)])
+    assert result.witness is not None
+    assert result.witness.linearized == (append, append)
+    assert [u.operation.op for u in result.witness.unplaced] == [OpKind.GET]
