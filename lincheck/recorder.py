@@ -84,7 +84,7 @@ class HistoryRecorder:
         handle: int,
         output: Json = None,
         *,
-        status: Status = Status.OK,
+        status: Status | str = Status.OK,
         at: int | None = None,
     ) -> Operation:
         """Record the end of the operation ``handle`` and return the finished record.
@@ -92,6 +92,10 @@ class HistoryRecorder:
         Raises :class:`HistoryError` for an unknown or already finished handle, or for an
         output that does not fit the operation; the operation then stays pending.
         """
+        try:
+            outcome = Status(status)
+        except ValueError:
+            raise HistoryError(f"unknown status {status!r} (known: ok, fail, unknown)") from None
         timestamp = self._clock() if at is None else at
         with self._lock:
             pending = self._pending.get(handle)
@@ -105,7 +109,7 @@ class HistoryRecorder:
                 output,
                 pending.call,
                 timestamp,
-                status,
+                outcome,
             )
             del self._pending[handle]
             self._done[handle] = record

@@ -59,7 +59,9 @@ def test_bad_input_is_rejected_and_loses_nothing() -> None:
         recorder.ret(handle, "OK")
     # The operation is still pending and can be finished correctly.
     assert recorder.history()[0].status is Status.UNKNOWN
-    recorder.ret(handle, True)
+    with pytest.raises(HistoryError, match="unknown status 'maybe'"):
+        recorder.ret(handle, True, status="maybe")
+    recorder.ret(handle, True, status="ok")
     with pytest.raises(HistoryError, match="no pending operation"):
         recorder.ret(handle, True)
     assert [op.output for op in recorder.history()] == [True]
