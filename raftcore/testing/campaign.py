@@ -3,14 +3,15 @@
 Theory of operation
 -------------------
 A seed decides everything (through ``random.Random`` instances derived from it): the cluster
-size (3 or 5), the core's knobs (pre-vote and check-quorum on or off, small message, in-flight
-and snapshot-chunk limits so batching, flow control and resumable chunks are exercised),
-whether and how often the application snapshots, and a schedule of ``rounds`` fault actions
-separated by random pauses: partitions (minority/majority, three-way, and bridges where one
-node sees both sides), single disconnects, crashes and restarts, an unreliable network and long
-reordering switched on and off, leadership transfers, forced elections, and bursts of
-proposals. Two client processes propose throughout and remember every value they saw commit;
-they also ask the leader for ReadIndex read points, which the invariant checker verifies.
+size (3 or 5), the core's knobs (election and heartbeat ticks, pre-vote and check-quorum on or
+off, small message, in-flight and snapshot-chunk limits so batching, flow control and resumable
+chunks are exercised), whether and how often the application snapshots, and a schedule of
+``rounds`` fault actions separated by random pauses: partitions (minority/majority, three-way,
+and bridges where one node sees both sides), single disconnects, crashes and restarts, an
+unreliable network, long reordering and duplicated messages switched on and off, leadership
+transfers, forced elections, and bursts of proposals. Two client processes propose throughout
+and remember every value they saw commit; they also ask the leader for ReadIndex read points,
+which the invariant checker verifies.
 
 The cluster's invariant checker runs on every step. At the end everything is healed; liveness
 then requires a leader within 6.5840's 5 s and one more command committed on every node within
@@ -47,7 +48,10 @@ class CampaignResult:
 
 
 def _options(rng: random.Random) -> ClusterOptions:
+    election_tick, heartbeat_tick = rng.choice([(30, 10), (30, 10), (10, 2), (20, 5)])
     return ClusterOptions(
+        election_tick=election_tick,
+        heartbeat_tick=heartbeat_tick,
         pre_vote=rng.random() < 0.8,
         check_quorum=rng.random() < 0.8,
         max_msg_bytes=rng.choice([64, 1024, 1 << 20]),
@@ -174,6 +178,10 @@ class _Campaign:
     def act_reorder(self) -> None:
         self.cluster.network.long_reordering = not self.cluster.network.long_reordering
 
+    def act_duplicate(self) -> None:
+        network = self.cluster.network
+        network.duplicate_fraction = 0.0 if network.duplicate_fraction else 0.05
+
     def act_transfer(self) -> None:
         leader = self.leader()
         if leader is not None:
@@ -204,6 +212,7 @@ class _Campaign:
             ("restart", self.act_restart, 3),
             ("unreliable", self.act_unreliable, 1),
             ("reorder", self.act_reorder, 1),
+            ("duplicate", self.act_duplicate, 1),
             ("transfer", self.act_transfer, 2),
             ("elect", self.act_elect, 1),
             ("burst", self.act_burst, 3),

@@ -584,7 +584,8 @@ class SimCluster:
         return data
 
     def heal_all(self) -> None:
-        """Restart every crashed node, reconnect everyone, mend every link, reliable network."""
+        """Restart every crashed node, reconnect everyone, mend every link, reliable network
+        (no loss, reordering or duplication)."""
         for i in self.ids:
             if self.nodes[i] is None:
                 self.restart(i)
@@ -592,3 +593,4 @@ class SimCluster:
         self.network.heal()
         self.network.reliable = True
         self.network.long_reordering = False
+        self.network.duplicate_fraction = 0.0

@@ -23,6 +23,7 @@ Faults (labrpc's numbers, see ``reference/raft-scenarios.md``):
 * long reordering: about two thirds of replies are held 200 ms + rand(rand(2000)) ms;
 * unreachable: a message to a disconnected, partitioned or crashed endpoint is dropped; a call to
   one fails after 0-7000 ms (``long_delays``) or 0-100 ms;
+* duplication (beyond labrpc, off by default): a fraction of one-way messages arrives twice;
 * partitions: :meth:`disconnect` cuts a node off in both directions (labrpc's enable/disable);
   :meth:`cut` / :meth:`partition` cut individual links, which also expresses bridges.
 
@@ -135,6 +136,9 @@ class SimNetwork:
         """True: about two thirds of replies are held 200 ms + rand(rand(2000)) ms."""
         self.long_delays = True
         """Calls to unreachable endpoints fail after up to 7 s (Raft tests) rather than 100 ms."""
+        self.duplicate_fraction = 0.0
+        """Beyond labrpc: this fraction of one-way messages is delivered twice, independently
+        delayed (a retransmitting transport); Raft must treat the copy as a stale message."""
         self.stats = NetworkStats()
         self._endpoints: dict[int, _Endpoint] = {}
         self._incarnations: dict[int, int] = {}
@@ -266,6 +270,8 @@ class SimNetwork:
             target.on_message(src, payload)
 
         self.scheduler.call_later(delay, deliver)
+        if self.duplicate_fraction and self.rng.random() < self.duplicate_fraction:
+            self.scheduler.call_later(self._delay(is_request), deliver)
 
     def _unreachable_delay(self) -> int:
         limit = _UNREACHABLE_LONG_MS if self.long_delays else _UNREACHABLE_SHORT_MS

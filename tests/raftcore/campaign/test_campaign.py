@@ -47,6 +47,7 @@ def test_campaign_covers_every_fault() -> None:
         "restart",
         "unreliable",
         "reorder",
+        "duplicate",
         "transfer",
         "elect",
         "burst",

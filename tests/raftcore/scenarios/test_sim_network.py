@@ -230,3 +230,18 @@ def test_same_seed_same_run() -> None:
 
     assert trace(5) == trace(5)
     assert trace(5) != trace(6)
+
+
+def test_duplication_delivers_some_messages_twice() -> None:
+    sched, net = make(9)
+    got: list[tuple[int, bytes]] = []
+    a = net.attach(1)
+    net.attach(2, on_message=inbox(got))
+    net.connect(1)
+    net.connect(2)
+    net.duplicate_fraction = 0.2
+    for k in range(500):
+        a.send(2, b"%d" % k, is_request=True)
+    sched.run_for(SECOND)
+    assert 550 <= len(got) <= 650
+    assert {p for _, p in got} == {b"%d" % k for k in range(500)}
