@@ -142,7 +142,8 @@ class RpcProvider:
             for task in late:
                 task.cancel()
             if late:
-                await asyncio.wait(late)
+                # A handler that ignores cancellation must not hold the shutdown forever.
+                await asyncio.wait(late, timeout=grace)
         for conn in list(self._connections):
             conn.close()
         if self._server is not None:
@@ -221,6 +222,7 @@ class _Call:
         exc = task.exception()
         if exc is not None:
             conn.fail(self, Status.HANDLER_ERROR, f"{type(exc).__name__}: {exc}")
+            _log.debug("traceback of the failed %s handler", method.full_name, exc_info=exc)
             return
         response = task.result()
         if self.controller.failed():
