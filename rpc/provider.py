@@ -232,7 +232,12 @@ class _Call:
             got = type(response).__name__
             conn.fail(self, Status.HANDLER_ERROR, f"handler returned {got}, expected {expected}")
         else:
-            conn.succeed(self, response.SerializeToString())
+            try:
+                payload = response.SerializeToString()
+            except Exception as exc:  # e.g. a proto2 response missing required fields
+                conn.fail(self, Status.HANDLER_ERROR, f"response does not serialize: {exc}")
+                return
+            conn.succeed(self, payload)
 
 
 class _ServerConnection(asyncio.Protocol):
