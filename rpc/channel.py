@@ -48,6 +48,9 @@ R = TypeVar("R", bound=Message)
 
 _Reply = tuple[RpcResponseHeader, bytes]
 
+# deadline_ms is a uint32 on the wire; longer deadlines are sent as this (about 49 days).
+_MAX_DEADLINE_MS = 2**32 - 1
+
 
 class RpcChannel:
     """A client for every service one peer (``host``, ``port``) serves.
@@ -157,19 +160,22 @@ class RpcChannel:
         call_id = self._next_call_id
         self._next_call_id = call_id + 1
         deadline_ms = 0
-        timer = None
-        future: asyncio.Future[_Reply] = loop.create_future()
         if deadline is not None:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 raise RpcTimeoutError(f"{service}.{method} to {self.address}: deadline passed")
-            deadline_ms = max(1, math.ceil(remaining * 1000))
-            timer = loop.call_at(deadline, _expire, future, service, method, self.address)
+            deadline_ms = min(_MAX_DEADLINE_MS, max(1, math.ceil(remaining * 1000)))
         frame = encode_request(
             prefix, request.SerializeToString(), call_id, deadline_ms, self.max_frame_size
         )
         if conn.closed:
             raise RpcConnectionError(f"connection to {self.address} lost")
+        future: asyncio.Future[_Reply] = loop.create_future()
+        timer = (
+            None
+            if deadline is None
+            else loop.call_at(deadline, _expire, future, service, method, self.address)
+        )
         pending = conn.pending
         pending[call_id] = future
         conn.send(frame)
