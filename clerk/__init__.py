@@ -1,0 +1,30 @@
+"""The raftkv client: ``AsyncClerk`` (asyncio) and ``Clerk`` (blocking) over ``kvServerRpc``.
+
+``clerk.core`` holds the pure decisions both share with the simulated clerks; ``clerk.config``
+reads the original's ``test.conf``.
+"""
+
+from clerk.aio import AsyncClerk, resolve_servers
+from clerk.blocking import Clerk
+from clerk.config import ConfigError, load_test_conf, parse_test_conf
+from clerk.core import Attempt, ClerkCore, RetryPolicy
+from clerk.errors import ClerkError, OperationTimeoutError, ServerError
+from clerk.results import ConditionalResult, StaleRead, StaleScan
+
+__all__ = [
+    "AsyncClerk",
+    "Attempt",
+    "Clerk",
+    "ClerkCore",
+    "ClerkError",
+    "ConditionalResult",
+    "ConfigError",
+    "OperationTimeoutError",
+    "RetryPolicy",
+    "ServerError",
+    "StaleRead",
+    "StaleScan",
+    "load_test_conf",
+    "parse_test_conf",
+    "resolve_servers",
+]

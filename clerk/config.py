@@ -15,6 +15,7 @@ that is not an integer in 1..65535, two nodes at one address, or no node at all 
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from pathlib import Path
 
@@ -64,7 +65,7 @@ def parse_test_conf(text: str, source: str = "test.conf") -> list[tuple[str, int
     return servers
 
 
-def load_test_conf(path: str | Path) -> list[tuple[str, int]]:
+def load_test_conf(path: str | os.PathLike[str]) -> list[tuple[str, int]]:
     """Read ``path`` and parse it with :func:`parse_test_conf` (OSError if it cannot be read)."""
     return parse_test_conf(Path(path).read_text(encoding="utf-8"), str(path))
 

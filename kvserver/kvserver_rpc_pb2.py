@@ -24,21 +24,45 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bkvserver/kvserver_rpc.proto\x12\x10raftKVRpcProctoc\";\n\x07GetArgs\x12\x0b\n\x03Key\x18\x01 \x01(\x0c\x12\x10\n\x08\x43lientId\x18\x02 \x01(\x0c\x12\x11\n\tRequestId\x18\x03 \x01(\x05\"&\n\x08GetReply\x12\x0b\n\x03\x45rr\x18\x01 \x01(\x0c\x12\r\n\x05Value\x18\x02 \x01(\x0c\"\\\n\rPutAppendArgs\x12\x0b\n\x03Key\x18\x01 \x01(\x0c\x12\r\n\x05Value\x18\x02 \x01(\x0c\x12\n\n\x02Op\x18\x03 \x01(\x0c\x12\x10\n\x08\x43lientId\x18\x04 \x01(\x0c\x12\x11\n\tRequestId\x18\x05 \x01(\x05\"\x1d\n\x0ePutAppendReply\x12\x0b\n\x03\x45rr\x18\x01 \x01(\x0c\x32\x9b\x01\n\x0bkvServerRpc\x12N\n\tPutAppend\x12\x1f.raftKVRpcProctoc.PutAppendArgs\x1a .raftKVRpcProctoc.PutAppendReply\x12<\n\x03Get\x12\x19.raftKVRpcProctoc.GetArgs\x1a\x1a.raftKVRpcProctoc.GetReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bkvserver/kvserver_rpc.proto\x12\x10raftKVRpcProctoc\"e\n\x07GetArgs\x12\x0b\n\x03Key\x18\x01 \x01(\x0c\x12\x10\n\x08\x43lientId\x18\x02 \x01(\x0c\x12\x11\n\tRequestId\x18\x03 \x01(\x05\x12(\n\x04Mode\x18\x04 \x01(\x0e\x32\x1a.raftKVRpcProctoc.ReadMode\"j\n\x08GetReply\x12\x0b\n\x03\x45rr\x18\x01 \x01(\x0c\x12\r\n\x05Value\x18\x02 \x01(\x0c\x12\x12\n\nLeaderHint\x18\x03 \x01(\x04\x12.\n\nServedMode\x18\x04 \x01(\x0e\x32\x1a.raftKVRpcProctoc.ReadMode\"p\n\rPutAppendArgs\x12\x0b\n\x03Key\x18\x01 \x01(\x0c\x12\r\n\x05Value\x18\x02 \x01(\x0c\x12\n\n\x02Op\x18\x03 \x01(\x0c\x12\x10\n\x08\x43lientId\x18\x04 \x01(\x0c\x12\x11\n\tRequestId\x18\x05 \x01(\x05\x12\x12\n\nAckedBelow\x18\x06 \x01(\x05\"1\n\x0ePutAppendReply\x12\x0b\n\x03\x45rr\x18\x01 \x01(\x0c\x12\x12\n\nLeaderHint\x18\x02 \x01(\x04\"R\n\nDeleteArgs\x12\x0b\n\x03Key\x18\x01 \x01(\x0c\x12\x10\n\x08\x43lientId\x18\x02 \x01(\x0c\x12\x11\n\tRequestId\x18\x03 \x01(\x03\x12\x12\n\nAckedBelow\x18\x04 \x01(\x03\"=\n\x0b\x44\x65leteReply\x12\x0b\n\x03\x45rr\x18\x01 \x01(\x0c\x12\r\n\x05Value\x18\x02 \x01(\x0c\x12\x12\n\nLeaderHint\x18\x03 \x01(\x04\"f\n\x0fPutIfAbsentArgs\x12\x0b\n\x03Key\x18\x01 \x01(\x0c\x12\r\n\x05Value\x18\x02 \x01(\x0c\x12\x10\n\x08\x43lientId\x18\x03 \x01(\x0c\x12\x11\n\tRequestId\x18\x04 \x01(\x03\x12\x12\n\nAckedBelow\x18\x05 \x01(\x03\"B\n\x10PutIfAbsentReply\x12\x0b\n\x03\x45rr\x18\x01 \x01(\x0c\x12\r\n\x05Value\x18\x02 \x01(\x0c\x12\x12\n\nLeaderHint\x18\x03 \x01(\x04\"a\n\nUpdateArgs\x12\x0b\n\x03Key\x18\x01 \x01(\x0c\x12\r\n\x05Value\x18\x02 \x01(\x0c\x12\x10\n\x08\x43lientId\x18\x03 \x01(\x0c\x12\x11\n\tRequestId\x18\x04 \x01(\x03\x12\x12\n\nAckedBelow\x18\x05 \x01(\x03\"=\n\x0bUpdateReply\x12\x0b\n\x03\x45rr\x18\x01 \x01(\x0c\x12\r\n\x05Value\x18\x02 \x01(\x0c\x12\x12\n\nLeaderHint\x18\x03 \x01(\x04\"\x91\x01\n\x12\x43ompareAndSwapArgs\x12\x0b\n\x03Key\x18\x01 \x01(\x0c\x12\x10\n\x08\x45xpected\x18\x02 \x01(\x0c\x12\x14\n\x0c\x45xpectAbsent\x18\x03 \x01(\x08\x12\r\n\x05Value\x18\x04 \x01(\x0c\x12\x10\n\x08\x43lientId\x18\x05 \x01(\x0c\x12\x11\n\tRequestId\x18\x06 \x01(\x03\x12\x12\n\nAckedBelow\x18\x07 \x01(\x03\"E\n\x13\x43ompareAndSwapReply\x12\x0b\n\x03\x45rr\x18\x01 \x01(\x0c\x12\r\n\x05Value\x18\x02 \x01(\x0c\x12\x12\n\nLeaderHint\x18\x03 \x01(\x04\"_\n\x08ScanArgs\x12\r\n\x05Start\x18\x01 \x01(\x0c\x12\x0b\n\x03\x45nd\x18\x02 \x01(\x0c\x12\r\n\x05Limit\x18\x03 \x01(\r\x12(\n\x04Mode\x18\x04 \x01(\x0e\x32\x1a.raftKVRpcProctoc.ReadMode\"&\n\x08KeyValue\x12\x0b\n\x03Key\x18\x01 \x01(\x0c\x12\r\n\x05Value\x18\x02 \x01(\x0c\"\x87\x01\n\tScanReply\x12\x0b\n\x03\x45rr\x18\x01 \x01(\x0c\x12)\n\x05Pairs\x18\x02 \x03(\x0b\x32\x1a.raftKVRpcProctoc.KeyValue\x12\x12\n\nLeaderHint\x18\x03 \x01(\x04\x12.\n\nServedMode\x18\x04 \x01(\x0e\x32\x1a.raftKVRpcProctoc.ReadMode*A\n\x08ReadMode\x12\x15\n\x11READ_LINEARIZABLE\x10\x00\x12\x0e\n\nREAD_LEASE\x10\x01\x12\x0e\n\nREAD_STALE\x10\x02\x32\x9f\x04\n\x0bkvServerRpc\x12N\n\tPutAppend\x12\x1f.raftKVRpcProctoc.PutAppendArgs\x1a .raftKVRpcProctoc.PutAppendReply\x12<\n\x03Get\x12\x19.raftKVRpcProctoc.GetArgs\x1a\x1a.raftKVRpcProctoc.GetReply\x12\x45\n\x06\x44\x65lete\x12\x1c.raftKVRpcProctoc.DeleteArgs\x1a\x1d.raftKVRpcProctoc.DeleteReply\x12T\n\x0bPutIfAbsent\x12!.raftKVRpcProctoc.PutIfAbsentArgs\x1a\".raftKVRpcProctoc.PutIfAbsentReply\x12\x45\n\x06Update\x12\x1c.raftKVRpcProctoc.UpdateArgs\x1a\x1d.raftKVRpcProctoc.UpdateReply\x12]\n\x0e\x43ompareAndSwap\x12$.raftKVRpcProctoc.CompareAndSwapArgs\x1a%.raftKVRpcProctoc.CompareAndSwapReply\x12?\n\x04Scan\x12\x1a.raftKVRpcProctoc.ScanArgs\x1a\x1b.raftKVRpcProctoc.ScanReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'kvserver.kvserver_rpc_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_READMODE']._serialized_start=1400
+  _globals['_READMODE']._serialized_end=1465
   _globals['_GETARGS']._serialized_start=49
-  _globals['_GETARGS']._serialized_end=108
-  _globals['_GETREPLY']._serialized_start=110
-  _globals['_GETREPLY']._serialized_end=148
-  _globals['_PUTAPPENDARGS']._serialized_start=150
-  _globals['_PUTAPPENDARGS']._serialized_end=242
-  _globals['_PUTAPPENDREPLY']._serialized_start=244
-  _globals['_PUTAPPENDREPLY']._serialized_end=273
-  _globals['_KVSERVERRPC']._serialized_start=276
-  _globals['_KVSERVERRPC']._serialized_end=431
+  _globals['_GETARGS']._serialized_end=150
+  _globals['_GETREPLY']._serialized_start=152
+  _globals['_GETREPLY']._serialized_end=258
+  _globals['_PUTAPPENDARGS']._serialized_start=260
+  _globals['_PUTAPPENDARGS']._serialized_end=372
+  _globals['_PUTAPPENDREPLY']._serialized_start=374
+  _globals['_PUTAPPENDREPLY']._serialized_end=423
+  _globals['_DELETEARGS']._serialized_start=425
+  _globals['_DELETEARGS']._serialized_end=507
+  _globals['_DELETEREPLY']._serialized_start=509
+  _globals['_DELETEREPLY']._serialized_end=570
+  _globals['_PUTIFABSENTARGS']._serialized_start=572
+  _globals['_PUTIFABSENTARGS']._serialized_end=674
+  _globals['_PUTIFABSENTREPLY']._serialized_start=676
+  _globals['_PUTIFABSENTREPLY']._serialized_end=742
+  _globals['_UPDATEARGS']._serialized_start=744
+  _globals['_UPDATEARGS']._serialized_end=841
+  _globals['_UPDATEREPLY']._serialized_start=843
+  _globals['_UPDATEREPLY']._serialized_end=904
+  _globals['_COMPAREANDSWAPARGS']._serialized_start=907
+  _globals['_COMPAREANDSWAPARGS']._serialized_end=1052
+  _globals['_COMPAREANDSWAPREPLY']._serialized_start=1054
+  _globals['_COMPAREANDSWAPREPLY']._serialized_end=1123
+  _globals['_SCANARGS']._serialized_start=1125
+  _globals['_SCANARGS']._serialized_end=1220
+  _globals['_KEYVALUE']._serialized_start=1222
+  _globals['_KEYVALUE']._serialized_end=1260
+  _globals['_SCANREPLY']._serialized_start=1263
+  _globals['_SCANREPLY']._serialized_end=1398
+  _globals['_KVSERVERRPC']._serialized_start=1468
+  _globals['_KVSERVERRPC']._serialized_end=2011
 # @@protoc_insertion_point(module_scope)

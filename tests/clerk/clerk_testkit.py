@@ -1,0 +1,183 @@
+"""A small in-process cluster for service and clerk tests: real RPC, in-memory Raft traffic.
+
+Three (by default) RawNode + MemoryStorage + Replica triples share the test's event loop. Raft
+messages are passed in memory (copied through their wire form), ticks come from
+``loop.call_later``, and each replica's KVService is served by its own RpcProvider on
+127.0.0.1 with a port from the OS. This is a test harness, not the node runtime: no disk, no
+processes, one loop. Server index i has Raft id i + 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any, TypeVar
+
+from kvserver.replica import Replica
+from kvserver.service import KV_SERVICE, KVService
+from kvserver.state_machine import KVStateMachine
+from raftcore import Config, RawNode, ReadOnlyOption, Role
+from raftcore.memory_storage import MemoryStorage
+from raftcore.raftpb_pb2 import Message
+from rpc import RpcProvider
+
+T = TypeVar("T")
+
+Wrap = Callable[[int, KVService], object]
+
+
+def run(coro: Coroutine[Any, Any, T], timeout: float = 20.0) -> T:
+    """Run a test coroutine on a fresh loop, bounded by ``timeout`` seconds."""
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+class LocalCluster:
+    """``n`` replicas on one loop, each serving kvServerRpc over TCP.
+
+    ``cut`` holds server indexes whose Raft messages are dropped both ways; ``frozen`` stops all
+    Raft traffic and ticks (nothing commits, nobody times out). ``wrap`` may replace a server's
+    handlers object (e.g. to lose replies) before it is registered.
+    """
+
+    def __init__(
+        self,
+        n: int = 3,
+        *,
+        seed: int = 7,
+        tick_s: float = 0.01,
+        request_timeout: float = 0.5,
+        lease_reads: bool = False,
+        wrap: Wrap | None = None,
+    ) -> None:
+        self.n = n
+        self.tick_s = tick_s
+        self.cut: set[int] = set()
+        self.frozen = False
+        self.errors: list[BaseException] = []
+        ids = tuple(range(1, n + 1))
+        rng = random.Random(seed)
+        read_only = ReadOnlyOption.LEASE_BASED if lease_reads else ReadOnlyOption.SAFE
+        self.replicas: list[Replica] = []
+        self.services: list[KVService] = []
+        self.providers: list[RpcProvider] = []
+        self.addresses: list[tuple[str, int]] = []
+        self._wrap = wrap
+        self._scheduled: set[int] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        for i in range(n):
+            storage = MemoryStorage(ids)
+            node = RawNode(
+                Config(id=i + 1, voters=ids, read_only=read_only),
+                storage,
+                random.Random(rng.random()),
+            )
+            replica = Replica(node, storage, KVStateMachine(random.Random(i)))
+            self.replicas.append(replica)
+            self.services.append(
+                KVService(
+                    replica,
+                    lambda: int(time.time() * 1000),
+                    self._waker(i),
+                    request_timeout=request_timeout,
+                    lease_reads=lease_reads,
+                )
+            )
+
+    async def start(self) -> None:
+        """Serve every replica's KVService and start ticking; node 0 campaigns at once."""
+        for i, service in enumerate(self.services):
+            provider = RpcProvider()
+            provider.register(KV_SERVICE, service if self._wrap is None else self._wrap(i, service))
+            self.addresses.append(await provider.start("127.0.0.1", 0))
+            self.providers.append(provider)
+        self._timer = asyncio.get_running_loop().call_later(self.tick_s, self._tick)
+        self.replicas[0].node.campaign()
+        self._wake(0)
+
+    async def close(self) -> None:
+        """Stop ticking and close every provider; raise the first error a replica hit."""
+        if self._timer is not None:
+            self._timer.cancel()
+        for provider in self.providers:
+            await provider.close(grace=0.2)
+        if self.errors:
+            raise self.errors[0]
+
+    # -- control ---------------------------------------------------------------------------------
+
+    def leader(self) -> int | None:
+        """Index of a server that believes it leads (None if none does)."""
+        leaders = [i for i, r in enumerate(self.replicas) if r.node.role is Role.LEADER]
+        return leaders[0] if len(leaders) == 1 else None
+
+    async def wait_leader(self, timeout: float = 5.0, *, other_than: int | None = None) -> int:
+        """Wait until exactly one server leads (and it is not ``other_than``); its index."""
+        async with asyncio.timeout(timeout):
+            while True:
+                i = self.leader()
+                if i is not None and i != other_than and self.replicas[i].applied_index > 0:
+                    return i
+                await asyncio.sleep(self.tick_s)
+
+    def transfer_leadership(self, to: int) -> None:
+        """Ask the current leader to hand leadership to server ``to``."""
+        i = self.leader()
+        assert i is not None, "no leader to transfer from"
+        self.replicas[i].node.transfer_leadership(to + 1)
+        self._wake(i)
+
+    # -- the runner --------------------------------------------------------------------------------
+
+    def _waker(self, i: int) -> Callable[[], None]:
+        return lambda: self._wake(i)
+
+    def _wake(self, i: int) -> None:
+        if i not in self._scheduled:
+            self._scheduled.add(i)
+            asyncio.get_running_loop().call_soon(self._process, i)
+
+    def _process(self, i: int) -> None:
+        self._scheduled.discard(i)
+        try:
+            while self.replicas[i].handle_ready(self._send):
+                pass
+        except BaseException as exc:
+            self.errors.append(exc)
+            raise
+
+    def _send(self, messages: list[Message]) -> None:
+        loop = asyncio.get_running_loop()
+        for m in messages:
+            src, dst = m.sender - 1, m.to - 1
+            if self.frozen or src in self.cut or dst in self.cut:
+                continue
+            loop.call_soon(self._deliver, Message.FromString(m.SerializeToString()))
+
+    def _deliver(self, m: Message) -> None:
+        if self.frozen:
+            return
+        i = m.to - 1
+        self.replicas[i].node.step(m)
+        self._wake(i)
+
+    def _tick(self) -> None:
+        if not self.frozen:
+            for i, replica in enumerate(self.replicas):
+                replica.node.tick()
+                self._wake(i)
+        self._timer = asyncio.get_running_loop().call_later(self.tick_s, self._tick)
+
+
+@contextlib.asynccontextmanager
+async def local_cluster(**options: Any) -> AsyncIterator[LocalCluster]:
+    """A started :class:`LocalCluster` with an elected leader; closed on exit."""
+    cluster = LocalCluster(**options)
+    try:
+        await cluster.start()
+        await cluster.wait_leader()
+        yield cluster
+    finally:
+        await cluster.close()
