@@ -11,6 +11,7 @@ import pytest
 
 import skiplist
 from skiplist import SkipList, SkipListBuilder
+from skiplist.skiplist import _END
 from tests.skiplist.skiplist_testkit import check_structure
 
 
@@ -158,7 +159,7 @@ def test_tower_heights_are_geometric_with_p_one_quarter() -> None:
     head = sl._top
     while head is not None:
         count, node = 0, head.right
-        while node is not None:
+        while node is not _END:
             count, node = count + 1, node.right
         counts.append(count)
         head = head.down
