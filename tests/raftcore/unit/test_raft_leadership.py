@@ -135,6 +135,8 @@ def test_3_10_a_transfer_is_abandoned_after_an_election_timeout() -> None:
 
 
 def test_3_10_transfer_rejects_bad_targets_and_non_leaders() -> None:
+    """Thesis 3.10: only the leader transfers, and only to another voter; a follower names
+    the leader."""
     pump = Pump(3, seed=4)
     pump.elect(1)
     with pytest.raises(ValueError):

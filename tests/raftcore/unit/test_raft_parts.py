@@ -77,6 +77,8 @@ def test_5_3_progress_probe_replicate_and_back() -> None:
 
 
 def test_persister_streams_chunks_across_readys_and_installs_on_done() -> None:
+    """7 (figure 13: chunks written at offsets, the snapshot saved on "done"): one writer
+    spans Readys; a chunk that does not continue it is refused."""
     storage = MemoryStorage((1, 2, 3))
     persister = ReadyPersister(storage)
     meta = SnapshotMetadata(index=5, term=2, conf_state=ConfState(voters=[1, 2, 3]))
@@ -90,6 +92,8 @@ def test_persister_streams_chunks_across_readys_and_installs_on_done() -> None:
 
 
 def test_persister_restarts_a_snapshot_on_offset_zero() -> None:
+    """7 (figure 13: "create new snapshot file if first chunk (offset is 0)"): a restarted
+    transfer discards the partial one."""
     storage = MemoryStorage((1, 2, 3))
     persister = ReadyPersister(storage)
     old = SnapshotMetadata(index=5, term=2)
@@ -100,6 +104,7 @@ def test_persister_restarts_a_snapshot_on_offset_zero() -> None:
 
 
 def test_ready_must_be_advanced_before_the_next_one() -> None:
+    """The hand-off contract: a Ready is finished with advance() before the next is taken."""
     raw, _ = single()
     raw.campaign()
     raw.ready()
@@ -120,6 +125,7 @@ def test_ready_carries_hard_state_and_entries_with_the_messages_they_back() -> N
 
 
 def test_step_between_ready_and_advance_hands_nothing_out_twice() -> None:
+    """The hand-off contract: input between ready() and advance() goes into the next Ready only."""
     raw, storage = single(i=2, term=1)
     raw.step(msg(MSG_APPEND, 1, 2, 1, index=0, log_term=0, entries=entries(1), commit=1))
     first = raw.ready()
@@ -133,6 +139,7 @@ def test_step_between_ready_and_advance_hands_nothing_out_twice() -> None:
 
 
 def test_step_rejects_local_or_misrouted_messages() -> None:
+    """Bad input gets a typed error: step() takes only peer messages addressed to this node."""
     raw, _ = single()
     with pytest.raises(ValueError):
         raw.step(msg(20, 2, 1, 1))  # MSG_HUP is local
@@ -141,6 +148,7 @@ def test_step_rejects_local_or_misrouted_messages() -> None:
 
 
 def test_config_and_storage_errors_are_typed() -> None:
+    """Bad configuration or an applied index past the commit index is a ValueError at start."""
     with pytest.raises(ValueError):
         single(i=0)
     with pytest.raises(ValueError):
@@ -160,6 +168,7 @@ def test_configuration_comes_from_storage_before_config() -> None:
 
 
 def test_report_unreachable_drops_a_streaming_follower_back_to_probe() -> None:
+    """5.3 (pipelining): a follower that cannot be reached is probed, not streamed to."""
     pump = Pump(3, seed=1)
     pump.elect(1)
     pump.nodes[1].raw.propose(b"x")
@@ -170,6 +179,8 @@ def test_report_unreachable_drops_a_streaming_follower_back_to_probe() -> None:
 
 
 def test_single_node_cluster_commits_and_reads_alone() -> None:
+    """5.3/6.4 with one voter: its own log is the majority, and it is trivially the leader
+    for reads."""
     pump = Pump(1, seed=1)
     pump.elect(1)
     for k in range(3):

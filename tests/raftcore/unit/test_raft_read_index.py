@@ -84,6 +84,8 @@ def test_6_4_lease_reads_answer_at_once() -> None:
 
 
 def test_6_4_followers_refuse_and_bad_contexts_are_rejected() -> None:
+    """Thesis 6.4: reads go to the leader (followers name it); contexts must be unique and
+    non-empty."""
     pump = Pump(3, seed=8)
     pump.elect(1)
     with pytest.raises(NotLeaderError) as err:
