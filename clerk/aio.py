@@ -76,6 +76,9 @@ def resolve_servers(servers: Servers) -> list[tuple[str, int]]:
     resolved = [(str(host), int(port)) for host, port in servers]
     if not resolved:
         raise ValueError("a clerk needs at least one server address")
+    for host, port in resolved:
+        if not host or not 1 <= port <= 65535:
+            raise ValueError(f"bad server address {host!r}:{port}")
     return resolved
 
 

@@ -100,6 +100,8 @@ def test_bad_arguments_are_refused_locally() -> None:
 
     with pytest.raises(ValueError, match="at least one server"):
         AsyncClerk([])
+    with pytest.raises(ValueError, match=r"bad server address '127\.0\.0\.1':0"):
+        AsyncClerk([("127.0.0.1", 0)])
     with pytest.raises(ValueError, match="positive"):
         AsyncClerk([("127.0.0.1", 1)], op_timeout=0)
 
