@@ -6,6 +6,9 @@ and the queue is written once per loop iteration, so calls started together shar
 The ``_ClientConnection`` protocol decodes framed responses and resolves the waiting call's
 future by call id, so replies may come back in any order.
 
+A call abandoned before its reply (cancelled through its controller, or its awaiting task
+cancelled) sends a cancel frame so the server stops the work too.
+
 Failures are never silent: a call whose deadline passes fails with RpcTimeoutError (the
 deadline also travels in the request header so the server can drop the work); when the
 connection is lost every pending call fails at once with RpcConnectionError; an error status
@@ -26,6 +29,7 @@ from google.protobuf.message import DecodeError, Message
 from rpc.codec import (
     DEFAULT_MAX_FRAME_SIZE,
     ResponseDecoder,
+    encode_cancel,
     encode_request,
     request_prefix,
 )
@@ -183,6 +187,10 @@ class RpcChannel:
             controller._canceller = lambda: _cancel(future, service, method)
         try:
             return await future
+        except (RpcCancelledError, asyncio.CancelledError):
+            if not conn.closed:
+                conn.send(encode_cancel(call_id))
+            raise
         finally:
             if timer is not None:
                 timer.cancel()

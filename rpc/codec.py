@@ -98,6 +98,14 @@ def encode_request(
     return _frame(header, args, max_frame_size)
 
 
+def encode_cancel(call_id: int) -> bytes:
+    """Encode a cancel frame: the caller abandons call ``call_id`` and expects no reply."""
+    header = bytearray(b"\x20")
+    header += encode_varint(call_id)
+    header += b"\x30\x01"
+    return _frame(header, b"", DEFAULT_MAX_FRAME_SIZE)
+
+
 def encode_response(
     call_id: int,
     status: Status,

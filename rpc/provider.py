@@ -13,6 +13,9 @@ held back until every earlier legacy request on the connection has been answered
 caller cannot be told about an error, so any failure of a legacy call closes its connection
 after the replies before it have been sent.
 
+A cancel frame (``cancel`` set, with a call id) cancels that call's handler; the abandoned
+call gets no reply.
+
 Stream errors (bad length prefix, unparsable header, oversize frame) cannot be recovered from:
 the connection is closed with one log line. A frame that stays half-sent for ``frame_timeout``
 seconds, or a connection with no bytes and no calls for ``idle_timeout`` seconds, is closed too.
@@ -177,6 +180,7 @@ class _Call:
     """
 
     __slots__ = (
+        "abandoned",
         "call_id",
         "conn",
         "controller",
@@ -194,6 +198,7 @@ class _Call:
         self.method = method
         self.controller = RpcController()
         self.expired = False
+        self.abandoned = False
         self.task: asyncio.Task[Message] | None = None
         self.timer: asyncio.TimerHandle | None = None
         # Legacy calls only: set when answered; reply None then means "close the connection".
@@ -210,10 +215,14 @@ class _Call:
             self.timer.cancel()
         conn = self.conn
         conn.calls.pop(task, None)
+        if self.call_id:
+            conn.by_id.pop(self.call_id, None)
         conn.call_done()
         method = self.method
         assert method is not None
         if task.cancelled():
+            if self.abandoned:
+                return
             if self.expired:
                 conn.fail(self, Status.DEADLINE_EXCEEDED, "deadline exceeded", log=False)
             else:
@@ -250,6 +259,7 @@ class _ServerConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
         self.calls: dict[asyncio.Task[Message], _Call] = {}
+        self.by_id: dict[int, _Call] = {}
         self.legacy: collections.deque[_Call] = collections.deque()
         self.closed = False
         self.out: list[bytes] = []
@@ -311,6 +321,9 @@ class _ServerConnection(asyncio.Protocol):
     def _dispatch(self, frame: Frame[RpcHeader]) -> None:
         header, args = frame
         call_id = header.call_id
+        if header.cancel:
+            self._cancel(call_id)
+            return
         found = self.provider._lookup(header)
         call = _Call(self, call_id, found if isinstance(found, _Method) else None)
         if not call_id:
@@ -340,7 +353,16 @@ class _ServerConnection(asyncio.Protocol):
             return
         call.task = task
         self.calls[task] = call
+        if call_id:
+            self.by_id[call_id] = call
         task.add_done_callback(call.finished)
+
+    def _cancel(self, call_id: int) -> None:
+        """The caller abandoned ``call_id``: stop its handler (unknown ids are already done)."""
+        call = self.by_id.pop(call_id, None)
+        if call is not None and call.task is not None:
+            call.abandoned = True
+            call.task.cancel()
 
     def fail(self, call: _Call, status: Status, text: str, *, log: bool = True) -> None:
         """Answer ``call`` with an error (a legacy call: close after earlier replies)."""

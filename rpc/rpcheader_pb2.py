@@ -24,17 +24,17 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13rpc/rpcheader.proto\x12\x03RPC\"o\n\tRpcHeader\x12\x14\n\x0cservice_name\x18\x01 \x01(\x0c\x12\x13\n\x0bmethod_name\x18\x02 \x01(\x0c\x12\x11\n\targs_size\x18\x03 \x01(\r\x12\x0f\n\x07\x63\x61ll_id\x18\x04 \x01(\x04\x12\x13\n\x0b\x64\x65\x61\x64line_ms\x18\x05 \x01(\r\"n\n\x11RpcResponseHeader\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\x04\x12\x1e\n\x06status\x18\x02 \x01(\x0e\x32\x0e.RPC.RpcStatus\x12\x12\n\nerror_text\x18\x03 \x01(\x0c\x12\x14\n\x0cpayload_size\x18\x04 \x01(\r*\xa6\x01\n\tRpcStatus\x12\n\n\x06RPC_OK\x10\x00\x12\x17\n\x13RPC_UNKNOWN_SERVICE\x10\x01\x12\x16\n\x12RPC_UNKNOWN_METHOD\x10\x02\x12\x13\n\x0fRPC_BAD_REQUEST\x10\x03\x12\x15\n\x11RPC_HANDLER_ERROR\x10\x04\x12\x19\n\x15RPC_DEADLINE_EXCEEDED\x10\x05\x12\x15\n\x11RPC_SHUTTING_DOWN\x10\x06\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13rpc/rpcheader.proto\x12\x03RPC\"\x7f\n\tRpcHeader\x12\x14\n\x0cservice_name\x18\x01 \x01(\x0c\x12\x13\n\x0bmethod_name\x18\x02 \x01(\x0c\x12\x11\n\targs_size\x18\x03 \x01(\r\x12\x0f\n\x07\x63\x61ll_id\x18\x04 \x01(\x04\x12\x13\n\x0b\x64\x65\x61\x64line_ms\x18\x05 \x01(\r\x12\x0e\n\x06\x63\x61ncel\x18\x06 \x01(\x08\"n\n\x11RpcResponseHeader\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\x04\x12\x1e\n\x06status\x18\x02 \x01(\x0e\x32\x0e.RPC.RpcStatus\x12\x12\n\nerror_text\x18\x03 \x01(\x0c\x12\x14\n\x0cpayload_size\x18\x04 \x01(\r*\xa6\x01\n\tRpcStatus\x12\n\n\x06RPC_OK\x10\x00\x12\x17\n\x13RPC_UNKNOWN_SERVICE\x10\x01\x12\x16\n\x12RPC_UNKNOWN_METHOD\x10\x02\x12\x13\n\x0fRPC_BAD_REQUEST\x10\x03\x12\x15\n\x11RPC_HANDLER_ERROR\x10\x04\x12\x19\n\x15RPC_DEADLINE_EXCEEDED\x10\x05\x12\x15\n\x11RPC_SHUTTING_DOWN\x10\x06\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'rpc.rpcheader_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RPCSTATUS']._serialized_start=254
-  _globals['_RPCSTATUS']._serialized_end=420
+  _globals['_RPCSTATUS']._serialized_start=270
+  _globals['_RPCSTATUS']._serialized_end=436
   _globals['_RPCHEADER']._serialized_start=28
-  _globals['_RPCHEADER']._serialized_end=139
-  _globals['_RPCRESPONSEHEADER']._serialized_start=141
-  _globals['_RPCRESPONSEHEADER']._serialized_end=251
+  _globals['_RPCHEADER']._serialized_end=155
+  _globals['_RPCRESPONSEHEADER']._serialized_start=157
+  _globals['_RPCRESPONSEHEADER']._serialized_end=267
 # @@protoc_insertion_point(module_scope)

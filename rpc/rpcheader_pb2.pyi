@@ -23,18 +23,20 @@ RPC_DEADLINE_EXCEEDED: RpcStatus
 RPC_SHUTTING_DOWN: RpcStatus
 
 class RpcHeader(_message.Message):
-    __slots__ = ("service_name", "method_name", "args_size", "call_id", "deadline_ms")
+    __slots__ = ("service_name", "method_name", "args_size", "call_id", "deadline_ms", "cancel")
     SERVICE_NAME_FIELD_NUMBER: _ClassVar[int]
     METHOD_NAME_FIELD_NUMBER: _ClassVar[int]
     ARGS_SIZE_FIELD_NUMBER: _ClassVar[int]
     CALL_ID_FIELD_NUMBER: _ClassVar[int]
     DEADLINE_MS_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_FIELD_NUMBER: _ClassVar[int]
     service_name: bytes
     method_name: bytes
     args_size: int
     call_id: int
     deadline_ms: int
-    def __init__(self, service_name: _Optional[bytes] = ..., method_name: _Optional[bytes] = ..., args_size: _Optional[int] = ..., call_id: _Optional[int] = ..., deadline_ms: _Optional[int] = ...) -> None: ...
+    cancel: bool
+    def __init__(self, service_name: _Optional[bytes] = ..., method_name: _Optional[bytes] = ..., args_size: _Optional[int] = ..., call_id: _Optional[int] = ..., deadline_ms: _Optional[int] = ..., cancel: _Optional[bool] = ...) -> None: ...
 
 class RpcResponseHeader(_message.Message):
     __slots__ = ("call_id", "status", "error_text", "payload_size")

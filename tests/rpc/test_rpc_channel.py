@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
-from rpc_testkit import KV_SERVICE, KvHandlers, run, serving
+from rpc_testkit import KV_SERVICE, KvHandlers, kv_handler_map, run, serving
 
 from kvserver import kvserver_rpc_pb2 as kv
 from rpc import (
@@ -120,8 +120,10 @@ def test_default_timeout_applies() -> None:
 
 
 def test_controller_cancel_really_cancels() -> None:
+    handlers = KvHandlers()
+
     async def main() -> None:
-        async with serving() as (_, port), RpcChannel("127.0.0.1", port) as channel:
+        async with serving(handlers) as (_, port), RpcChannel("127.0.0.1", port) as channel:
             controller = RpcController()
             call = asyncio.ensure_future(get(channel, b"sleep:5", controller=controller))
             await asyncio.sleep(0.05)
@@ -129,6 +131,9 @@ def test_controller_cancel_really_cancels() -> None:
             with pytest.raises(RpcCancelledError):
                 await asyncio.wait_for(call, 0.5)
             assert controller.is_cancelled() and controller.failed()
+            # the cancel reached the server, which stopped the handler
+            await asyncio.sleep(0.1)
+            assert handlers.cancelled == [b"sleep:5"]
             # cancelled before it starts: fails at once
             with pytest.raises(RpcCancelledError):
                 await get(channel, b"x", controller=controller)
@@ -153,15 +158,20 @@ def test_controller_records_remote_status() -> None:
     run(main())
 
 
-def test_task_cancellation_cleans_up_the_pending_call() -> None:
+def test_task_cancellation_cleans_up_and_cancels_the_server_work() -> None:
+    handlers = KvHandlers()
+
     async def main() -> None:
-        async with serving() as (_, port), RpcChannel("127.0.0.1", port) as channel:
+        async with serving(handlers) as (_, port), RpcChannel("127.0.0.1", port) as channel:
             call = asyncio.ensure_future(get(channel, b"sleep:5"))
             await asyncio.sleep(0.05)
             call.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await call
             assert channel._conn is not None and not channel._conn.pending
+            await asyncio.sleep(0.1)
+            assert handlers.cancelled == [b"sleep:5"]
+            assert (await get(channel, b"x", timeout=1)).Err == b"ErrNoKey"
 
     run(main())
 
@@ -233,7 +243,7 @@ def test_pending_calls_fail_at_once_when_the_server_process_is_killed() -> None:
 def test_reconnects_with_capped_backoff_after_the_server_comes_back() -> None:
     async def main() -> None:
         provider = RpcProvider()
-        provider.register(KV_SERVICE, KvHandlers())
+        provider.register(KV_SERVICE, kv_handler_map(KvHandlers()))
         _, port = await provider.start()
         channel = RpcChannel("127.0.0.1", port, backoff_initial=0.05, backoff_max=0.2)
         assert (await get(channel, b"x", timeout=1)).Err == b"ErrNoKey"
@@ -254,7 +264,7 @@ def test_reconnects_with_capped_backoff_after_the_server_comes_back() -> None:
         # doubling from 0.05 s, capped at 0.2 s
         assert waits[0] <= 0.05 and 0.15 < waits[-1] <= 0.2 and max(waits) <= 0.2
         provider = RpcProvider()
-        provider.register(KV_SERVICE, KvHandlers())
+        provider.register(KV_SERVICE, kv_handler_map(KvHandlers()))
         await provider.start("127.0.0.1", port)
         await asyncio.sleep(0.21)
         assert (await get(channel, b"x", timeout=1)).Err == b"ErrNoKey"
@@ -362,8 +372,8 @@ def test_stub_checks_request_types_and_method_names() -> None:
             stub = ServiceStub(channel, KV_SERVICE)
             with pytest.raises(TypeError, match=r"takes raftKVRpcProctoc\.GetArgs"):
                 stub.Get(kv.PutAppendArgs())
-            with pytest.raises(AttributeError, match="no method 'Delete'"):
-                _ = stub.Delete
+            with pytest.raises(AttributeError, match="no method 'NoSuchMethod'"):
+                _ = stub.NoSuchMethod
             reply = await stub.Get(kv.GetArgs(Key=b"big:3"), timeout=1)
             assert reply == kv.GetReply(Err=b"OK", Value=b"vvv")
 

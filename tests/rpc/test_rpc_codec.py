@@ -14,6 +14,7 @@ from rpc.codec import (
     DEFAULT_MAX_FRAME_SIZE,
     RequestDecoder,
     ResponseDecoder,
+    encode_cancel,
     encode_request,
     encode_response,
     encode_varint,
@@ -68,6 +69,12 @@ def test_response_encoding_equals_protobuf(
     ).SerializeToString()
     expected = encode_varint(len(header)) + header + payload
     assert encode_response(call_id, status, text, payload) == expected
+
+
+@given(st.integers(min_value=1, max_value=2**64 - 1))
+def test_cancel_encoding_equals_protobuf(call_id: int) -> None:
+    header = rpcheader_pb2.RpcHeader(call_id=call_id, cancel=True).SerializeToString()
+    assert encode_cancel(call_id) == encode_varint(len(header)) + header
 
 
 def test_status_mirrors_the_proto_enum() -> None:

@@ -18,27 +18,32 @@ def fields(message: Descriptor) -> dict[str, tuple[int, int]]:
     return {f.name: (f.number, f.type) for f in message.fields}
 
 
-def test_kv_protocol_is_the_originals() -> None:
-    file = kvserver_rpc_pb2.DESCRIPTOR
-    assert file.package == "raftKVRpcProctoc"
-    messages = file.message_types_by_name
-    assert fields(messages["GetArgs"]) == {
-        "Key": (1, BYTES),
-        "ClientId": (2, BYTES),
-        "RequestId": (3, INT32),
-    }
-    assert fields(messages["GetReply"]) == {"Err": (1, BYTES), "Value": (2, BYTES)}
-    assert fields(messages["PutAppendArgs"]) == {
+ORIGINAL_KV_MESSAGES = {
+    "GetArgs": {"Key": (1, BYTES), "ClientId": (2, BYTES), "RequestId": (3, INT32)},
+    "GetReply": {"Err": (1, BYTES), "Value": (2, BYTES)},
+    "PutAppendArgs": {
         "Key": (1, BYTES),
         "Value": (2, BYTES),
         "Op": (3, BYTES),
         "ClientId": (4, BYTES),
         "RequestId": (5, INT32),
-    }
-    assert fields(messages["PutAppendReply"]) == {"Err": (1, BYTES)}
+    },
+    "PutAppendReply": {"Err": (1, BYTES)},
+}
+
+
+def test_kv_protocol_keeps_the_originals_definitions() -> None:
+    """Later issues add fields (numbered after the original's), messages and methods; what the
+    original defined must stay exactly as it was."""
+    file = kvserver_rpc_pb2.DESCRIPTOR
+    assert file.package == "raftKVRpcProctoc"
+    for name, original in ORIGINAL_KV_MESSAGES.items():
+        current = fields(file.message_types_by_name[name])
+        assert {field: current.get(field) for field in original} == original, name
+        added = {number for field, (number, _) in current.items() if field not in original}
+        assert all(number > len(original) for number in added), name
     service = file.services_by_name["kvServerRpc"]
     methods = {m.name: (m.input_type.name, m.output_type.name) for m in service.methods}
-    # Later issues may add methods; these two must stay as they are.
     assert methods["PutAppend"] == ("PutAppendArgs", "PutAppendReply")
     assert methods["Get"] == ("GetArgs", "GetReply")
 

@@ -8,12 +8,26 @@ from collections.abc import Awaitable
 from typing import Any
 
 import pytest
-from rpc_testkit import KV_SERVICE, KvHandlers, close_writer, read_until_eof, run, serving
+from rpc_testkit import (
+    KV_SERVICE,
+    KvHandlers,
+    close_writer,
+    kv_handler_map,
+    read_until_eof,
+    run,
+    serving,
+)
 
 from examples import friend_pb2
 from kvserver import kvserver_rpc_pb2 as kv
 from rpc import RpcChannel, RpcController, RpcProvider, RpcRemoteError, ServiceStub, Status
-from rpc.codec import ResponseDecoder, encode_request, encode_varint, request_prefix
+from rpc.codec import (
+    ResponseDecoder,
+    encode_cancel,
+    encode_request,
+    encode_varint,
+    request_prefix,
+)
 
 GET = request_prefix(b"kvServerRpc", b"Get")
 
@@ -187,6 +201,28 @@ def test_server_drops_work_whose_deadline_passed() -> None:
     run(main())
 
 
+def test_cancel_frame_stops_the_handler_and_suppresses_its_reply() -> None:
+    handlers = KvHandlers()
+
+    async def main() -> None:
+        async with serving(handlers) as (_, port):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(get_frame(b"sleep:5", 1) + get_frame(b"sleep:0.2", 2))
+            await asyncio.sleep(0.05)
+            # cancelling call 1, an unknown id and (again) call 1 is harmless
+            writer.write(encode_cancel(1) + encode_cancel(99) + encode_cancel(1))
+            decoder = ResponseDecoder()
+            frames = []
+            async with asyncio.timeout(2):
+                while not frames:
+                    frames = decoder.feed(await reader.read(4096))
+            assert [(f.header.call_id, f.header.status) for f in frames] == [(2, Status.OK)]
+            assert handlers.cancelled == [b"sleep:5"]
+            await close_writer(writer)
+
+    run(main())
+
+
 def test_handler_sees_the_callers_deadline() -> None:
     async def main() -> None:
         async with serving() as (_, port), RpcChannel("127.0.0.1", port) as channel:
@@ -273,7 +309,7 @@ def test_idle_connection_times_out_but_a_busy_one_does_not() -> None:
 def test_graceful_close_finishes_in_flight_calls_then_refuses() -> None:
     async def main() -> None:
         provider = RpcProvider()
-        provider.register(KV_SERVICE, KvHandlers())
+        provider.register(KV_SERVICE, kv_handler_map(KvHandlers()))
         _, port = await provider.start()
         async with RpcChannel("127.0.0.1", port) as channel:
             pending = asyncio.ensure_future(
@@ -293,7 +329,7 @@ def test_close_past_grace_answers_shutting_down() -> None:
 
     async def main() -> None:
         provider = RpcProvider()
-        provider.register(KV_SERVICE, handlers)
+        provider.register(KV_SERVICE, kv_handler_map(handlers))
         _, port = await provider.start()
         async with RpcChannel("127.0.0.1", port) as channel:
             pending = asyncio.ensure_future(
@@ -347,12 +383,12 @@ def test_registration_validates_handlers() -> None:
         provider.register(KV_SERVICE, {"PutAppend": KvHandlers().PutAppend})
     handlers = KvHandlers()
     with pytest.raises(ValueError, match="no methods named"):
-        provider.register(
-            KV_SERVICE, {"PutAppend": handlers.PutAppend, "Get": handlers.Get, "Del": handlers.Get}
-        )
-    provider.register(KV_SERVICE, handlers)
+        provider.register(KV_SERVICE, {**kv_handler_map(handlers), "Nope": handlers.Get})
+    with pytest.raises(ValueError, match="no handler for"):
+        provider.register(KV_SERVICE, object())
+    provider.register(KV_SERVICE, kv_handler_map(handlers))
     with pytest.raises(ValueError, match="already registered"):
-        provider.register(KV_SERVICE, handlers)
+        provider.register(KV_SERVICE, kv_handler_map(handlers))
     with pytest.raises(ValueError):
         RpcProvider(frame_timeout=0)
 
@@ -367,7 +403,7 @@ def test_two_services_on_one_provider() -> None:
 
     async def main() -> None:
         provider = RpcProvider()
-        provider.register(KV_SERVICE, KvHandlers())
+        provider.register(KV_SERVICE, kv_handler_map(KvHandlers()))
         provider.register(friends, {"GetFriendsList": get_friends})
         _, port = await provider.start()
         async with provider, RpcChannel("127.0.0.1", port) as channel:
