@@ -5,9 +5,9 @@ Theory of operation
 A :class:`LoadSpec` names the load and the faults. Each of its rounds, as in the course:
 
 1. fresh clients start; each loops until told to stop: 50 % Append of ``"x <cli> <j> y"``,
-   otherwise (with random keys, 10 % of the rest) a Put, else a Get. Without random keys client
-   ``cli`` owns key ``"<cli>"``, first Puts ``""`` there, and every Get must equal what it
-   appended so far;
+   otherwise (with random keys, 10 % of the rest) a Put, else a Get, optionally pausing between
+   operations (``think_ms``). Without random keys client ``cli`` owns key ``"<cli>"``, first
+   Puts ``""`` there, and every Get must equal what it appended so far;
 2. with partitions, after 1 s a partitioner re-splits the servers at random every 1.0-1.2 s
    (clients keep reaching every server, as labrpc partitions only servers);
 3. after ``round_ms`` the clients and the partitioner are told to stop; the network is healed and
@@ -28,14 +28,23 @@ from __future__ import annotations
 
 import contextlib
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from kvserver.testing.clerk import OperationTimeout, SimClerk
 from kvserver.testing.cluster import KVCluster
 from kvserver.testing.process import Proc, wait_all
+from lincheck import Operation, OpKind, Status
 from raftcore.testing.scheduler import MS
 
-__all__ = ["ELECTION_TIMEOUT_MS", "LoadReport", "LoadSpec", "check_appends", "run_load"]
+__all__ = [
+    "ELECTION_TIMEOUT_MS",
+    "LoadReport",
+    "LoadSpec",
+    "check_append_order",
+    "check_appends",
+    "run_load",
+]
 
 ELECTION_TIMEOUT_MS = 1000
 """6.5840's electionTimeout, used for the load's waits."""
@@ -53,9 +62,13 @@ class LoadSpec:
     rounds: int = 3
     round_ms: int = 5000
     """Virtual client time per round (the course's 5 s), after the partitioner's first second."""
+    think_ms: int = 0
+    """Mean pause between a client's operations, drawn uniformly in [0, 2 * think_ms]; 0 (the
+    course) sends them back to back. A pause keeps the course's fault timeline while bounding
+    the number of operations, which is what a Python simulation pays for."""
 
     def __post_init__(self) -> None:
-        if self.clients < 1 or self.rounds < 1 or self.round_ms <= 0:
+        if self.clients < 1 or self.rounds < 1 or self.round_ms <= 0 or self.think_ms < 0:
             raise ValueError(f"a load needs clients, rounds and time: {self}")
 
 
@@ -106,6 +119,43 @@ def check_appends(cli: int, value: bytes, count: int) -> list[str]:
     return problems
 
 
+def check_append_order(history: Sequence[Operation], key: str, value: str) -> list[str]:
+    """Linearizability of a key that only saw appends of distinct values, read once at the end.
+
+    ``value`` must be the concatenation of the appends that took effect, each once: every ``ok``
+    append and any ``unknown`` one, in an order that respects real time (an append that returned
+    before another was called comes first). The values must be distinct and none a prefix of
+    another, so ``value`` splits one way only. For this shape of history that is exactly
+    linearizability, decided in quadratic time, where the general search is exponential: no read
+    between the appends pins their order. Returns the problems found (empty if none).
+    """
+    remaining: dict[str, Operation] = {}
+    for op in history:
+        if op.key == key and op.op is OpKind.APPEND and op.status is not Status.FAIL:
+            assert isinstance(op.value, str)
+            if not op.value or op.value in remaining:
+                return [f"key {key!r}: appended values are not distinct and non-empty"]
+            remaining[op.value] = op
+    problems: list[str] = []
+    position = 0
+    latest_call = -1
+    while position < len(value):
+        found = next((v for v in remaining if value.startswith(v, position)), None)
+        if found is None:
+            return [*problems, f"key {key!r}: {value[position:]!r} is not made of appends"]
+        op = remaining.pop(found)
+        if op.status is Status.OK and op.ret is not None and op.ret < latest_call:
+            problems.append(f"key {key!r}: {found!r} returned before an append placed ahead of it")
+        latest_call = max(latest_call, op.call)
+        position += len(found)
+    problems += [
+        f"key {key!r}: acknowledged append {v!r} is missing or repeated"
+        for v, op in remaining.items()
+        if op.status is Status.OK
+    ]
+    return problems
+
+
 def _client(
     clerk: SimClerk,
     cli: int,
@@ -141,6 +191,8 @@ def _client(
                     f"client {cli}: get({key!r}) returned {got!r}, wanted {last!r} (round op {j})"
                 )
                 last = got or b""  # report each divergence once, then follow the store
+        if spec.think_ms:
+            yield rng.randrange(2 * spec.think_ms * MS + 1)
     return j
 
 
