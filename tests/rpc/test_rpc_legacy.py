@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from rpc_testkit import close_writer, read_until_eof, run, serving
 
 from kvserver import kvserver_rpc_pb2 as kv
@@ -31,7 +32,8 @@ async def read_exactly(reader: asyncio.StreamReader, n: int) -> bytes:
         return await reader.readexactly(n)
 
 
-def test_the_cpp_clients_putappend_bytes_get_a_bare_reply() -> None:
+@pytest.mark.parametrize("uvloop", [False, True], ids=["asyncio", "uvloop"])
+def test_the_cpp_clients_putappend_bytes_get_a_bare_reply(uvloop: bool) -> None:
     assert len(PUT_ARGS) == 30
     assert kv.PutAppendArgs.FromString(PUT_ARGS).Value == b"hello world!"
 
@@ -50,7 +52,7 @@ def test_the_cpp_clients_putappend_bytes_get_a_bare_reply() -> None:
             assert await read_until_eof(reader) == b""
             await close_writer(writer)
 
-    run(main())
+    run(main(), uvloop=uvloop)
 
 
 def test_pipelined_legacy_requests_in_one_write_are_answered_in_order() -> None:

@@ -413,3 +413,24 @@ def test_two_services_on_one_provider() -> None:
             assert (await ServiceStub(channel, KV_SERVICE).Get(kv.GetArgs())).Err
 
     run(main())
+
+
+def test_a_handler_that_is_not_async_is_a_handler_error() -> None:
+    def sync_get(request: kv.GetArgs, controller: RpcController) -> kv.GetReply:
+        return kv.GetReply(Err=b"OK")
+
+    async def main() -> None:
+        provider = RpcProvider()
+        provider.register(KV_SERVICE, {**kv_handler_map(KvHandlers()), "Get": sync_get})
+        _, port = await provider.start()
+        async with provider, RpcChannel("127.0.0.1", port) as channel:
+            err = await expect_remote(
+                channel.call("kvServerRpc", "Get", kv.GetArgs(), kv.GetReply),
+                Status.HANDLER_ERROR,
+            )
+            assert "coroutine" in err.text
+            put = kv.PutAppendArgs(Key=b"k", Value=b"v", Op=b"Put")
+            reply = await channel.call("kvServerRpc", "PutAppend", put, kv.PutAppendReply)
+            assert reply.Err == b"OK"
+
+    run(main())
