@@ -107,15 +107,17 @@ class SnapshotLoader:
 
     Call ``feed`` with each chunk in order, then ``finish``. Errors detectable early (bad
     header, keys out of order, bytes after the trailer) are raised by ``feed``; a failed
-    checksum or a short input is raised by ``finish`` at the latest. After an error the loader
-    is dead. Chunks are only joined once enough bytes for the next record have arrived, so a
-    record much larger than the chunks costs one copy, not one per chunk.
+    checksum or a short input is raised by ``finish`` at the latest. After an error every
+    further call raises ``SnapshotCorruptError`` too. Chunks are only joined once enough bytes
+    for the next record have arrived, so a record much larger than the chunks costs one copy,
+    not one per chunk.
     """
 
     __slots__ = (
         "_builder",
         "_count",
         "_crc",
+        "_dead",
         "_done",
         "_need",
         "_pending",
@@ -135,16 +137,29 @@ class SnapshotLoader:
         self._remaining = -1  # records still expected; -1 until the header is read
         self._crc = 0
         self._done = False  # the trailer has been read
+        self._dead = False  # a call raised: the parse position is lost
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Consume the next chunk of the snapshot."""
+        self._check_alive()
+        try:
+            self._feed(bytes(data))
+        except SnapshotError:
+            self._dead = True
+            raise
+
+    def _check_alive(self) -> None:
+        if self._dead:
+            raise SnapshotCorruptError("this loader already rejected its input")
+
+    def _feed(self, data: bytes) -> None:
         if self._done:
             if data:
                 raise SnapshotCorruptError("bytes after the snapshot trailer")
             return
         if not data:
             return
-        self._pending.append(bytes(data))
+        self._pending.append(data)
         self._pending_size += len(data)
         if self._pending_size < self._need:
             return
@@ -166,6 +181,7 @@ class SnapshotLoader:
 
     def finish(self) -> SkipList[bytes, bytes]:
         """The loaded map; raises ``SnapshotTruncatedError`` if the input stopped short."""
+        self._check_alive()
         if not self._done:
             if self._remaining < 0:
                 raise SnapshotTruncatedError(

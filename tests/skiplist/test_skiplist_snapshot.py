@@ -182,3 +182,22 @@ def test_the_example_in_the_format_document() -> None:
         "00000002 610a 00000000"
         "524b5345 616eadfa"
     )
+
+
+def test_a_loader_that_rejected_its_input_stays_failed() -> None:
+    loader = SnapshotLoader()
+    with pytest.raises(SnapshotCorruptError, match="magic"):
+        loader.feed(b"XXXX" + snapshot([])[4:])
+    with pytest.raises(SnapshotCorruptError, match="already rejected"):
+        loader.feed(snapshot([]))
+    with pytest.raises(SnapshotCorruptError, match="already rejected"):
+        loader.finish()
+
+
+def test_loader_accepts_memoryview_and_bytearray_chunks() -> None:
+    data = dumps(build({b"k": b"v", b"l": b""}))
+    loader = SnapshotLoader()
+    loader.feed(memoryview(data)[:7])
+    loader.feed(bytearray(data[7:20]))
+    loader.feed(memoryview(data)[20:])
+    assert list(loader.finish().items()) == [(b"k", b"v"), (b"l", b"")]
