@@ -217,7 +217,7 @@ class _Call:
         conn.calls.pop(task, None)
         if self.call_id:
             conn.by_id.pop(self.call_id, None)
-        conn.call_done()
+        conn.update_reading()
         method = self.method
         assert method is not None
         if task.cancelled():
@@ -292,11 +292,11 @@ class _ServerConnection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self.writing_paused = True
-        self._update_reading()
+        self.update_reading()
 
     def resume_writing(self) -> None:
         self.writing_paused = False
-        self._update_reading()
+        self.update_reading()
 
     def data_received(self, data: bytes) -> None:
         self.last_activity = self.loop.time()
@@ -314,7 +314,7 @@ class _ServerConnection(asyncio.Protocol):
                 self.partial_since = self.last_activity
         else:
             self.partial_since = None
-        self._update_reading()
+        self.update_reading()
 
     # Dispatch and replies.
 
@@ -418,10 +418,7 @@ class _ServerConnection(asyncio.Protocol):
         self.transport.write(out[0] if len(out) == 1 else b"".join(out))
         out.clear()
 
-    def call_done(self) -> None:
-        self._update_reading()
-
-    def _update_reading(self) -> None:
+    def update_reading(self) -> None:
         """Backpressure: stop reading while too many calls run or the peer does not read."""
         if self.closed or self.transport is None:
             return
