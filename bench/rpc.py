@@ -4,7 +4,9 @@ Both sides serve the same echo method (a ``google.protobuf.BytesValue`` with a 1
 and are driven the same way: one connection, ``--concurrency`` calls in flight for
 ``--duration`` seconds after a short warm-up. Each server runs in its own process (started as
 ``python -m bench.rpc --serve ours|grpc``) so client and server do not share one event loop.
-Runs alternate between the two stacks and the medians are reported.
+Runs alternate between the two stacks and the medians are reported. Besides wall-clock
+throughput and latency, each run reports the CPU time spent per call by client and server
+together, which a busy shared machine distorts much less than throughput.
 
 Every process runs on uvloop when it is importable (grpcio's asyncio stack works on it, and
 was faster on it than on the default loop here), so both stacks get the same event loop. grpc's
@@ -24,6 +26,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from google.protobuf import descriptor_pb2, descriptor_pool, wrappers_pb2
 from google.protobuf.descriptor import ServiceDescriptor
@@ -95,20 +98,30 @@ async def _serve_grpc() -> None:
 
 
 async def _announce_and_wait(port: int) -> None:
-    """Tell the parent our port, then serve until SIGTERM."""
+    """Tell the parent our port, serve until SIGTERM, then report the CPU seconds used."""
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    cpu = time.process_time()
     print(f"PORT {port}", flush=True)
     await stop.wait()
+    print(f"CPU {time.process_time() - cpu}", flush=True)
 
 
 @dataclass
 class Result:
-    """One measured run."""
+    """One measured run: calls and latencies in the measured window, and CPU use overall."""
 
     calls: int
     seconds: float
     latencies: list[float]
+    all_calls: int
+    client_cpu: float
+    server_cpu: float = 0.0
+
+    @property
+    def cpu_per_call_us(self) -> float:
+        """Client plus server CPU microseconds per call, warm-up included."""
+        return (self.client_cpu + self.server_cpu) / self.all_calls * 1e6
 
     @property
     def rate(self) -> float:
@@ -128,23 +141,27 @@ async def _drive(
 ) -> Result:
     """Keep ``concurrency`` calls in flight; measure the ``duration`` after ``warmup``."""
     request = BytesValue(value=payload)
+    cpu = time.process_time()
     start = time.perf_counter() + warmup
     end = start + duration
     latencies: list[float] = []
+    all_calls = 0
 
     async def worker() -> None:
+        nonlocal all_calls
         now = time.perf_counter()
         while now < end:
             reply = await call(request)
             done = time.perf_counter()
             if len(reply.value) != len(payload):
                 raise RuntimeError("echo returned a different payload")
+            all_calls += 1
             if done >= start and done < end:
                 latencies.append(done - now)
             now = done
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return Result(len(latencies), duration, latencies)
+    return Result(len(latencies), duration, latencies, all_calls, time.process_time() - cpu)
 
 
 async def _client_ours(port: int, args: argparse.Namespace) -> Result:
@@ -153,7 +170,7 @@ async def _client_ours(port: int, args: argparse.Namespace) -> Result:
         def call(request: BytesValue) -> Awaitable[BytesValue]:
             return channel.call(SERVICE, METHOD, request, BytesValue, timeout=5.0)
 
-        return await _drive(call, b"x" * args.payload, args.concurrency, args.duration, 0.5)
+        return await _drive(call, b"x" * args.payload, args.concurrency, args.duration, args.warmup)
 
 
 async def _client_grpc(port: int, args: argparse.Namespace) -> Result:
@@ -170,13 +187,14 @@ async def _client_grpc(port: int, args: argparse.Namespace) -> Result:
             result: Awaitable[BytesValue] = method(request, timeout=5.0)
             return result
 
-        return await _drive(call, b"x" * args.payload, args.concurrency, args.duration, 0.5)
+        return await _drive(call, b"x" * args.payload, args.concurrency, args.duration, args.warmup)
 
 
-def _run_once(stack: str, args: argparse.Namespace) -> Result:
+def run_once(stack: str, args: argparse.Namespace) -> Result:
     """Start a ``stack`` server process, measure a client against it, stop the server."""
     server = subprocess.Popen(
         [sys.executable, "-m", "bench.rpc", "--serve", stack],
+        cwd=Path(__file__).resolve().parent.parent,
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -187,22 +205,24 @@ def _run_once(stack: str, args: argparse.Namespace) -> Result:
             raise RuntimeError(f"{stack} server did not start (said {line!r})")
         port = int(line.split()[1])
         client = _client_ours if stack == "ours" else _client_grpc
-        return asyncio.run(client(port, args))
-    finally:
+        result = asyncio.run(client(port, args))
         server.terminate()
-        try:
-            server.wait(timeout=5)
-        except subprocess.TimeoutExpired:
+        rest, _ = server.communicate(timeout=10)
+        result.server_cpu = float(rest.split("CPU ", 1)[1])
+        return result
+    finally:
+        if server.poll() is None:
             server.kill()
-            server.wait()
+            server.communicate()
 
 
-def _summary(results: list[Result]) -> tuple[float, float, float]:
-    """Median over runs of (calls/s, p50 ms, p99 ms)."""
+def _summary(results: list[Result]) -> tuple[float, float, float, float]:
+    """Median over runs of (calls/s, p50 ms, p99 ms, CPU us per call)."""
     return (
         statistics.median(r.rate for r in results),
         statistics.median(r.percentile(0.50) * 1000 for r in results),
         statistics.median(r.percentile(0.99) * 1000 for r in results),
+        statistics.median(r.cpu_per_call_us for r in results),
     )
 
 
@@ -210,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the comparison and print one line per stack plus the throughput ratio."""
     parser = argparse.ArgumentParser(prog="python -m bench.rpc", description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=float, default=3.0, help="measured seconds per run")
+    parser.add_argument("--warmup", type=float, default=0.5, help="unmeasured seconds first")
     parser.add_argument("--runs", type=int, default=3, help="runs per stack; medians reported")
     parser.add_argument("--concurrency", type=int, default=64, help="calls in flight")
     parser.add_argument("--payload", type=int, default=100, help="payload bytes per call")
@@ -222,12 +243,13 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, list[Result]] = {"ours": [], "grpc": []}
     for run in range(args.runs):
         for stack in ("ours", "grpc"):
-            result = _run_once(stack, args)
+            result = run_once(stack, args)
             results[stack].append(result)
             print(
                 f"run {run + 1} {stack:5} {result.rate:9.0f} calls/s  "
                 f"p50 {result.percentile(0.5) * 1000:6.2f} ms  "
-                f"p99 {result.percentile(0.99) * 1000:6.2f} ms",
+                f"p99 {result.percentile(0.99) * 1000:6.2f} ms  "
+                f"cpu {result.cpu_per_call_us:6.0f} us/call",
                 flush=True,
             )
     print(
@@ -236,9 +258,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     summaries = {stack: _summary(results[stack]) for stack in results}
     for stack, label in (("ours", "raftkv rpc"), ("grpc", "grpcio aio")):
-        rate, p50, p99 = summaries[stack]
-        print(f"  {label:20} {rate:9.0f} calls/s  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms")
-    print(f"  throughput ratio ours/grpcio: {summaries['ours'][0] / summaries['grpc'][0]:.2f}x")
+        rate, p50, p99, cpu = summaries[stack]
+        print(
+            f"  {label:20} {rate:9.0f} calls/s  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  "
+            f"cpu {cpu:6.0f} us/call"
+        )
+    ours, grpc = summaries["ours"], summaries["grpc"]
+    print(f"  throughput ratio ours/grpcio: {ours[0] / grpc[0]:.2f}x")
+    print(f"  CPU per call ratio grpcio/ours: {grpc[3] / ours[3]:.2f}x")
     return 0
 
 
