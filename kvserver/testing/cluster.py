@@ -17,7 +17,8 @@ copy of the node's storage; a crashed node is disconnected and stays so after :m
 until :meth:`connect`.
 
 Every clerk of a cluster records into one :class:`lincheck.HistoryRecorder` whose clock is the
-virtual time in nanoseconds, so a scenario ends with a history to check. Everything random comes
+virtual time in nanoseconds, made strictly increasing in event order (:meth:`_history_clock`), so
+a scenario ends with a history to check. Everything random comes
 from ``random.Random`` instances drawn from the one run seed: a run is a pure function of the seed
 and the options.
 """
@@ -101,8 +102,9 @@ class KVCluster:
         self.network.reliable = reliable
         self.network.long_delays = False  # kvraft: unreachable calls fail within 100 ms
         self.checker = InvariantChecker(seed, lambda: self.scheduler.now)
-        self.recorder = HistoryRecorder(clock=lambda: self.scheduler.now * 1000)
-        """Every clerk's operations, in virtual nanoseconds."""
+        self._last_stamp = -1
+        self.recorder = HistoryRecorder(clock=self._history_clock)
+        """Every clerk's operations, stamped by :meth:`_history_clock`."""
         self.messages_sent: dict[int, int] = {}
         """Raft messages the nodes handed to the network, by ``MessageType``."""
         self.ids = tuple(range(1, n + 1))
@@ -136,6 +138,18 @@ class KVCluster:
             max_inflight_msgs=o.max_inflight_msgs,
             snapshot_chunk_bytes=o.snapshot_chunk_bytes,
         )
+
+    def _history_clock(self) -> int:
+        """Virtual nanoseconds, strictly increasing in the order events are recorded.
+
+        Events at one virtual instant happen one after another (the scheduler runs them in
+        order), and a client calls its next operation after its previous one returned; equal
+        stamps would make the checker treat them as concurrent and miss what that order forbids.
+        So a stamp is ``now`` in ns, or one ns after the previous stamp if that is later.
+        """
+        stamp = max(self.scheduler.now * 1000, self._last_stamp + 1)
+        self._last_stamp = stamp
+        return stamp
 
     @property
     def now(self) -> int:
