@@ -125,9 +125,11 @@ class Result:
 
     @property
     def rate(self) -> float:
+        """Calls per second in the measured window."""
         return self.calls / self.seconds
 
     def percentile(self, fraction: float) -> float:
+        """The latency (seconds) below which ``fraction`` of the measured calls completed."""
         ordered = sorted(self.latencies)
         return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 

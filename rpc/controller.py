@@ -29,6 +29,7 @@ class RpcController:
         self._failed = False
         self._error_text = ""
         self._cancelled = False
+        # Set by RpcChannel while the call is pending: fails that call with RpcCancelledError.
         self._canceller: Callable[[], None] | None = None
 
     def failed(self) -> bool:

@@ -206,11 +206,13 @@ class _Call:
         self.reply: bytes | None = None
 
     def expire(self) -> None:
+        """The caller's deadline passed: cancel the handler (answered DEADLINE_EXCEEDED)."""
         self.expired = True
         if self.task is not None:
             self.task.cancel()
 
     def finished(self, task: asyncio.Task[Message]) -> None:
+        """The handler's task is done: turn its outcome into the reply."""
         if self.timer is not None:
             self.timer.cancel()
         conn = self.conn
