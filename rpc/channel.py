@@ -214,13 +214,19 @@ class RpcChannel:
             task = loop.create_task(self._open(loop))
             task.add_done_callback(_retrieve)
             self._connecting = task
-        if deadline is None:
-            return await asyncio.shield(task)
         try:
             async with asyncio.timeout_at(deadline):
                 return await asyncio.shield(task)
         except TimeoutError:
             raise RpcTimeoutError(f"timed out connecting to {self.address}") from None
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if task.cancelled() and (current is None or not current.cancelling()):
+                # close() cancelled the attempt, not our caller: that is a connection failure.
+                raise RpcConnectionError(
+                    f"channel to {self.address} closed while connecting"
+                ) from None
+            raise
 
     async def _open(self, loop: asyncio.AbstractEventLoop) -> _ClientConnection:
         try:

@@ -10,6 +10,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rpc_testkit import KV_SERVICE, KvHandlers, kv_handler_map, run, serving
@@ -362,6 +363,22 @@ def test_closed_channel_refuses_calls_and_fails_pending_ones() -> None:
                 await call
             with pytest.raises(RpcConnectionError, match="closed"):
                 await get(channel, b"x")
+
+    run(main())
+
+
+def test_close_during_connect_fails_the_waiting_calls() -> None:
+    class SlowConnect(RpcChannel):
+        async def _open(self, loop: asyncio.AbstractEventLoop) -> Any:
+            await asyncio.sleep(10)
+
+    async def main() -> None:
+        channel = SlowConnect("127.0.0.1", 1)
+        calls = [asyncio.ensure_future(get(channel, b"x")) for _ in range(3)]
+        await asyncio.sleep(0.05)
+        await channel.close()
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        assert all(isinstance(r, RpcConnectionError) for r in results), results
 
     run(main())
 
