@@ -88,7 +88,7 @@ def test_status_mirrors_the_proto_enum() -> None:
     assert proto == {f"RPC_{s.name}": s.value for s in Status}
 
 
-requests = st.lists(st.tuples(names, names, payloads, call_ids, deadlines), max_size=12)
+requests = st.lists(st.tuples(names, names, payloads, call_ids, deadlines), max_size=40)
 
 
 @NO_DEADLINE
@@ -120,7 +120,7 @@ def test_request_decoder_reassembles_any_chunking(
 
 responses = st.lists(
     st.tuples(call_ids, st.sampled_from(list(Status)), st.binary(max_size=50), payloads),
-    max_size=12,
+    max_size=40,
 )
 
 
