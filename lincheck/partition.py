@@ -7,8 +7,10 @@ all keys of the history that fall in that range (keys outside the history never 
 starts empty and only the history's operations write). Parts are the connected components of
 "operation touches key": with no scans, one part per key; a scan over everything makes one part.
 
-Operations that cannot matter are dropped first: ``fail`` ones (no effect) and ``unknown`` reads
-(no effect, nothing observed).
+Operations that cannot matter are dropped: ``fail`` ones (no effect), ``unknown`` reads (no
+effect, nothing observed), and, per part, ``unknown`` operations called after every ``ok``
+operation of the part returned (they can only take effect after all observations, which is the
+same as never; clients still in flight when a test stops leave many of these).
 """
 
 from __future__ import annotations
@@ -82,6 +84,8 @@ def partition(history: Sequence[Operation]) -> list[Partition]:
     parts = []
     for root, ops in grouped.items():
         names = part_keys.get(root) or {ops[0].key}
-        parts.append(Partition(keys=tuple(sorted(names)), operations=tuple(ops)))
+        last_return = max((op.effective_return for op in ops if op.status is Status.OK), default=0)
+        kept = tuple(op for op in ops if op.status is Status.OK or op.call <= last_return)
+        parts.append(Partition(keys=tuple(sorted(names)), operations=kept))
     parts.sort(key=lambda part: part.keys)
     return parts

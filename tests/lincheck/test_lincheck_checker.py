@@ -18,6 +18,7 @@ from lincheck import (
     check_history,
     read_history,
 )
+from lincheck.partition import Partition, partition
 
 
 def op(
@@ -296,3 +297,17 @@ def test_a_record_repeated_in_the_history_counts_twice() -> None:
     assert result.witness is not None
     assert result.witness.linearized == (append, append)
     assert [u.operation.op for u in result.witness.unplaced] == [OpKind.GET]
+
+
+def test_unknown_operations_after_every_observation_are_dropped() -> None:
+    history = [
+        op(1, "put", "x", "a", None, 0, 10),
+        op(2, "get", "x", None, "a", 20, 30),
+        op(3, "append", "x", "b", None, 30, None, "unknown"),
+        op(3, "append", "x", "c", None, 31, None, "unknown"),
+    ]
+    (part,) = partition(history)
+    # The append called exactly at the last return may still precede that get; the later not.
+    assert part.operations == tuple(history[:3])
+    assert check_history(history).ok
+    assert partition(history[3:]) == [Partition(keys=("x",), operations=())]
