@@ -146,9 +146,9 @@ class Raft:
         if self.transferee:
             raise ProposalDroppedError(f"leadership is moving to {self.transferee}")
         # Inlined _append: this is the hottest path in the core.
+        # The leader's own match is its last index, read by _maybe_commit: not stored here.
         log = self.log
         index = log.offset + len(log.unstable)
-        self.prs[self.id].match = index
         if not self.peers:
             log.unstable.append(Entry(term=self.term, index=index, data=data))
             self._maybe_commit()
@@ -248,6 +248,7 @@ class Raft:
         if not self.dirty:
             return
         log = self.log
+        self.prs[self.id].match = log.last_index()
         committed = log.committed
         built: dict[int, tuple[Message, int]] = {}
         if batch is not None and batch.ByteSize() <= self.config.max_msg_bytes:
@@ -308,7 +309,7 @@ class Raft:
         for v in self.voters:
             self.prs[v] = Progress(next_index, max_inflight)
         me = self.prs[self.id]
-        me.match = next_index - 1
+        me.match = next_index - 1  # kept current by _maybe_commit and flush
         me.recent_active = True
         me.become_replicate()
         # The no-op lets the leader commit, and so learn the commit index, in its own term
@@ -485,7 +486,6 @@ class Raft:
     def _append(self, entry: Entry) -> None:
         # The leader's log only grows at its end: skip RaftLog.append's truncation cases.
         self.log.unstable.append(entry)
-        self.prs[self.id].match = entry.index
         if len(self.voters) == 1:
             self._maybe_commit()  # alone, our own append is the quorum
         elif len(self.dirty) < len(self.peers):
@@ -493,6 +493,8 @@ class Raft:
 
     def _maybe_commit(self) -> bool:
         prs = self.prs
+        me = prs[self.id]
+        me.match = self.log.last_index()  # the leader holds its whole log
         index = quorum.committed_index(self.voters, lambda v: prs[v].match)
         if not self.log.maybe_commit(index, self.term):
             return False
