@@ -349,6 +349,11 @@ class SkipList(Generic[K, V]):
             rows.append(f"... {len(self) - len(columns)} more entries")
         return "\n".join(row.rstrip() for row in rows)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle, ``copy.copy`` and ``copy.deepcopy`` rebuild from the sorted entries (the
+        nodes point at module-level sentinels that must not be copied)."""
+        return (SkipList.from_sorted, (list(self.items()), self._rng))
+
     def __repr__(self) -> str:
         """Size and height, not the contents (use ``display`` or ``items`` for those)."""
         return f"<SkipList len={len(self)} levels={self._height}>"

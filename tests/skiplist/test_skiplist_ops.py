@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ast
+import copy
 import math
+import pickle
 import random
 from pathlib import Path
 
@@ -256,3 +258,14 @@ def test_the_package_imports_nothing_that_does_io() -> None:
             else:
                 continue
             assert all(n in allowed or n.startswith("skiplist") for n in names), (path, names)
+
+
+def test_copies_and_pickles_are_independent_working_maps() -> None:
+    sl = filled([3, 1, 2])
+    for clone in (copy.copy(sl), copy.deepcopy(sl), pickle.loads(pickle.dumps(sl))):
+        assert list(clone.items()) == list(sl.items())
+        clone[0] = "zero"
+        del clone[3]
+        check_structure(clone)
+        assert list(clone) == [0, 1, 2]
+    assert list(sl) == [1, 2, 3]
