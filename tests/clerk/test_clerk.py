@@ -6,6 +6,7 @@ import asyncio
 import random
 import re
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -431,6 +432,15 @@ def blocking_session(conf: Path) -> None:
         assert kv.get_stale("x", server=kv.leader).value == b"12"
         assert kv.scan_stale(server=kv.leader).pairs == [(b"x", b"12")]
         assert len(kv.client_id) == 16
+
+        def appender(name: str) -> None:
+            for n in range(10):
+                kv.append(name, str(n))
+
+        # Threads share one clerk: their calls run concurrently on its loop.
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(appender, ["t0", "t1", "t2", "t3"]))
+        assert [kv.get(f"t{i}") for i in range(4)] == [b"0123456789"] * 4
     with pytest.raises(RuntimeError, match="closed"):
         kv.get("x")
     kv.close()  # idempotent
