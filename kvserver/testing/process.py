@@ -30,9 +30,6 @@ __all__ = ["Proc", "Process", "Signal", "spawn", "wait_all"]
 
 T = TypeVar("T")
 
-Proc = Generator["int | Signal[Any]", Any, T]
-"""A driver coroutine returning ``T``: yields microseconds to sleep or a :class:`Signal`."""
-
 
 class Signal(Generic[T]):
     """A one-shot event carrying a value; processes wait for it by yielding it."""
@@ -60,6 +57,10 @@ class Signal(Generic[T]):
             callback(self.value)  # type: ignore[arg-type]  # done implies the value was set
         else:
             self._callbacks.append(callback)
+
+
+Proc = Generator[int | Signal[Any], Any, T]
+"""A driver coroutine returning ``T``: yields microseconds to sleep or a :class:`Signal`."""
 
 
 class Process(Generic[T]):

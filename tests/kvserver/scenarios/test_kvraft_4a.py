@@ -155,7 +155,7 @@ def test_persist_partition_unreliable(kv_seed: int, tmp_path: Path) -> None:
 
 def test_persist_partition_unreliable_linearizable(kv_seed: int, tmp_path: Path) -> None:
     """TestPersistPartitionUnreliableLinearizable4A: 15 clients, 7 servers, every fault, random
-    keys (10 % Puts). A write that gets no answer within 5 s is recorded as unknown and the
+    keys (10 % Puts). A write that gets no answer within 1.5 s is recorded as unknown and the
     client goes on, so the history exercises lincheck's unknown operations."""
     spec = LoadSpec(clients=15, unreliable=True, crash=True, partitions=True, random_keys=True)
-    generic_test(kv_seed, 7, spec, tmp_path, clerk=ClerkOptions(op_deadline_ms=5000))
+    generic_test(kv_seed, 7, spec, tmp_path, clerk=ClerkOptions(op_deadline_ms=1500))
