@@ -1,5 +1,8 @@
 """One raftkv node: a Raft core, its disk storage and the KV replica, run by one asyncio loop.
 
+The node serves ``kvServerRpc`` (clients, :mod:`kvserver.service`) and ``raftRpc`` (peers) on one
+port, as the original did.
+
 Theory of operation
 -------------------
 Everything that touches the Raft core or the replica runs on the loop's thread, so nothing needs a
@@ -36,9 +39,10 @@ from google.protobuf.descriptor import ServiceDescriptor
 from kvserver.raft_transport_pb2 import DESCRIPTOR as TRANSPORT_DESCRIPTOR
 from kvserver.raft_transport_pb2 import DeliverReply, MessageBatch
 from kvserver.replica import Replica, restore_machine
+from kvserver.service import KVService
 from kvserver.state_machine import KVStateMachine
 from kvserver.storage import DiskStorage
-from raftcore import Config, RawNode, Role
+from raftcore import Config, RawNode, ReadOnlyOption, Role
 from raftcore.raftpb_pb2 import Message
 from raftcore.storage import StorageError
 from rpc import RpcChannel, RpcController, RpcError, RpcProvider
@@ -59,6 +63,9 @@ class NodeConfig:
     ``[election_tick, 2 * election_tick)`` ticks and the leader heartbeats every
     ``heartbeat_tick`` ticks. ``max_raft_state`` (bytes of log) triggers a snapshot; None never
     snapshots. ``fsync=False`` is for benchmarks only: a crash then loses acknowledged writes.
+    ``lease_reads`` serves linearizable reads from the check-quorum lease instead of a heartbeat
+    round (assumes bounded clock drift between nodes). A client request waits at most
+    ``request_timeout_s`` for its entry to apply before the client is told to retry.
     """
 
     node_id: int
@@ -72,6 +79,8 @@ class NodeConfig:
     peer_call_timeout_s: float = 1.0
     max_calls_in_flight_per_peer: int = 4
     storage_retry_s: float = 1.0
+    lease_reads: bool = False
+    request_timeout_s: float = 0.5
 
     def __post_init__(self) -> None:
         if self.node_id not in self.peers:
@@ -164,6 +173,7 @@ class Node:
                 voters=tuple(sorted(cfg.peers)),
                 election_tick=cfg.election_tick,
                 heartbeat_tick=cfg.heartbeat_tick,
+                read_only=ReadOnlyOption.LEASE_BASED if cfg.lease_reads else ReadOnlyOption.SAFE,
             ),
             storage,
             random.Random(self._rng.random()),
@@ -171,6 +181,13 @@ class Node:
         )
         self._replica = Replica(raw, storage, machine, max_raft_state=cfg.max_raft_state)
         self._provider.register(RAFT_SERVICE, {"Deliver": self._on_deliver})
+        KVService(
+            self._replica,
+            self.clock_ms,
+            self.wakeup,
+            request_timeout=cfg.request_timeout_s,
+            lease_reads=cfg.lease_reads,
+        ).register(self._provider)
         for peer, (host, port) in cfg.peers.items():
             if peer != cfg.node_id:
                 self._senders[peer] = _PeerSender(self, peer, RpcChannel(host, port))
@@ -216,11 +233,6 @@ class Node:
         """The KV replica (for the services and for tests)."""
         assert self._replica is not None, "start() first"
         return self._replica
-
-    @property
-    def provider(self) -> RpcProvider:
-        """The RPC server; services other than Raft's are registered on it before start()."""
-        return self._provider
 
     @staticmethod
     def clock_ms() -> int:

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from clerk import AsyncClerk
 from kvserver.kvcommand_pb2 import Command, Op, Result
 from kvserver.node import Node, NodeConfig
 from kvserver.state_machine import OK
@@ -130,3 +131,20 @@ async def _a_new_leader_is_elected_when_the_leader_stops(tmp_path: Path) -> None
         new = await leader_of(rest)
         assert new is not old
         assert await write(new, 2, b"k", b"w") == Result(err=OK)
+
+
+def test_clerks_use_the_nodes_through_kvserverrpc_across_a_failover(tmp_path: Path) -> None:
+    run(_clerks_across_a_failover(tmp_path))
+
+
+async def _clerks_across_a_failover(tmp_path: Path) -> None:
+    async with cluster(tmp_path) as nodes:
+        servers = [n.config.address for n in sorted(nodes.values(), key=lambda n: n.config.node_id)]
+        async with AsyncClerk(servers, op_timeout=10) as kv:
+            await kv.put("x", "0")
+            for i in range(1, 20):
+                await kv.append("x", str(i))
+            old = await leader_of(nodes)
+            await old.stop()
+            await kv.append("x", "!")
+            assert await kv.get("x") == "".join(str(i) for i in range(20)).encode() + b"!"
