@@ -93,7 +93,8 @@ class MemoryStorage:
             # A batch wholly covered by the snapshot truncates nothing (its entries are committed).
             if entries:
                 del self._entries[first - base - 1 :]
-                self._entries.extend(_copy_entry(e) for e in entries)
+                # Shared, not copied: nothing mutates an Entry once it is in a Ready.
+                self._entries.extend(entries)
         if hard_state is not None:
             self._hard_state.CopyFrom(hard_state)
 
@@ -149,8 +150,3 @@ class _MemorySnapshotWriter:
         self._closed = True
         self._chunks.clear()
 
-
-def _copy_entry(entry: Entry) -> Entry:
-    copied = Entry()
-    copied.CopyFrom(entry)
-    return copied
