@@ -1,15 +1,20 @@
-"""Seeds for the kvraft scenarios.
+"""Seeds and pacing for the kvraft scenarios.
 
 Each scenario takes ``kv_seed``: seed 1 by default, only ``--seed S`` when given, and seeds
 0..N-1 when ``--seeds N`` is given explicitly (the option of ``tests/conftest.py``; its default
 of 200 is meant for the Raft campaign and would make the kvraft suite run for an hour, so the
 kvraft scenarios widen only when asked). The seed is in each test's id, and a failure report
 names the command that replays it.
+
+``paced(think_ms)`` is the client pause a scenario asks for, or 0 (the course's back-to-back
+clients, about ten times the runtime) under ``--kv-course-pace``. That option has to be
+registered in ``tests/conftest.py`` (pytest reads options only from the top-level conftest);
+until it is, ``paced`` returns the pause unchanged.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 
 import pytest
 
@@ -36,6 +41,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     else:
         seeds = [DEFAULT_KV_SEED]
     metafunc.parametrize("kv_seed", seeds, ids=[f"seed={s}" for s in seeds])
+
+
+@pytest.fixture
+def paced(request: pytest.FixtureRequest) -> Callable[[int], int]:
+    """``paced(think_ms)``: the scenario's client pause, or 0 under ``--kv-course-pace``."""
+    course_pace = bool(request.config.getoption("--kv-course-pace", default=False))
+    return lambda think_ms: 0 if course_pace else think_ms
 
 
 @pytest.fixture(autouse=True)

@@ -6,12 +6,14 @@ round) and then checks every client's appends (exactly once, in order) and the w
 lincheck. One deviation, for the runtime of a Python simulation: on a reliable network the course's
 clients send operations back to back, about 3 600 a virtual second on five servers, which costs
 ~10 s of real time per virtual second; those scenarios keep the course's timeline but let each
-client pause a mean ``think_ms`` between operations (stated in each docstring). Unreliable
-scenarios are slow enough in virtual time already and keep the course's back-to-back pace.
+client pause a mean ``think_ms`` between operations (stated in each docstring; the
+``--kv-course-pace`` option, once registered, removes the pauses). Unreliable scenarios are slow
+enough in virtual time already and keep the course's back-to-back pace.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from kvraft_testkit import check_history, check_value, generic_test, speed_test
@@ -29,9 +31,9 @@ from lincheck import bytes_to_str
 from raftcore.testing.scheduler import MS, SECOND
 
 
-def test_basic(kv_seed: int, tmp_path: Path) -> None:
+def test_basic(kv_seed: int, tmp_path: Path, paced: Callable[[int], int]) -> None:
     """TestBasic4A: 1 client, 5 servers, 3 rounds of 5 s; client pause 5 ms mean."""
-    generic_test(kv_seed, 5, LoadSpec(clients=1, think_ms=5), tmp_path)
+    generic_test(kv_seed, 5, LoadSpec(clients=1, think_ms=paced(5)), tmp_path)
 
 
 def test_speed(kv_seed: int) -> None:
@@ -39,9 +41,9 @@ def test_speed(kv_seed: int) -> None:
     speed_test(kv_seed, None)
 
 
-def test_concurrent(kv_seed: int, tmp_path: Path) -> None:
+def test_concurrent(kv_seed: int, tmp_path: Path, paced: Callable[[int], int]) -> None:
     """TestConcurrent4A: 5 clients, 5 servers; client pause 30 ms mean."""
-    generic_test(kv_seed, 5, LoadSpec(clients=5, think_ms=30), tmp_path)
+    generic_test(kv_seed, 5, LoadSpec(clients=5, think_ms=paced(30)), tmp_path)
 
 
 def test_unreliable(kv_seed: int, tmp_path: Path) -> None:
@@ -115,24 +117,28 @@ def test_one_partition(kv_seed: int, tmp_path: Path) -> None:
     check_history(cluster, tmp_path)
 
 
-def test_many_partitions_one_client(kv_seed: int, tmp_path: Path) -> None:
+def test_many_partitions_one_client(
+    kv_seed: int, tmp_path: Path, paced: Callable[[int], int]
+) -> None:
     """TestManyPartitionsOneClient4A: partitions, 1 client, 5 servers; pause 10 ms mean."""
-    generic_test(kv_seed, 5, LoadSpec(clients=1, partitions=True, think_ms=10), tmp_path)
+    generic_test(kv_seed, 5, LoadSpec(clients=1, partitions=True, think_ms=paced(10)), tmp_path)
 
 
-def test_many_partitions_many_clients(kv_seed: int, tmp_path: Path) -> None:
+def test_many_partitions_many_clients(
+    kv_seed: int, tmp_path: Path, paced: Callable[[int], int]
+) -> None:
     """TestManyPartitionsManyClients4A: partitions, 5 clients, 5 servers; pause 50 ms mean."""
-    generic_test(kv_seed, 5, LoadSpec(clients=5, partitions=True, think_ms=50), tmp_path)
+    generic_test(kv_seed, 5, LoadSpec(clients=5, partitions=True, think_ms=paced(50)), tmp_path)
 
 
-def test_persist_one_client(kv_seed: int, tmp_path: Path) -> None:
+def test_persist_one_client(kv_seed: int, tmp_path: Path, paced: Callable[[int], int]) -> None:
     """TestPersistOneClient4A: restarts, 1 client, 5 servers; pause 5 ms mean."""
-    generic_test(kv_seed, 5, LoadSpec(clients=1, crash=True, think_ms=5), tmp_path)
+    generic_test(kv_seed, 5, LoadSpec(clients=1, crash=True, think_ms=paced(5)), tmp_path)
 
 
-def test_persist_concurrent(kv_seed: int, tmp_path: Path) -> None:
+def test_persist_concurrent(kv_seed: int, tmp_path: Path, paced: Callable[[int], int]) -> None:
     """TestPersistConcurrent4A: restarts, 5 clients, 5 servers; pause 30 ms mean."""
-    generic_test(kv_seed, 5, LoadSpec(clients=5, crash=True, think_ms=30), tmp_path)
+    generic_test(kv_seed, 5, LoadSpec(clients=5, crash=True, think_ms=paced(30)), tmp_path)
 
 
 def test_persist_concurrent_unreliable(kv_seed: int, tmp_path: Path) -> None:
@@ -141,9 +147,9 @@ def test_persist_concurrent_unreliable(kv_seed: int, tmp_path: Path) -> None:
     generic_test(kv_seed, 5, spec, tmp_path)
 
 
-def test_persist_partition(kv_seed: int, tmp_path: Path) -> None:
+def test_persist_partition(kv_seed: int, tmp_path: Path, paced: Callable[[int], int]) -> None:
     """TestPersistPartition4A: restarts and partitions, 5 clients; pause 50 ms mean."""
-    spec = LoadSpec(clients=5, crash=True, partitions=True, think_ms=50)
+    spec = LoadSpec(clients=5, crash=True, partitions=True, think_ms=paced(50))
     generic_test(kv_seed, 5, spec, tmp_path)
 
 

@@ -6,6 +6,7 @@ every round also checks that no server's Raft state exceeds 8 x maxraftstate.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from kvraft_testkit import check_history, check_value, generic_test, speed_test
@@ -72,15 +73,17 @@ def test_speed(kv_seed: int) -> None:
     speed_test(kv_seed, MAX_RAFT_STATE)
 
 
-def test_snapshot_recover(kv_seed: int, tmp_path: Path) -> None:
+def test_snapshot_recover(kv_seed: int, tmp_path: Path, paced: Callable[[int], int]) -> None:
     """TestSnapshotRecover4B: snapshots and restarts, 1 client, 5 servers; pause 5 ms mean."""
-    spec = LoadSpec(clients=1, crash=True, think_ms=5)
+    spec = LoadSpec(clients=1, crash=True, think_ms=paced(5))
     generic_test(kv_seed, 5, spec, tmp_path, max_raft_state=MAX_RAFT_STATE)
 
 
-def test_snapshot_recover_many_clients(kv_seed: int, tmp_path: Path) -> None:
+def test_snapshot_recover_many_clients(
+    kv_seed: int, tmp_path: Path, paced: Callable[[int], int]
+) -> None:
     """TestSnapshotRecoverManyClients4B: snapshots and restarts, 20 clients; pause 120 ms mean."""
-    spec = LoadSpec(clients=20, crash=True, think_ms=120)
+    spec = LoadSpec(clients=20, crash=True, think_ms=paced(120))
     generic_test(kv_seed, 5, spec, tmp_path, max_raft_state=MAX_RAFT_STATE)
 
 
