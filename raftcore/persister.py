@@ -3,6 +3,11 @@
 Snapshot chunks arrive over several Readys; one writer stays open across them and is committed
 on the ``done`` chunk. A chunk at offset 0 always starts afresh (aborting any half-written
 snapshot: the leader restarted the transfer, perhaps with a newer snapshot).
+
+A runner whose storage fails (disk full) persists the very same Ready again later: the core
+hands each Ready out once. Persisting is made retry-safe for that case: the chunks of that Ready
+written before the failure are not written twice, and a snapshot it already committed is still
+reported as installed by it.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ class ReadyPersister:
         self._storage = storage
         self._writer: SnapshotWriter | None = None
         self._written = 0
+        # The Ready whose persist raised, how many of its chunks were written, what it installed.
+        self._retry: tuple[Ready, int, SnapshotMetadata | None] | None = None
 
     def persist(self, rd: Ready) -> SnapshotMetadata | None:
         """Persist ``rd``'s snapshot chunks, then its entries and hard state (one ``save``).
@@ -28,10 +35,17 @@ class ReadyPersister:
         Returns the metadata of a snapshot installed by this call: the runner must then
         restore the application from ``storage.read_snapshot`` before applying
         ``rd.committed_entries``. Raises StorageError if a chunk does not continue the
-        snapshot being written (nothing is written for it).
+        snapshot being written (nothing is written for it). After any error, call it again with
+        the same ``rd`` to finish the job.
         """
+        done_chunks = 0
         installed: SnapshotMetadata | None = None
-        for chunk in rd.snapshot_chunks:
+        if self._retry is not None and self._retry[0] is rd:
+            _, done_chunks, installed = self._retry
+        self._retry = (rd, done_chunks, installed)
+        for n, chunk in enumerate(rd.snapshot_chunks):
+            if n < done_chunks:
+                continue
             if chunk.offset == 0:
                 if self._writer is not None:
                     self._writer.abort()
@@ -41,14 +55,23 @@ class ReadyPersister:
             if writer is None or chunk.offset != self._written:
                 raise StorageError(
                     f"snapshot chunk at offset {chunk.offset} does not continue the "
-                    f"{self._written} bytes written"
+                    f"{self._written} bytes written (after a failed snapshot write, restart the "
+                    "node to receive the snapshot afresh)"
                 )
-            writer.write(chunk.data)
+            try:
+                writer.write(chunk.data)
+            except BaseException:
+                # A half-written chunk cannot be told apart from a whole one: drop the snapshot.
+                writer.abort()
+                self._writer = None
+                raise
             self._written += len(chunk.data)
             if chunk.done:
                 writer.commit()
                 self._writer = None
                 installed = chunk.metadata
+            self._retry = (rd, n + 1, installed)
         if rd.hard_state is not None or rd.entries:
             self._storage.save(rd.hard_state, rd.entries)
+        self._retry = None
         return installed

@@ -4,6 +4,7 @@ matchIndex), the ReadyPersister sequence and the RawNode hand-off contract."""
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 
 import pytest
 from hypothesis import given
@@ -20,6 +21,8 @@ from raftcore.raftpb_pb2 import (
     MSG_HEARTBEAT,
     MSG_PRE_VOTE,
     ConfState,
+    Entry,
+    HardState,
     SnapshotMetadata,
 )
 from raftcore.storage import StorageError
@@ -101,6 +104,60 @@ def test_persister_restarts_a_snapshot_on_offset_zero() -> None:
     persister.persist(Ready(snapshot_chunks=[SnapshotChunk(old, 0, b"old", False)]))
     persister.persist(Ready(snapshot_chunks=[SnapshotChunk(new, 0, b"new", True)]))
     assert storage.snapshot_metadata().index == 9 and storage.read_snapshot(0, 9) == b"new"
+
+
+class FailingSaveStorage(MemoryStorage):
+    """Fails the next ``failures`` saves, as a full disk would."""
+
+    failures = 0
+
+    def save(self, hard_state: HardState | None, entries: Sequence[Entry]) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise StorageError("no space left on device")
+        super().save(hard_state, entries)
+
+
+def test_persister_retry_of_the_same_ready_writes_nothing_twice() -> None:
+    """The runner persists a Ready again after a storage error (the core hands it out once):
+    the chunks written before the failure are not written again, and the snapshot the first
+    attempt committed is still reported as installed."""
+    storage = FailingSaveStorage((1, 2, 3))
+    persister = ReadyPersister(storage)
+    meta = SnapshotMetadata(index=5, term=2, conf_state=ConfState(voters=[1, 2, 3]))
+    rd = Ready(
+        snapshot_chunks=[SnapshotChunk(meta, 0, b"ab", False), SnapshotChunk(meta, 2, b"cd", True)],
+        entries=entries(2, start=6),
+        hard_state=HardState(term=2, commit=5),
+    )
+    storage.failures = 1
+    with pytest.raises(StorageError):
+        persister.persist(rd)
+    assert persister.persist(rd) == meta
+    assert storage.read_snapshot(0, 10) == b"abcd"
+    assert storage.last_index() == 6 and storage.initial_state()[0].term == 2
+
+
+def test_persister_drops_a_snapshot_whose_chunk_write_failed() -> None:
+    """A chunk write that fails may have left part of the chunk behind: the half-received
+    snapshot is dropped rather than continued with a hole or a duplicate in it."""
+    storage = MemoryStorage((1, 2, 3))
+    persister = ReadyPersister(storage)
+    meta = SnapshotMetadata(index=5, term=2)
+    persister.persist(Ready(snapshot_chunks=[SnapshotChunk(meta, 0, b"ab", False)]))
+    rd = Ready(snapshot_chunks=[SnapshotChunk(meta, 2, b"cd", True)])
+    real_write = persister._writer.write  # type: ignore[union-attr]
+
+    def failing_write(data: bytes) -> None:
+        real_write(data[:1])
+        raise StorageError("no space left on device")
+
+    persister._writer.write = failing_write  # type: ignore[union-attr, method-assign]
+    with pytest.raises(StorageError):
+        persister.persist(rd)
+    with pytest.raises(StorageError, match="restart the node"):
+        persister.persist(rd)
+    assert storage.snapshot_metadata().index == 0
 
 
 def test_ready_must_be_advanced_before_the_next_one() -> None:
