@@ -1,7 +1,8 @@
 """One raftkv node: a Raft core, its disk storage and the KV replica, run by one asyncio loop.
 
 The node serves ``kvServerRpc`` (clients, :mod:`kvserver.service`) and ``raftRpc`` (peers) on one
-port, as the original did.
+port, as the original did, and beside them ``nodeAdmin`` (kvserver/admin.proto: :meth:`Node.status`
+for operators).
 
 Theory of operation
 -------------------
@@ -36,6 +37,8 @@ from pathlib import Path
 
 from google.protobuf.descriptor import ServiceDescriptor
 
+from kvserver.admin_pb2 import DESCRIPTOR as ADMIN_DESCRIPTOR
+from kvserver.admin_pb2 import StatusReply, StatusRequest
 from kvserver.raft_transport_pb2 import DESCRIPTOR as TRANSPORT_DESCRIPTOR
 from kvserver.raft_transport_pb2 import DeliverReply, MessageBatch
 from kvserver.replica import Replica, restore_machine
@@ -52,6 +55,7 @@ __all__ = ["Node", "NodeConfig"]
 _log = logging.getLogger(__name__)
 
 RAFT_SERVICE: ServiceDescriptor = TRANSPORT_DESCRIPTOR.services_by_name["raftRpc"]
+ADMIN_SERVICE: ServiceDescriptor = ADMIN_DESCRIPTOR.services_by_name["nodeAdmin"]
 
 
 @dataclass(frozen=True)
@@ -155,6 +159,7 @@ class Node:
         self._tick_handle: asyncio.TimerHandle | None = None
         self._stopped: asyncio.Future[None] | None = None
         self._last_role: tuple[Role, int, int] | None = None
+        self._last_snapshot_index = 0
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -180,7 +185,9 @@ class Node:
             applied=storage.snapshot_metadata().index,
         )
         self._replica = Replica(raw, storage, machine, max_raft_state=cfg.max_raft_state)
+        self._last_snapshot_index = storage.snapshot_metadata().index
         self._provider.register(RAFT_SERVICE, {"Deliver": self._on_deliver})
+        self._provider.register(ADMIN_SERVICE, {"Status": self._on_status})
         KVService(
             self._replica,
             self.clock_ms,
@@ -234,6 +241,29 @@ class Node:
         assert self._replica is not None, "start() first"
         return self._replica
 
+    def status(self) -> StatusReply:
+        """Where this node stands: role, term, leader and its log's indexes (``nodeAdmin``)."""
+        raw = self.replica.node
+        host, port = self.config.address
+        snapshot_index = self._last_snapshot_index
+        if self._storage is not None:
+            snapshot_index = self._storage.snapshot_metadata().index
+        return StatusReply(
+            Id=self.config.node_id,
+            Host=host.encode(),
+            Port=port,
+            Role=raw.role.value.encode(),
+            Term=raw.term,
+            Leader=raw.leader_id,
+            Commit=raw.commit_index,
+            Applied=self.replica.applied_index,
+            LastIndex=raw.status().last_index,
+            SnapshotIndex=snapshot_index,
+        )
+
+    async def _on_status(self, request: StatusRequest, controller: RpcController) -> StatusReply:
+        return self.status()
+
     @staticmethod
     def clock_ms() -> int:
         """The wall clock stamped into commands (drives session expiry; never trusted for order)."""
@@ -279,6 +309,7 @@ class Node:
             _log.warning("node %d: storage works again", self.config.node_id)
             self._storage_failure = None
         self._log_role_change()
+        self._log_snapshot()
 
     def _send(self, messages: list[Message]) -> None:
         by_peer: dict[int, list[Message]] = {}
@@ -347,4 +378,17 @@ class Node:
                 raw.role.value,
                 raw.term,
                 raw.leader_id or "unknown",
+            )
+
+    def _log_snapshot(self) -> None:
+        if self._storage is None:
+            return
+        meta = self._storage.snapshot_metadata()
+        if meta.index != self._last_snapshot_index:
+            self._last_snapshot_index = meta.index
+            _log.info(
+                "node %d: snapshot now at index %d (term %d)",
+                self.config.node_id,
+                meta.index,
+                meta.term,
             )
