@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 from kvserver.kvcommand_pb2 import Result
 from kvserver.replica import Replica, restore_machine
-from kvserver.state_machine import KVStateMachine
+from kvserver.state_machine import ERR_NO_KEY, OK, KVStateMachine
 from kvserver.testing.wire import GetRequest, WireError, decode_request, encode_reply
 from raftcore import RawNode, Ready, Role
 from raftcore.memory_storage import MemoryStorage
@@ -75,9 +75,9 @@ class _Responder:
         if isinstance(value, Result):
             result = value
         elif value is None:
-            result = Result(err="ErrNoKey")
+            result = Result(err=ERR_NO_KEY)
         else:
-            result = Result(err="OK", value=value)
+            result = Result(err=OK, value=value)
         self._respond(encode_reply(self._node.raw.leader_id, result))
 
     def reject(self, err: str) -> None:

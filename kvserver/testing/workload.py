@@ -120,7 +120,8 @@ def check_appends(cli: int, value: bytes, count: int) -> list[str]:
 
 
 def check_append_order(history: Sequence[Operation], key: str, value: str) -> list[str]:
-    """Linearizability of a key that only saw appends of distinct values, read once at the end.
+    """Linearizability of a key that starts empty, then sees only appends of distinct values and
+    is read once at the end (6.5840's one-key test).
 
     ``value`` must be the concatenation of the appends that took effect, each once: every ``ok``
     append and any ``unknown`` one, in an order that respects real time (an append that returned
