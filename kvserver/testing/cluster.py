@@ -36,7 +36,7 @@ from kvserver.testing.clerk import ClerkOptions, SimClerk
 from kvserver.testing.node import KVNode
 from kvserver.testing.process import Proc, Process, spawn
 from lincheck import ClientId, HistoryRecorder
-from raftcore import Config, Role
+from raftcore import Config, ReadOnlyOption, Role
 from raftcore.memory_storage import MemoryStorage
 from raftcore.testing.cluster import ClusterOptions
 from raftcore.testing.invariants import InvariantChecker, SimulationFailure
@@ -64,6 +64,8 @@ class KVClusterOptions:
     max_raft_state: int | None = None
     session_max_idle_ms: int = DEFAULT_MAX_IDLE_MS
     """Idle age after which the state machine forgets a client session (1 disables dedup)."""
+    read_only: ReadOnlyOption = ReadOnlyOption.SAFE
+    """How leaders confirm reads: a heartbeat round per batch, or the check-quorum lease."""
     stale_reads: bool = False
     """Test-only bug: a node that believes it leads serves Gets locally, without ReadIndex."""
     clerk: ClerkOptions = field(default_factory=ClerkOptions)
@@ -137,6 +139,7 @@ class KVCluster:
             max_msg_bytes=o.max_msg_bytes,
             max_inflight_msgs=o.max_inflight_msgs,
             snapshot_chunk_bytes=o.snapshot_chunk_bytes,
+            read_only=self.options.read_only,
         )
 
     def _history_clock(self) -> int:
