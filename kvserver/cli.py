@@ -1,0 +1,202 @@
+"""``raftkv``: run a node (``raftkv server``), read and write keys, and show the cluster's state.
+
+Exit codes, for scripts:
+
+- 0: done (``get`` printed the value; ``status``: some node is leader);
+- 1: the key was not found (get, delete), or the condition failed (cas);
+- 2: usage or configuration error (bad arguments, unreadable or invalid test.conf);
+- 3: the cluster is unavailable: no answer before the deadline (a write's outcome is then
+  unknown), or ``status`` found no leader.
+
+``raftkv server`` exits 0 after SIGTERM/SIGINT and 1 on a fatal error. Values are printed as
+UTF-8 (undecodable bytes escaped); ``scan`` prints one ``key<TAB>value`` line per pair.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from clerk import AsyncClerk, ClerkError, ConfigError, OperationTimeoutError, ServerError
+from clerk.config import load_test_conf
+from kvserver.cli_server import add_server_arguments, run_server
+from kvserver.cli_status import StatusPoller, format_table, leader_of
+from rpc.loop import run
+
+__all__ = [
+    "EXIT_CONDITION",
+    "EXIT_OK",
+    "EXIT_UNAVAILABLE",
+    "EXIT_USAGE",
+    "configure_logging",
+    "load_servers",
+    "main",
+]
+
+EXIT_OK = 0
+EXIT_CONDITION = 1
+EXIT_USAGE = 2
+EXIT_UNAVAILABLE = 3
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def configure_logging(level: str) -> None:
+    """One line per record on stderr, with a UTC-free local timestamp and the logger's name."""
+    logging.basicConfig(
+        level=level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def load_servers(path: str) -> list[tuple[str, int]]:
+    """The servers of test.conf at ``path``; ConfigError (with the file's name) if unusable."""
+    try:
+        return load_test_conf(path)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="raftkv",
+        description="A raftkv node, client and status tool.",
+        epilog="exit codes: 0 ok, 1 key not found / condition failed, 2 usage or config error, "
+        "3 cluster unavailable or timed out",
+    )
+    parser.add_argument("-f", "--file", default="test.conf", help="test.conf (default ./test.conf)")
+    parser.add_argument(
+        "--timeout", type=float, default=5.0, help="seconds per operation (default 5)"
+    )
+    parser.add_argument("--log-level", default="WARNING", type=str.upper, choices=_LOG_LEVELS)
+    # -f is accepted after the command too; SUPPRESS keeps the top-level value when it is not.
+    conf = argparse.ArgumentParser(add_help=False)
+    conf.add_argument("-f", "--file", default=argparse.SUPPRESS, help="test.conf")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, parents=[conf])
+
+    server = add("server", "run one node of the cluster")
+    add_server_arguments(server)
+    # The server's own default is INFO: one line per role change, snapshot, peer loss.
+    server.add_argument(
+        "--log-level", dest="server_log_level", default="INFO", type=str.upper, choices=_LOG_LEVELS
+    )
+
+    get = add("get", "print a key's value")
+    get.add_argument("key")
+    for name in ("put", "append"):
+        p = add(name, f"{name} a value")
+        p.add_argument("key")
+        p.add_argument("value")
+    delete = add("delete", "remove a key")
+    delete.add_argument("key")
+    scan = add("scan", "print the pairs with START <= key < END")
+    scan.add_argument("start", nargs="?", default="")
+    scan.add_argument("end", nargs="?", default=None)
+    scan.add_argument("--limit", type=int, default=None)
+    cas = add("cas", "set KEY to NEW only if it holds EXPECTED")
+    cas.add_argument("key")
+    cas.add_argument("expected")
+    cas.add_argument("new")
+    add("status", "a table of every node's role, term, leader and indexes")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``raftkv`` with ``argv`` (default sys.argv[1:]); return the exit code."""
+    args = _parser().parse_args(argv)
+    if args.command == "server":
+        configure_logging(args.server_log_level)
+    else:
+        configure_logging(args.log_level)
+    try:
+        if args.command == "server":
+            return run_server(args)
+        servers = load_servers(args.file)
+        if args.command == "status":
+            return run(_status(servers, args.timeout))
+        if args.timeout <= 0:
+            raise ConfigError(f"--timeout must be positive, not {args.timeout}")
+        return run(_client_command(servers, args))
+    except ConfigError as exc:
+        print(f"raftkv: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _status(servers: list[tuple[str, int]], timeout: float) -> int:
+    poller = StatusPoller(servers, timeout=min(timeout, 1.0))
+    try:
+        statuses = await poller.poll()
+    finally:
+        await poller.close()
+    print(format_table(statuses))
+    leader = leader_of(statuses)
+    if leader is None:
+        print("no leader", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    return EXIT_OK
+
+
+async def _client_command(servers: list[tuple[str, int]], args: argparse.Namespace) -> int:
+    async with AsyncClerk(servers, op_timeout=args.timeout) as kv:
+        try:
+            return await _run_client_command(kv, args)
+        except OperationTimeoutError as exc:
+            print(f"raftkv: cluster unavailable: {exc}", file=sys.stderr)
+            return EXIT_UNAVAILABLE
+        except ServerError as exc:
+            print(f"raftkv: {exc}", file=sys.stderr)
+            return EXIT_USAGE if exc.err == "ErrBadRequest" else EXIT_UNAVAILABLE
+        except (ClerkError, ValueError) as exc:
+            print(f"raftkv: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+
+
+async def _run_client_command(kv: AsyncClerk, args: argparse.Namespace) -> int:
+    command = args.command
+    if command == "get":
+        value = await kv.get(args.key)
+        if value is None:
+            print(f"raftkv: key not found: {args.key}", file=sys.stderr)
+            return EXIT_CONDITION
+        print(_text(value))
+    elif command == "put":
+        await kv.put(args.key, args.value)
+        print("OK")
+    elif command == "append":
+        await kv.append(args.key, args.value)
+        print("OK")
+    elif command == "delete":
+        result = await kv.delete(args.key)
+        if not result.applied:
+            print(f"raftkv: key not found: {args.key}", file=sys.stderr)
+            return EXIT_CONDITION
+        print("OK")
+    elif command == "scan":
+        if args.limit is not None and args.limit < 0:
+            raise ValueError(f"--limit must not be negative, not {args.limit}")
+        for key, value in await kv.scan(args.start, args.end, args.limit):
+            print(f"{_text(key)}\t{_text(value)}")
+    else:  # cas
+        result = await kv.cas(args.key, args.expected, args.new)
+        if not result.applied:
+            now = "absent" if result.previous is None else repr(_text(result.previous))
+            print(f"raftkv: cas refused: {args.key} is {now}", file=sys.stderr)
+            return EXIT_CONDITION
+        print("OK")
+    return EXIT_OK
+
+
+def _text(value: bytes) -> str:
+    return value.decode("utf-8", errors="backslashreplace")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""``raftkv server``: one node as a process, until SIGTERM/SIGINT or a fatal error.
+
+Theory of operation
+-------------------
+The process runs :class:`kvserver.node.Node` on the loop :func:`rpc.loop.run` picks (uvloop where
+installed). It ends in one of three ways: a signal (SIGTERM, SIGINT) stops the node cleanly
+(stop accepting, in-flight calls finish or fail, storage closed) and exits 0; a fatal error in
+the node's loop, or an exception no task handled, is logged and exits 1; with
+``--exit-with-stdin`` the end of standard input is treated like SIGTERM, so a supervisor that
+holds the other end of a pipe cannot leave its nodes orphaned even when it is killed with -9.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from clerk.config import ConfigError, load_test_conf
+from kvserver.node import Node, NodeConfig
+from raftcore.storage import StorageError
+from rpc.loop import run
+
+__all__ = ["EXIT_FATAL", "add_server_arguments", "node_config", "run_server", "serve"]
+
+EXIT_FATAL = 1
+_log = logging.getLogger("raftkv.server")
+
+
+def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``raftkv server`` (``-f`` is the caller's)."""
+    parser.add_argument("--id", type=int, required=True, help="this node's index i in test.conf")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path("raftkv-data"),
+        help="the node keeps its files in DATA_DIR/node<id> (default ./raftkv-data)",
+    )
+    parser.add_argument(
+        "--max-raft-state",
+        type=int,
+        default=4 << 20,
+        help="snapshot when the log passes this many bytes (default 4 MiB; 0: never)",
+    )
+    parser.add_argument("--tick-ms", type=float, default=10.0, help="Raft tick (default 10 ms)")
+    parser.add_argument(
+        "--exit-with-stdin",
+        action="store_true",
+        help="stop like on SIGTERM when standard input closes (used by raftCoreRun)",
+    )
+
+
+def node_config(args: argparse.Namespace) -> NodeConfig:
+    """The node's configuration from parsed arguments; ConfigError for a bad test.conf or id."""
+    try:
+        servers = load_test_conf(args.file)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {args.file}: {exc.strerror or exc}") from exc
+    if not 0 <= args.id < len(servers):
+        raise ConfigError(f"--id {args.id}: {args.file} names nodes 0..{len(servers) - 1}")
+    if args.max_raft_state < 0:
+        raise ConfigError(f"--max-raft-state must not be negative, not {args.max_raft_state}")
+    if args.tick_ms <= 0:
+        raise ConfigError(f"--tick-ms must be positive, not {args.tick_ms}")
+    return NodeConfig(
+        node_id=args.id + 1,
+        peers={i + 1: address for i, address in enumerate(servers)},
+        data_dir=args.data_dir / f"node{args.id}",
+        tick_ms=args.tick_ms,
+        max_raft_state=args.max_raft_state or None,
+    )
+
+
+def run_server(args: argparse.Namespace) -> int:
+    """Run ``raftkv server`` with parsed arguments; return the exit code."""
+    config = node_config(args)
+    return run(serve(config, exit_with_stdin=args.exit_with_stdin))
+
+
+async def serve(config: NodeConfig, *, exit_with_stdin: bool = False) -> int:
+    """Start a node, serve until a signal (return 0) or a fatal error (return EXIT_FATAL)."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    fatal: asyncio.Future[str] = loop.create_future()
+
+    def on_loop_error(_: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        _log.critical("unhandled error: %s", context.get("message"), exc_info=exc)
+        if not fatal.done():
+            fatal.set_result(str(context.get("message")))
+
+    loop.set_exception_handler(on_loop_error)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    if exit_with_stdin:
+        _watch_stdin(loop, stop)
+
+    node = Node(config)
+    try:
+        await node.start()
+    except OSError as exc:
+        host, port = config.address
+        _log.critical("cannot listen on %s:%d: %s", host, port, exc.strerror or exc)
+        return EXIT_FATAL
+    except StorageError as exc:
+        _log.critical("cannot open the data directory %s: %s", config.data_dir, exc)
+        return EXIT_FATAL
+
+    stopped = asyncio.ensure_future(node.wait_stopped())
+    signalled = asyncio.ensure_future(stop.wait())
+    waits: set[asyncio.Future[Any]] = {stopped, signalled, fatal}
+    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    signalled.cancel()
+    if stopped.done():
+        error = stopped.exception()
+        _log.critical("node %d ended by a fatal error: %r", config.node_id, error)
+        await node.stop()
+        return EXIT_FATAL
+    stopped.cancel()
+    await node.stop()
+    if fatal.done():
+        _log.critical("node %d stopped after an unhandled error", config.node_id)
+        return EXIT_FATAL
+    return 0
+
+
+def _watch_stdin(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
+    """Set ``stop`` when standard input reaches its end (the supervisor closed or died)."""
+
+    def drain() -> None:
+        try:
+            while sys.stdin.buffer.read(4096):
+                pass
+        except (OSError, ValueError):
+            pass
+        with contextlib.suppress(RuntimeError):  # the loop already ended
+            loop.call_soon_threadsafe(stop.set)
+
+    threading.Thread(target=drain, name="raftkv-stdin-watch", daemon=True).start()

@@ -1,0 +1,103 @@
+"""Asking every node of a cluster for its ``nodeAdmin.Status``, for ``raftkv status`` and
+raftCoreRun's supervisor."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from kvserver.admin_pb2 import StatusReply, StatusRequest
+from rpc import RpcChannel, RpcError
+
+__all__ = ["NodeStatus", "StatusPoller", "format_table", "leader_of"]
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    """One node's answer: ``index`` is its place in test.conf (node<index>); ``reply`` is None
+    when the node could not be reached, and ``error`` then says why."""
+
+    index: int
+    address: tuple[str, int]
+    reply: StatusReply | None
+    error: str = ""
+
+
+class StatusPoller:
+    """Keeps one channel per node and asks all of them at once; use on one event loop."""
+
+    def __init__(self, servers: Sequence[tuple[str, int]], *, timeout: float = 1.0) -> None:
+        self.servers = list(servers)
+        self.timeout = timeout
+        self._channels = [
+            RpcChannel(host, port, connect_timeout=timeout, backoff_initial=0.05, backoff_max=0.2)
+            for host, port in self.servers
+        ]
+
+    async def poll(self) -> list[NodeStatus]:
+        """Every node's status, in test.conf order; never raises for an unreachable node."""
+        return list(await asyncio.gather(*(self._ask(i) for i in range(len(self.servers)))))
+
+    async def _ask(self, index: int) -> NodeStatus:
+        address = self.servers[index]
+        try:
+            reply = await self._channels[index].call(
+                "nodeAdmin", "Status", StatusRequest(), StatusReply, timeout=self.timeout
+            )
+        except RpcError as exc:
+            return NodeStatus(index, address, None, str(exc) or type(exc).__name__)
+        return NodeStatus(index, address, reply)
+
+    async def close(self) -> None:
+        """Close every channel."""
+        await asyncio.gather(*(channel.close() for channel in self._channels))
+
+
+def leader_of(statuses: Sequence[NodeStatus]) -> tuple[int, int] | None:
+    """(test.conf index, term) of the reachable node that is leader in the highest term, if any."""
+    leaders = [
+        (s.reply.Term, s.index)
+        for s in statuses
+        if s.reply is not None and s.reply.Role == b"leader"
+    ]
+    if not leaders:
+        return None
+    term, index = max(leaders)
+    return index, term
+
+
+_COLUMNS = (
+    "node",
+    "id",
+    "address",
+    "reachable",
+    "role",
+    "term",
+    "leader",
+    "commit",
+    "applied",
+    "last",
+    "snapshot",
+)
+
+
+def format_table(statuses: Sequence[NodeStatus]) -> str:
+    """A fixed-width table, one row per node; an unreachable node shows only its address."""
+    rows = [list(_COLUMNS)]
+    for s in statuses:
+        host, port = s.address
+        row = [f"node{s.index}", str(s.index + 1), f"{host}:{port}"]
+        r = s.reply
+        if r is None:
+            row += ["no"] + ["-"] * 7
+        else:
+            leader = f"node{r.Leader - 1}" if r.Leader else "-"
+            row += ["yes", r.Role.decode(), str(r.Term), leader, str(r.Commit), str(r.Applied)]
+            row += [str(r.LastIndex), str(r.SnapshotIndex)]
+        rows.append(row)
+    widths = [max(len(row[c]) for row in rows) for c in range(len(_COLUMNS))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
