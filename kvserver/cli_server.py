@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
+import os
 import signal
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -131,15 +130,19 @@ async def serve(config: NodeConfig, *, exit_with_stdin: bool = False) -> int:
 
 
 def _watch_stdin(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
-    """Set ``stop`` when standard input reaches its end (the supervisor closed or died)."""
+    """Set ``stop`` when standard input reaches its end (the supervisor closed it or died)."""
+    fd = sys.stdin.fileno()
 
-    def drain() -> None:
+    def on_readable() -> None:
         try:
-            while sys.stdin.buffer.read(4096):
-                pass
-        except (OSError, ValueError):
-            pass
-        with contextlib.suppress(RuntimeError):  # the loop already ended
-            loop.call_soon_threadsafe(stop.set)
+            data = os.read(fd, 4096)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            loop.remove_reader(fd)
+            stop.set()
 
-    threading.Thread(target=drain, name="raftkv-stdin-watch", daemon=True).start()
+    os.set_blocking(fd, False)
+    loop.add_reader(fd, on_readable)
