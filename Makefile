@@ -19,9 +19,9 @@ $(BENCH_STAMP): pyproject.toml $(STAMP)
 	$(PY) -m pip install -q -e '.[test,bench]'
 	touch $@
 
-## run: the main demo
+## run: a 3-node cluster on 127.0.0.1 (raftCoreRun); Ctrl-C stops every node
 run: $(STAMP)
-	$(PY) -m examples.provider
+	$(PY) -m kvserver.cli_run -n 3 -f test.conf
 
 ## test: lint, type-check and the whole default test suite
 test: lint
