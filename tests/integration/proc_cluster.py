@@ -1,0 +1,120 @@
+"""Real raftkv node processes on 127.0.0.1 for the integration tests.
+
+Each node is a ``python -m kvserver.cli server`` child in its own process group, its output in
+``<tmp>/node<i>.log``. Nodes run with ``--exit-with-stdin``: they hold a pipe from the test
+process and stop when it closes, so even a test process killed outright leaves no node behind.
+:meth:`ProcCluster.close` (called by the fixture, also on failure) terminates, then kills, and
+reaps every node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from clerk import AsyncClerk
+from kvserver.cli_run import format_test_conf, free_ports, stop_children
+from kvserver.cli_status import NodeStatus, StatusPoller
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def child_env() -> dict[str, str]:
+    """The environment for a child Python that imports the project from this checkout."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+class ProcCluster:
+    """N node processes sharing one test.conf in ``workdir``; node i is Raft id i + 1."""
+
+    def __init__(self, workdir: Path, n: int, *, max_raft_state: int | None = None) -> None:
+        self.workdir = workdir
+        self.n = n
+        self.max_raft_state = max_raft_state
+        self.servers = [("127.0.0.1", port) for port in free_ports(n)]
+        self.conf = workdir / "test.conf"
+        self.conf.write_text(format_test_conf(self.servers), encoding="utf-8")
+        self.procs: dict[int, subprocess.Popen[bytes]] = {}
+        self._all: list[subprocess.Popen[bytes]] = []
+
+    def start(self, i: int) -> None:
+        """Start node i (again, after it was killed: same data directory, same port)."""
+        command = [sys.executable, "-m", "kvserver.cli", "server", "--id", str(i)]
+        command += ["-f", str(self.conf), "--data-dir", str(self.workdir / "data")]
+        command += ["--exit-with-stdin", "--log-level", "INFO"]
+        if self.max_raft_state is not None:
+            command += ["--max-raft-state", str(self.max_raft_state)]
+        with open(self.workdir / f"node{i}.log", "ab") as log:
+            proc = subprocess.Popen(
+                command,
+                stdin=subprocess.PIPE,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=child_env(),
+                process_group=0,
+            )
+        self.procs[i] = proc
+        self._all.append(proc)
+
+    def start_all(self) -> None:
+        """Start every node."""
+        for i in range(self.n):
+            self.start(i)
+
+    def signal(self, i: int, sig: signal.Signals) -> None:
+        """Send ``sig`` to node i."""
+        self.procs[i].send_signal(sig)
+
+    def kill(self, i: int) -> None:
+        """kill -9 node i and reap it."""
+        proc = self.procs.pop(i)
+        proc.kill()
+        proc.wait()
+        if proc.stdin is not None:
+            proc.stdin.close()
+
+    def log(self, i: int) -> str:
+        """Everything node i has logged so far (all its runs)."""
+        return (self.workdir / f"node{i}.log").read_text(encoding="utf-8", errors="replace")
+
+    def close(self) -> None:
+        """Stop every node this cluster ever started (SIGCONT first, for a stopped one)."""
+        for proc in self._all:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)
+        stop_children(self._all, grace=5.0)
+
+    async def statuses(self, timeout: float = 0.5) -> list[NodeStatus]:
+        """Every node's status now (unreachable nodes included, with reply None)."""
+        poller = StatusPoller(self.servers, timeout=timeout)
+        try:
+            return await poller.poll()
+        finally:
+            await poller.close()
+
+    async def wait_leader(
+        self, *, among: set[int] | None = None, above_term: int = 0, timeout: float = 10.0
+    ) -> tuple[int, int]:
+        """(index, term) of a leader among ``among`` in a term above ``above_term``."""
+        among = set(range(self.n)) if among is None else among
+        poller = StatusPoller(self.servers, timeout=0.3)
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    for s in await poller.poll():
+                        r = s.reply
+                        if r and s.index in among and r.Role == b"leader" and r.Term > above_term:
+                            return s.index, r.Term
+                    await asyncio.sleep(0.02)
+        finally:
+            await poller.close()
+
+    def clerk(self, **options: object) -> AsyncClerk:
+        """A client of this cluster (on the running loop)."""
+        return AsyncClerk(self.servers, **options)  # type: ignore[arg-type]
