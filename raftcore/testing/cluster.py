@@ -210,7 +210,10 @@ class SimNode:
             raise self.cluster.fail(f"node {self.id} addressed a message badly: {msg}")
         counts = self.cluster.messages_sent
         counts[msg.type] = counts.get(msg.type, 0) + 1
-        self.port.send(msg.to, msg.SerializeToString(), is_request=msg.type in REQUEST_TYPES)
+        payload = msg.SerializeToString()
+        if not self.port.send(msg.to, payload, is_request=msg.type in REQUEST_TYPES):
+            # As a real runner does on a refused connection: stop streaming, probe instead.
+            self.raw.report_unreachable(msg.to)
 
     def _maybe_snapshot(self) -> None:
         every = self.cluster.options.snapshot_every

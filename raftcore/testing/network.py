@@ -108,9 +108,13 @@ class Port:
         """Whether this port's incarnation is still the attached one."""
         return self.network._incarnation_of(self.address) == self.incarnation
 
-    def send(self, dst: int, payload: bytes, *, is_request: bool) -> None:
-        """Send a one-way message; it may be delayed, reordered or dropped, never blocks."""
-        self.network._send(self, dst, payload, is_request)
+    def send(self, dst: int, payload: bytes, *, is_request: bool) -> bool:
+        """Send a one-way message; it may be delayed, reordered or dropped, never blocks.
+
+        Returns False when ``dst`` is unreachable right now (cut off, crashed, or this port is
+        dead): what a real transport learns from a refused connection. Random loss is silent.
+        """
+        return self.network._send(self, dst, payload, is_request)
 
     def call(
         self, dst: int, request: bytes, on_done: Callable[[bytes | None], None], timeout: int
@@ -244,14 +248,16 @@ class SimNetwork:
         received = self.stats.requests_received
         received[dst] = received.get(dst, 0) + 1
 
-    def _send(self, port: Port, dst: int, payload: bytes, is_request: bool) -> None:
+    def _send(self, port: Port, dst: int, payload: bytes, is_request: bool) -> bool:
         if not port.alive:
-            return
+            return False
         self._count(payload, is_request)
         src = port.address
         endpoint = self._endpoints.get(dst)
-        if endpoint is None or not self.reachable(src, dst) or self._dropped():
-            return
+        if endpoint is None or not self.reachable(src, dst):
+            return False
+        if self._dropped():
+            return True
         dst_incarnation = endpoint.incarnation
         delay = self._delay(is_request)
 
@@ -272,6 +278,7 @@ class SimNetwork:
         self.scheduler.call_later(delay, deliver)
         if self.duplicate_fraction and self.rng.random() < self.duplicate_fraction:
             self.scheduler.call_later(self._delay(is_request), deliver)
+        return True
 
     def _unreachable_delay(self) -> int:
         limit = _UNREACHABLE_LONG_MS if self.long_delays else _UNREACHABLE_SHORT_MS

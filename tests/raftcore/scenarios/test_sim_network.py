@@ -43,10 +43,10 @@ def test_disconnected_node_neither_sends_nor_receives_even_in_flight() -> None:
     net.attach(2, on_message=inbox(got))
     net.connect(1)
     net.connect(2)
-    a.send(2, b"in flight", is_request=True)
+    assert a.send(2, b"in flight", is_request=True)
     net.disconnect(2)  # before delivery: dropped on arrival
     sched.run_for(10 * MS)
-    a.send(2, b"while cut", is_request=True)
+    assert not a.send(2, b"while cut", is_request=True)  # the sender learns it is unreachable
     sched.run_for(10 * MS)
     assert got == []
     net.connect(2)
@@ -84,7 +84,7 @@ def test_crash_drops_traffic_of_the_old_incarnation() -> None:
     old.send(2, b"from old", is_request=True)
     new = net.attach(1)  # node 1 restarted while its message was in flight
     assert not old.alive and new.alive
-    old.send(2, b"zombie", is_request=True)
+    assert not old.send(2, b"zombie", is_request=True)
     sched.run_for(10 * MS)
     assert got == []
     got2: list[tuple[int, bytes]] = []
