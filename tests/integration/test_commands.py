@@ -1,0 +1,195 @@
+"""The commands as a user runs them: raftCoreRun, callerMain and raftkv against real nodes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from proc_cluster import REPO_ROOT, ProcCluster, child_env
+
+MakeCluster = Callable[..., ProcCluster]
+
+
+def bin_env() -> dict[str, str]:
+    """The bin/ wrappers fall back to ``python3`` without a .venv: make it this interpreter."""
+    env = child_env()
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    return env
+
+
+def command(name: str, *args: str, timeout: float = 20.0) -> subprocess.CompletedProcess[str]:
+    """Run ``bin/<name> args`` to completion."""
+    return subprocess.run(
+        [str(REPO_ROOT / "bin" / name), *args],
+        capture_output=True,
+        text=True,
+        env=bin_env(),
+        timeout=timeout,
+    )
+
+
+def read_until(proc: subprocess.Popen[str], pattern: str, timeout: float) -> list[str]:
+    """Lines of ``proc``'s stdout up to and including the first that matches ``pattern``."""
+    assert proc.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line.rstrip("\n"))
+        if re.search(pattern, line):
+            return lines
+    raise AssertionError(f"no line matching {pattern!r} in {lines}")
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_raftcorerun_supervises_and_ctrl_c_leaves_no_node_running(tmp_path: Path) -> None:
+    conf = tmp_path / "test.conf"
+    supervisor = subprocess.Popen(
+        [str(REPO_ROOT / "bin" / "raftCoreRun"), "-n", "3", "-f", str(conf), "--fresh"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=bin_env(),
+        process_group=0,
+    )
+    pids: list[int] = []
+    try:
+        lines = read_until(supervisor, r"leader is node\d in term \d+", timeout=30)
+        pids = [int(p) for p in re.findall(r"\(pid (\d+)\) serving", "\n".join(lines))]
+        assert len(pids) == 3
+        assert re.fullmatch(r"(node\d+ip=127\.0\.0\.1\nnode\d+port=\d+\n){3}", conf.read_text())
+        assert (tmp_path / "raftkv-data" / "node0").is_dir()
+
+        caller = command("callerMain", "-f", str(conf), "-n", "20")
+        assert caller.returncode == 0, caller.stderr
+        out = caller.stdout.splitlines()
+        assert out[:20] == [f"get return :{{{i}}}" for i in range(20)]
+        assert out[20].startswith("put: p50 ") and out[21].startswith("get: p50 ")
+        assert out[22] == "count: 20"
+
+        os.kill(pids[1], signal.SIGKILL)
+        read_until(supervisor, rf"node1 \(pid {pids[1]}\) was killed by SIGKILL", timeout=10)
+
+        supervisor.send_signal(signal.SIGINT)  # what Ctrl-C sends it
+        rest, _ = supervisor.communicate(timeout=20)
+        assert supervisor.returncode == 0
+        assert "stopped 3 nodes" in rest
+        assert not [pid for pid in pids if alive(pid)]
+    finally:
+        if supervisor.poll() is None:
+            supervisor.kill()
+            supervisor.wait()
+        for pid in pids:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_raftkv_commands_and_exit_codes(make_cluster: MakeCluster, tmp_path: Path) -> None:
+    cluster = make_cluster(3)
+    asyncio.run(cluster.wait_leader(timeout=20))
+    conf = str(cluster.conf)
+
+    def raftkv(*args: str) -> tuple[int, str, str]:
+        done = command("raftkv", "-f", conf, *args)
+        return done.returncode, done.stdout, done.stderr
+
+    assert raftkv("put", "k1", "v1") == (0, "OK\n", "")
+    assert raftkv("append", "k1", "+more") == (0, "OK\n", "")
+    assert raftkv("get", "k1") == (0, "v1+more\n", "")
+    assert raftkv("get", "nope") == (1, "", "raftkv: key not found: nope\n")
+    assert raftkv("cas", "k1", "wrong", "v2") == (1, "", "raftkv: cas refused: k1 is 'v1+more'\n")
+    assert raftkv("cas", "k1", "v1+more", "v2") == (0, "OK\n", "")
+    assert raftkv("put", "k2", "v") == (0, "OK\n", "")
+    assert raftkv("scan") == (0, "k1\tv2\nk2\tv\n", "")
+    assert raftkv("scan", "k2") == (0, "k2\tv\n", "")
+    assert raftkv("scan", "", "z", "--limit", "1") == (0, "k1\tv2\n", "")
+    assert raftkv("delete", "k2") == (0, "OK\n", "")
+    assert raftkv("delete", "k2") == (1, "", "raftkv: key not found: k2\n")
+
+    code, out, _ = raftkv("status")
+    assert code == 0
+    rows = out.splitlines()
+    assert rows[0].split() == [
+        "node", "id", "address", "reachable", "role", "term", "leader", "commit", "applied",
+        "last", "snapshot",
+    ]  # fmt: skip
+    assert [row.split()[3] for row in rows[1:]] == ["yes"] * 3
+    assert sorted(row.split()[4] for row in rows[1:]) == ["follower", "follower", "leader"]
+
+    # Usage and configuration errors: exit 2 with the reason.
+    bad = tmp_path / "bad.conf"
+    bad.write_text("node0ip=127.0.0.1\n")
+    done = command("raftkv", "-f", str(bad), "get", "k")
+    assert (done.returncode, done.stderr) == (
+        2,
+        f"raftkv: {bad}: node0ip is set (line 1) but node0port is not\n",
+    )
+    assert command("raftkv", "-f", str(tmp_path / "missing.conf"), "get", "k").returncode == 2
+    assert command("raftkv", "-f", conf, "frobnicate").returncode == 2
+
+    # A cluster that does not answer: exit 3.
+    cluster.close()
+    done = command("raftkv", "-f", conf, "--timeout", "1", "put", "k", "v")
+    assert done.returncode == 3
+    assert "cluster unavailable" in done.stderr and "UNKNOWN" in done.stderr
+    done = command("raftkv", "-f", conf, "status")
+    assert done.returncode == 3
+    assert [row.split()[3] for row in done.stdout.splitlines()[1:]] == ["no"] * 3
+
+
+def test_server_exits_zero_on_sigterm_and_reports_a_bad_id(make_cluster: MakeCluster) -> None:
+    cluster = make_cluster(1)
+    asyncio.run(cluster.wait_leader(timeout=20))
+    cluster.signal(0, signal.SIGTERM)
+    assert cluster.procs[0].wait(timeout=15) == 0
+    assert "node 1 stopped" in cluster.log(0)
+
+    done = command("raftkv", "server", "--id", "5", "-f", str(cluster.conf))
+    assert done.returncode == 2
+    assert "--id 5" in done.stderr
+
+
+def test_a_node_far_behind_catches_up_by_snapshot(make_cluster: MakeCluster) -> None:
+    cluster = make_cluster(3, max_raft_state=8192)
+
+    async def main() -> None:
+        leader, _ = await cluster.wait_leader(timeout=20)
+        lagging = (leader + 1) % 3
+        before = (await cluster.statuses())[lagging].reply
+        assert before is not None
+        cluster.kill(lagging)
+        async with cluster.clerk() as kv:
+            for i in range(300):
+                await kv.put(f"key{i % 50}", f"{i}-" + "x" * 100)
+        status = (await cluster.statuses())[leader].reply
+        assert status is not None
+        # The leader compacted past everything the lagging node has: only a snapshot helps.
+        assert status.SnapshotIndex > before.LastIndex
+        cluster.start(lagging)
+        async with asyncio.timeout(20):
+            while True:
+                caught_up = (await cluster.statuses())[lagging].reply
+                if caught_up is not None and caught_up.Applied >= status.Commit:
+                    break
+                await asyncio.sleep(0.05)
+        assert caught_up.SnapshotIndex > before.LastIndex
+        assert re.search(r"node \d+: snapshot now at index \d+", cluster.log(lagging))
+
+    asyncio.run(asyncio.wait_for(main(), 60))
