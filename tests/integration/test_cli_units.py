@@ -1,0 +1,103 @@
+"""The commands' pieces in-process: fatal errors end ``serve`` non-zero, and the formatting."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import pytest
+
+from clerk import parse_test_conf
+from kvserver.admin_pb2 import StatusReply
+from kvserver.cli_caller import percentile
+from kvserver.cli_run import format_test_conf, free_ports
+from kvserver.cli_server import EXIT_FATAL, serve
+from kvserver.cli_status import NodeStatus, format_table, leader_of
+from kvserver.node import Node, NodeConfig
+from kvserver.replica import Replica
+
+
+def single_node(tmp_path: Path) -> NodeConfig:
+    return NodeConfig(
+        node_id=1, peers={1: ("127.0.0.1", free_ports(1)[0])}, data_dir=tmp_path / "node0"
+    )
+
+
+def test_an_error_in_the_raft_loop_ends_serve_with_a_non_zero_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(self: Replica, send: object) -> bool:
+        raise RuntimeError("injected")
+
+    monkeypatch.setattr(Replica, "handle_ready", broken)
+    code = asyncio.run(asyncio.wait_for(serve(single_node(tmp_path)), 20))
+    assert code == EXIT_FATAL
+    assert "node 1 ended by a fatal error: RuntimeError('injected')" in caplog.text
+
+
+def test_an_unhandled_error_in_any_callback_ends_serve_with_a_non_zero_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    start = Node.start
+
+    async def start_then_fail(self: Node) -> None:
+        await start(self)
+        asyncio.get_running_loop().call_soon(lambda: 1 / 0)
+
+    monkeypatch.setattr(Node, "start", start_then_fail)
+    with caplog.at_level(logging.INFO):
+        code = asyncio.run(asyncio.wait_for(serve(single_node(tmp_path)), 20))
+    assert code == EXIT_FATAL
+    assert "unhandled error" in caplog.text and "ZeroDivisionError" in caplog.text
+    assert "node 1 stopped" in caplog.text  # storage was still closed
+
+
+def test_a_taken_port_is_a_clear_startup_failure(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = single_node(tmp_path)
+
+    async def main() -> int:
+        server = await asyncio.start_server(lambda r, w: None, *config.address)
+        async with server:
+            return await serve(config)
+
+    assert asyncio.run(asyncio.wait_for(main(), 20)) == EXIT_FATAL
+    assert f"cannot listen on 127.0.0.1:{config.address[1]}" in caplog.text
+
+
+def test_format_test_conf_reads_back_as_the_same_servers() -> None:
+    servers = [("127.0.0.1", port) for port in free_ports(3)]
+    text = format_test_conf(servers)
+    assert text.splitlines()[:2] == ["node0ip=127.0.0.1", f"node0port={servers[0][1]}"]
+    assert parse_test_conf(text) == servers
+
+
+def test_status_table_and_leader() -> None:
+    follower = StatusReply(Id=1, Role=b"follower", Term=3, Leader=2, Commit=9, Applied=9)
+    leader = StatusReply(Id=2, Role=b"leader", Term=3, Leader=2, Commit=9, Applied=8, LastIndex=9)
+    stale = StatusReply(Id=3, Role=b"leader", Term=2, Leader=3, SnapshotIndex=4)
+    statuses = [
+        NodeStatus(0, ("127.0.0.1", 1000), follower),
+        NodeStatus(1, ("127.0.0.1", 1001), leader),
+        NodeStatus(2, ("127.0.0.1", 1002), stale),
+        NodeStatus(3, ("10.0.0.1", 1003), None, "refused"),
+    ]
+    assert leader_of(statuses) == (1, 3)
+    assert leader_of([statuses[0], statuses[3]]) is None
+    assert format_table(statuses).splitlines() == [
+        "node   id  address         reachable  role      term  leader  commit  applied  last"
+        "  snapshot",
+        "node0  1   127.0.0.1:1000  yes        follower  3     node1   9       9        0     0",
+        "node1  2   127.0.0.1:1001  yes        leader    3     node1   9       8        9     0",
+        "node2  3   127.0.0.1:1002  yes        leader    2     node2   0       0        0     4",
+        "node3  4   10.0.0.1:1003   no         -         -     -       -       -        -     -",
+    ]
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 0.5) == 50.0
+    assert percentile(values, 0.99) == 99.0
+    assert percentile([7.0], 0.99) == 7.0
