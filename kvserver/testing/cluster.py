@@ -179,10 +179,12 @@ class KVCluster:
 
     # -- clients --------------------------------------------------------------------------------
 
-    def make_clerk(self, name: ClientId | None = None) -> SimClerk:
+    def make_clerk(
+        self, name: ClientId | None = None, options: ClerkOptions | None = None
+    ) -> SimClerk:
         """A new client that knows every server (in its own random order) and reaches all of
         them until a :meth:`partition` names it. ``name`` labels its history records (default:
-        its number, 0, 1, ...)."""
+        its number, 0, 1, ...); ``options`` default to the cluster's ``clerk`` options."""
         index = len(self.clerks)
         address = CLIENT_BASE + index
         rng = random.Random(self._client_seeds.getrandbits(64))
@@ -198,7 +200,7 @@ class KVCluster:
             servers,
             self.recorder,
             index if name is None else name,
-            self.options.clerk,
+            options or self.options.clerk,
         )
         self.clerks.append(clerk)
         return clerk

@@ -31,7 +31,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from kvserver.testing.clerk import OperationTimeout, SimClerk
+from kvserver.testing.clerk import ClerkOptions, OperationTimeout, SimClerk
 from kvserver.testing.cluster import KVCluster
 from kvserver.testing.process import Proc, wait_all
 from lincheck import Operation, OpKind, Status
@@ -48,6 +48,10 @@ __all__ = [
 
 ELECTION_TIMEOUT_MS = 1000
 """6.5840's electionTimeout, used for the load's waits."""
+
+CHECKER_OPTIONS = ClerkOptions(op_deadline_ms=60_000)
+"""The checking client waits as long as it takes (like the course's clerks), whatever deadline
+the load's clients have: its reads are the checks, not part of the load."""
 
 
 @dataclass(frozen=True)
@@ -217,7 +221,7 @@ def _partitioner(cluster: KVCluster, stop: _Flag) -> Proc[None]:
 def run_load(cluster: KVCluster, spec: LoadSpec) -> Proc[LoadReport]:
     """Run ``spec`` on ``cluster`` (a process: pass it to :meth:`KVCluster.run`)."""
     report = LoadReport()
-    checker = cluster.make_clerk("checker")
+    checker = cluster.make_clerk("checker", CHECKER_OPTIONS)
     max_raft_state = cluster.options.max_raft_state
     for _ in range(spec.rounds):
         stop_clients, stop_partitioner = _Flag(), _Flag()
