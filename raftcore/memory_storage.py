@@ -149,4 +149,3 @@ class _MemorySnapshotWriter:
     def abort(self) -> None:
         self._closed = True
         self._chunks.clear()
-
