@@ -12,9 +12,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from proc_cluster import REPO_ROOT, ProcCluster, child_env
 
 MakeCluster = Callable[..., ProcCluster]
+
+# Each scenario is bounded: a hung one fails (and its fixture still stops every node).
+pytestmark = pytest.mark.timeout(60)
 
 
 def bin_env() -> dict[str, str]:
@@ -143,6 +147,10 @@ def test_raftkv_commands_and_exit_codes(make_cluster: MakeCluster, tmp_path: Pat
     )
     assert command("raftkv", "-f", str(tmp_path / "missing.conf"), "get", "k").returncode == 2
     assert command("raftkv", "-f", conf, "frobnicate").returncode == 2
+
+    # Seconds of heartbeats and a dozen requests: at INFO a node logged only its few events.
+    for i in range(3):
+        assert len(cluster.log(i).splitlines()) <= 8, cluster.log(i)
 
     # A cluster that does not answer: exit 3.
     cluster.close()

@@ -19,6 +19,9 @@ from lincheck import HistoryRecorder, Status, assert_linearizable
 from rpc import RpcChannel, RpcError
 
 MakeCluster = Callable[..., ProcCluster]
+
+# Each scenario is bounded: a hung one fails (and its fixture still stops every node).
+pytestmark = pytest.mark.timeout(60)
 FAILOVER_BOUND_S = 2.0
 
 

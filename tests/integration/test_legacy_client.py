@@ -12,12 +12,16 @@ import asyncio
 import uuid
 from collections.abc import Callable
 
+import pytest
 from google.protobuf.message import DecodeError, Message
 from proc_cluster import ProcCluster
 
 from kvserver.kvserver_rpc_pb2 import GetArgs, GetReply, PutAppendArgs, PutAppendReply
 
 MakeCluster = Callable[..., ProcCluster]
+
+# Each scenario is bounded: a hung one fails (and its fixture still stops every node).
+pytestmark = pytest.mark.timeout(60)
 
 
 def _varint(n: int) -> bytes:
