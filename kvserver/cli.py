@@ -44,7 +44,7 @@ _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 def configure_logging(level: str) -> None:
-    """One line per record on stderr, with a UTC-free local timestamp and the logger's name."""
+    """One line per record on stderr: local time, level, logger name, message."""
     logging.basicConfig(
         level=level,
         stream=sys.stderr,

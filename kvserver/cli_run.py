@@ -125,6 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"raftCoreRun: {exc}", file=sys.stderr)
         return EXIT_USAGE
     commands = [_server_command(args, i) for i in range(args.n)]
+    _say(f"wrote {args.file}; node i keeps its data in {args.data_dir}/node<i>")
     return run(_supervise(commands, servers))
 
 
