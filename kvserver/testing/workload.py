@@ -150,7 +150,9 @@ def check_append_order(history: Sequence[Operation], key: str, value: str) -> li
             return [*problems, f"key {key!r}: {value[position:]!r} is not made of appends"]
         op = remaining.pop(found)
         if op.status is Status.OK and op.ret is not None and op.ret < latest_call:
-            problems.append(f"key {key!r}: {found!r} returned before an append placed ahead of it")
+            problems.append(
+                f"key {key!r}: {found!r} returned before an append placed ahead of it was called"
+            )
         latest_call = max(latest_call, op.call)
         position += len(found)
     problems += [
