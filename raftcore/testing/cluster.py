@@ -9,6 +9,8 @@ timer (every ``tick_ms`` of virtual time, each node at its own random phase), me
 by the :class:`~raftcore.testing.network.SimNetwork`, and proposals. After each event the node
 drains its Readys with the runner loop of ``RAFTCORE_API.md`` (persist, restore, send, apply,
 advance) and the :class:`~raftcore.testing.invariants.InvariantChecker` sees every step of it.
+A send the network refuses (peer cut off or crashed) is reported with ``report_unreachable``, as
+a real runner does on a refused connection.
 Proposals only *schedule* the drain at the current instant, so proposals made back to back
 (6.5840's concurrent ``Start()`` calls) leave in one Ready, as a real runner's loop would batch
 them.
