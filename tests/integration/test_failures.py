@@ -6,6 +6,7 @@ import asyncio
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -15,7 +16,7 @@ from workload import Writers
 
 from clerk import OperationTimeoutError
 from kvserver.kvserver_rpc_pb2 import GetArgs, GetReply
-from lincheck import HistoryRecorder, Status, assert_linearizable
+from lincheck import HistoryRecorder, OpKind, Status, assert_linearizable
 from rpc import RpcChannel, RpcError
 
 MakeCluster = Callable[..., ProcCluster]
@@ -141,6 +142,7 @@ def test_sigstopped_leader_serves_no_stale_read(make_cluster: MakeCluster) -> No
     cluster = make_cluster(3)
     history = HistoryRecorder()
     keys = ["a", "b"]
+    frozen: list[int] = []  # when the old leader was stopped, and when it was continued
 
     async def client(c: int, stop: asyncio.Event) -> None:
         async with cluster.clerk(history=history, op_timeout=3.0) as kv:
@@ -164,11 +166,13 @@ def test_sigstopped_leader_serves_no_stale_read(make_cluster: MakeCluster) -> No
         load = asyncio.gather(*(client(c, stop) for c in range(3)))
         await asyncio.sleep(0.5)
         cluster.signal(old, signal.SIGSTOP)
+        frozen.append(time.monotonic_ns())
         try:
             # Longer than the election timeout (300..600 ms): the others elect a new leader.
             await cluster.wait_leader(among=set(range(3)) - {old}, above_term=term, timeout=5)
             await asyncio.sleep(0.5)
         finally:
+            frozen.append(time.monotonic_ns())
             cluster.signal(old, signal.SIGCONT)
         # The old leader's first answers after it wakes: it must not serve its stale state.
         await asyncio.gather(*(raw_get(cluster.servers[old], key, history) for key in keys))
@@ -179,4 +183,9 @@ def test_sigstopped_leader_serves_no_stale_read(make_cluster: MakeCluster) -> No
     run(main())
     records = history.history()
     assert sum(op.status is Status.OK for op in records) > 20
+    # The new leader took writes while the old one was frozen: the old one's state was stale.
+    assert any(
+        op.status is Status.OK and op.op is not OpKind.GET and frozen[0] < op.call < frozen[1]
+        for op in records
+    )
     assert_linearizable(records)
