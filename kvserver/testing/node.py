@@ -232,4 +232,6 @@ class KVNode:
             if msg.sender != self.id or msg.to == self.id or msg.to == 0:
                 raise self.cluster.fail(f"node {self.id} addressed a message badly: {msg}")
             counts[msg.type] = counts.get(msg.type, 0) + 1
-            port.send(msg.to, msg.SerializeToString(), is_request=msg.type in REQUEST_TYPES)
+            if not port.send(msg.to, msg.SerializeToString(), is_request=msg.type in REQUEST_TYPES):
+                # As a real runner does on a refused connection: stop streaming, probe instead.
+                self.raw.report_unreachable(msg.to)
