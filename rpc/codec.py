@@ -18,6 +18,7 @@ several times slower); tests check that the bytes equal protobuf's own serializa
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Generic, NamedTuple, TypeVar
 
 from google.protobuf.message import DecodeError
@@ -132,7 +133,7 @@ def encode_response(
     return _frame(header, payload, max_frame_size)
 
 
-class _FrameDecoder(Generic[H]):
+class _FrameDecoder(ABC, Generic[H]):
     """Incremental decoder shared by both directions; subclasses name the header type."""
 
     __slots__ = ("_buf", "_error", "_max")
@@ -151,8 +152,9 @@ class _FrameDecoder(Generic[H]):
         """Bytes held for a frame that has not completely arrived yet (0 between frames)."""
         return len(self._buf)
 
+    @abstractmethod
     def _payload_size(self, header: H) -> int:
-        raise NotImplementedError
+        """How many payload bytes follow ``header``."""
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[Frame[H]]:
         """Consume a chunk of the stream and return every frame it completes, in order.
