@@ -30,7 +30,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--seeds",
         type=int,
         default=DEFAULT_CAMPAIGN_SEEDS,
-        help=f"how many campaign seeds to run (default {DEFAULT_CAMPAIGN_SEEDS})",
+        help=(
+            f"how many campaign seeds to run (default {DEFAULT_CAMPAIGN_SEEDS}); given "
+            "explicitly, also the kvraft scenarios' seeds 0..N-1"
+        ),
+    )
+    group.addoption(
+        "--kv-course-pace",
+        action="store_true",
+        default=False,
+        help="kvraft scenarios: clients send operations back to back as in 6.5840 (~10x slower)",
     )
 
 

@@ -7,9 +7,8 @@ kvraft scenarios widen only when asked). The seed is in each test's id, and a fa
 names the command that replays it.
 
 ``paced(think_ms)`` is the client pause a scenario asks for, or 0 (the course's back-to-back
-clients, about ten times the runtime) under ``--kv-course-pace``. That option has to be
-registered in ``tests/conftest.py`` (pytest reads options only from the top-level conftest);
-until it is, ``paced`` returns the pause unchanged.
+clients, about ten times the runtime) under ``--kv-course-pace`` (registered in
+``tests/conftest.py``: pytest reads options only from the top-level conftest).
 """
 
 from __future__ import annotations
@@ -46,7 +45,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.fixture
 def paced(request: pytest.FixtureRequest) -> Callable[[int], int]:
     """``paced(think_ms)``: the scenario's client pause, or 0 under ``--kv-course-pace``."""
-    course_pace = bool(request.config.getoption("--kv-course-pace", default=False))
+    course_pace = bool(request.config.getoption("--kv-course-pace"))
     return lambda think_ms: 0 if course_pace else think_ms
 
 

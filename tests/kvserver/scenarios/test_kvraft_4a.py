@@ -7,7 +7,7 @@ lincheck. One deviation, for the runtime of a Python simulation: on a reliable n
 clients send operations back to back, about 3 600 a virtual second on five servers, which costs
 ~10 s of real time per virtual second; those scenarios keep the course's timeline but let each
 client pause a mean ``think_ms`` between operations (stated in each docstring; the
-``--kv-course-pace`` option, once registered, removes the pauses). Unreliable scenarios are slow
+``--kv-course-pace`` option removes the pauses). Unreliable scenarios are slow
 enough in virtual time already and keep the course's back-to-back pace.
 """
 
