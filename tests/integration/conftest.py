@@ -1,4 +1,4 @@
-"""Fixtures for the real-process tests: a cluster of node processes, always cleaned up."""
+"""Fixtures for the real-process tests: node and client processes, always cleaned up."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from proc_cluster import ProcCluster
+from workload import ClientLoad
 
 
 @pytest.fixture
@@ -23,3 +24,20 @@ def make_cluster(tmp_path: Path) -> Generator[Callable[..., ProcCluster]]:
     yield make
     for cluster in made:
         cluster.close()
+
+
+@pytest.fixture
+def make_load() -> Generator[Callable[..., ClientLoad]]:
+    """``make_load(cluster, clients=3, op_timeout=3.0)``: started load-client processes, killed
+    after the test if still running (torn down before the cluster they load)."""
+    made: list[ClientLoad] = []
+
+    def make(cluster: ProcCluster, clients: int = 3, *, op_timeout: float = 3.0) -> ClientLoad:
+        load = ClientLoad(cluster, clients, op_timeout=op_timeout)
+        made.append(load)
+        load.start()
+        return load
+
+    yield make
+    for load in made:
+        load.close()

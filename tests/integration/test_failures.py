@@ -1,8 +1,15 @@
-"""Real node processes under client load: kill -9, restart, and a leader frozen by SIGSTOP."""
+"""Real node processes under load from several client processes: kill -9, restart, a leader
+frozen by SIGSTOP, and a far-behind node that can only catch up by snapshot.
+
+Every scenario runs on 3 and on 5 nodes. The load is three ``load_client.py`` processes (see
+``workload.py``); after each scenario every acknowledged write must be in the store and the
+merged history of every client must be linearizable.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import subprocess
 import sys
@@ -12,21 +19,24 @@ from typing import Any
 
 import pytest
 from proc_cluster import ProcCluster, child_env
-from workload import Writers
+from workload import SHARED_KEYS, ClientLoad
 
-from clerk import OperationTimeoutError
 from kvserver.kvserver_rpc_pb2 import GetArgs, GetReply
-from lincheck import HistoryRecorder, OpKind, Status, assert_linearizable
+from lincheck import HistoryRecorder, OpKind, Status
 from rpc import RpcChannel, RpcError
 
 MakeCluster = Callable[..., ProcCluster]
+MakeLoad = Callable[..., ClientLoad]
 
-# Each scenario is bounded: a hung one fails (and its fixture still stops every node).
+# Each scenario is bounded: a hung one fails (and the fixtures still stop every process).
 pytestmark = pytest.mark.timeout(60)
 FAILOVER_BOUND_S = 2.0
+# How long the load runs before and after a fault: short, so the directory stays quick.
+LOAD_S = 1.0
+SIZES = [3, 5]
 
 
-def run(coro: Coroutine[Any, Any, None], timeout: float = 60.0) -> None:
+def run(coro: Coroutine[Any, Any, None], timeout: float = 55.0) -> None:
     asyncio.run(asyncio.wait_for(coro, timeout))
 
 
@@ -60,59 +70,56 @@ def check_caller_output(lines: list[str]) -> None:
     assert lines[-3].startswith("put: p50 ") and lines[-2].startswith("get: p50 ")
 
 
-@pytest.mark.parametrize("n", [3, 5])
+@pytest.mark.parametrize("n", SIZES)
 def test_kill_leader_elects_a_new_one_quickly_and_loses_no_acknowledged_write(
-    make_cluster: MakeCluster, n: int
+    make_cluster: MakeCluster, make_load: MakeLoad, n: int
 ) -> None:
     cluster = make_cluster(n)
 
     async def main() -> None:
         leader, term = await cluster.wait_leader(timeout=20)
+        load = make_load(cluster)
         caller = start_caller(cluster)
         try:
-            writers = Writers(cluster, clients=2)
-            stop = asyncio.Event()
-            load = asyncio.create_task(writers.run(stop))
-            await asyncio.sleep(1.0)
-            loop = asyncio.get_running_loop()
-            killed_at = loop.time()
+            await load.wait_running()
+            await asyncio.sleep(LOAD_S)
+            killed_at = time.monotonic()
             cluster.kill(leader)
             survivors = set(range(n)) - {leader}
             await cluster.wait_leader(among=survivors, above_term=term, timeout=FAILOVER_BOUND_S)
-            failover = loop.time() - killed_at
-            assert failover < FAILOVER_BOUND_S
-            await asyncio.sleep(1.5)
-            stop.set()
-            await load
-            assert writers.acks_after(killed_at + failover) > 0, "clients made no progress"
-            async with cluster.clerk() as kv:
-                await writers.verify(kv)
+            elected_ns = time.monotonic_ns()
+            assert time.monotonic() - killed_at < FAILOVER_BOUND_S
+            await asyncio.sleep(2 * LOAD_S)
+            load.stop()
         finally:
             lines = stop_caller(caller)
         check_caller_output(lines)
+        # Every client went on: each had writes acknowledged that it began under the new leader.
+        assert load.clients_progressing_after(elected_ns) == load.client_ids()
+        await load.verify()
+        load.check_linearizable()
 
     run(main())
 
 
+@pytest.mark.parametrize("n", SIZES)
 def test_kill_every_node_and_restart_keeps_every_acknowledged_write(
-    make_cluster: MakeCluster,
+    make_cluster: MakeCluster, make_load: MakeLoad, n: int
 ) -> None:
-    cluster = make_cluster(3)
+    cluster = make_cluster(n)
 
     async def main() -> None:
         await cluster.wait_leader(timeout=20)
-        writers = Writers(cluster, clients=2, op_timeout=1.0)
-        stop = asyncio.Event()
-        load = asyncio.create_task(writers.run(stop))
-        await asyncio.sleep(1.5)
-        for i in range(3):  # mid-load: some writes are in flight
+        load = make_load(cluster, op_timeout=1.0)
+        await load.wait_running()
+        await asyncio.sleep(LOAD_S)
+        for i in range(n):  # mid-load: some writes are in flight
             cluster.kill(i)
-        stop.set()
-        await load
+        load.stop()
         cluster.start_all()
         await cluster.wait_leader(timeout=20)
-        async with cluster.clerk() as kv:
-            await writers.verify(kv)
+        await load.verify()
+        load.check_linearizable()
 
     run(main())
 
@@ -138,54 +145,75 @@ async def raw_get(address: tuple[str, int], key: str, history: HistoryRecorder) 
         history.ret(handle, status=Status.FAIL)
 
 
-def test_sigstopped_leader_serves_no_stale_read(make_cluster: MakeCluster) -> None:
-    cluster = make_cluster(3)
-    history = HistoryRecorder()
-    keys = ["a", "b"]
-    frozen: list[int] = []  # when the old leader was stopped, and when it was continued
-
-    async def client(c: int, stop: asyncio.Event) -> None:
-        async with cluster.clerk(history=history, op_timeout=3.0) as kv:
-            k = 0
-            while not stop.is_set():
-                key = keys[k % len(keys)]
-                try:
-                    if k % 3 == 0:
-                        await kv.put(key, f"{c}.{k}")
-                    elif k % 3 == 1:
-                        await kv.append(key, f"{c}.{k};")
-                    else:
-                        await kv.get(key)
-                except OperationTimeoutError:
-                    pass
-                k += 1
+@pytest.mark.parametrize("n", SIZES)
+def test_sigstopped_leader_serves_no_stale_read(
+    make_cluster: MakeCluster, make_load: MakeLoad, n: int
+) -> None:
+    cluster = make_cluster(n)
+    raw = HistoryRecorder()
 
     async def main() -> None:
         old, term = await cluster.wait_leader(timeout=20)
-        stop = asyncio.Event()
-        load = asyncio.gather(*(client(c, stop) for c in range(3)))
-        await asyncio.sleep(0.5)
+        load = make_load(cluster)
+        await load.wait_running()
+        await asyncio.sleep(LOAD_S / 2)
         cluster.signal(old, signal.SIGSTOP)
-        frozen.append(time.monotonic_ns())
+        frozen_ns = time.monotonic_ns()
         try:
             # Longer than the election timeout (300..600 ms): the others elect a new leader.
-            await cluster.wait_leader(among=set(range(3)) - {old}, above_term=term, timeout=5)
-            await asyncio.sleep(0.5)
+            await cluster.wait_leader(among=set(range(n)) - {old}, above_term=term, timeout=5)
+            await asyncio.sleep(LOAD_S / 2)
         finally:
-            frozen.append(time.monotonic_ns())
+            woken_ns = time.monotonic_ns()
             cluster.signal(old, signal.SIGCONT)
         # The old leader's first answers after it wakes: it must not serve its stale state.
-        await asyncio.gather(*(raw_get(cluster.servers[old], key, history) for key in keys))
-        await asyncio.sleep(1.0)
-        stop.set()
-        await load
+        await asyncio.gather(*(raw_get(cluster.servers[old], key, raw) for key in SHARED_KEYS))
+        await asyncio.sleep(LOAD_S)
+        load.stop()
+        # The new leader took writes while the old one was frozen: the old one's state was stale.
+        assert any(
+            op.status is Status.OK and op.op is not OpKind.GET and frozen_ns < op.call < woken_ns
+            for op in load.history
+        )
+        await load.verify()
+        load.check_linearizable(raw.history())
 
     run(main())
-    records = history.history()
-    assert sum(op.status is Status.OK for op in records) > 20
-    # The new leader took writes while the old one was frozen: the old one's state was stale.
-    assert any(
-        op.status is Status.OK and op.op is not OpKind.GET and frozen[0] < op.call < frozen[1]
-        for op in records
-    )
-    assert_linearizable(records)
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_a_node_far_behind_catches_up_by_snapshot_under_load(
+    make_cluster: MakeCluster, make_load: MakeLoad, n: int
+) -> None:
+    cluster = make_cluster(n, max_raft_state=8192)
+
+    async def main() -> None:
+        leader, _ = await cluster.wait_leader(timeout=20)
+        lagging = (leader + 1) % n
+        before = (await cluster.statuses())[lagging].reply
+        assert before is not None
+        cluster.kill(lagging)
+        load = make_load(cluster)
+        await load.wait_running()
+        # Every other node compacted past everything the lagging one has: only a snapshot helps.
+        async with asyncio.timeout(30):
+            while True:
+                others = [s.reply for s in await cluster.statuses() if s.index != lagging]
+                if all(r is not None and r.SnapshotIndex > before.LastIndex for r in others):
+                    break
+                await asyncio.sleep(0.1)
+        commit = max(r.Commit for r in others if r is not None)
+        cluster.start(lagging)
+        async with asyncio.timeout(20):
+            while True:
+                caught_up = (await cluster.statuses())[lagging].reply
+                if caught_up is not None and caught_up.Applied >= commit:
+                    break
+                await asyncio.sleep(0.05)
+        assert caught_up.SnapshotIndex > before.LastIndex
+        assert re.search(r"node \d+: snapshot now at index \d+", cluster.log(lagging))
+        load.stop()
+        await load.verify()
+        load.check_linearizable()
+
+    run(main())
