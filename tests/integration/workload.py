@@ -74,14 +74,19 @@ class ClientLoad:
 
     async def wait_running(self, timeout: float = 20.0) -> None:
         """Wait until every client had a write acknowledged (fails if one exits first)."""
-        async with asyncio.timeout(timeout):
-            waiting = set(self.names)
-            while waiting:
-                for name, proc in zip(self.names, self.procs, strict=True):
-                    assert proc.poll() is None, f"client {name} exited early:\n{self.log(name)}"
-                    if RUNNING_LINE in self.log(name).splitlines():
-                        waiting.discard(name)
-                await asyncio.sleep(0.05)
+        waiting = set(self.names)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            for name, proc in zip(self.names, self.procs, strict=True):
+                assert proc.poll() is None, f"client {name} exited early:\n{self.log(name)}"
+                if RUNNING_LINE in self.log(name).splitlines():
+                    waiting.discard(name)
+            if not waiting:
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                logs = "\n".join(f"client {name}:\n{self.log(name)}" for name in sorted(waiting))
+                raise AssertionError(f"no write acknowledged within {timeout} s:\n{logs}")
+            await asyncio.sleep(0.05)
 
     def stop(self, timeout: float = 20.0) -> None:
         """Stop every client, check it exited 0, and load its history and summary."""
