@@ -7,7 +7,7 @@ Each node is a :class:`SimNode`: a ``RawNode`` over a ``MemoryStorage``, a ``Rea
 driven by three kinds of events on one :class:`~raftcore.testing.scheduler.Scheduler`: its tick
 timer (every ``tick_ms`` of virtual time, each node at its own random phase), messages delivered
 by the :class:`~raftcore.testing.network.SimNetwork`, and proposals. After each event the node
-drains its Readys with the runner loop of ``RAFTCORE_API.md`` (persist, restore, send, apply,
+drains its Readys with the runner loop of docs/raftcore.md (persist, restore, send, apply,
 advance) and the :class:`~raftcore.testing.invariants.InvariantChecker` sees every step of it.
 A send the network refuses (peer cut off or crashed) is reported with ``report_unreachable``, as
 a real runner does on a refused connection.
