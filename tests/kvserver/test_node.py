@@ -12,6 +12,7 @@ from typing import Any
 from clerk import AsyncClerk
 from kvserver.kvcommand_pb2 import Command, Op, Result
 from kvserver.node import Node, NodeConfig
+from kvserver.service import FutureWaiter
 from kvserver.state_machine import OK
 from raftcore import Role
 
@@ -30,17 +31,6 @@ def free_ports(n: int) -> list[int]:
     finally:
         for s in socks:
             s.close()
-
-
-class FutureWaiter:
-    def __init__(self) -> None:
-        self.future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-
-    def resolve(self, value: object) -> None:
-        self.future.set_result(value)
-
-    def reject(self, err: str) -> None:
-        self.future.set_exception(RuntimeError(err))
 
 
 @asynccontextmanager
@@ -69,14 +59,15 @@ async def leader_of(nodes: dict[int, Node], timeout: float = 10.0) -> Node:
             await asyncio.sleep(0.01)
 
 
-async def write(node: Node, rid: int, key: bytes, value: bytes) -> object:
-    w = FutureWaiter()
+async def write(node: Node, rid: int, key: bytes, value: bytes) -> Result:
+    future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
     node.replica.propose(
-        Command(client_id=b"t", request_id=rid, op=Op.OP_PUT, key=key, value=value), w
+        Command(client_id=b"t", request_id=rid, op=Op.OP_PUT, key=key, value=value),
+        FutureWaiter(future),
     )
     node.wakeup()
     async with asyncio.timeout(5):
-        return await w.future
+        return await future
 
 
 def test_a_cluster_elects_one_leader_and_replicates(tmp_path: Path) -> None:
