@@ -24,10 +24,10 @@ from clerk.core import ClerkCore
 from kvserver.kvcommand_pb2 import Command, Op, Result
 from kvserver.replica import ERR_WRONG_LEADER
 from kvserver.state_machine import ERR_NO_KEY, OK
-from kvserver.testing.process import Proc, Signal
 from kvserver.testing.wire import decode_reply, encode_get, encode_write
 from lincheck import ClientId, HistoryRecorder, OpKind, Status, bytes_to_str
 from raftcore.testing.network import Port
+from raftcore.testing.process import Proc, Signal
 from raftcore.testing.scheduler import MS, Scheduler
 
 __all__ = ["ClerkOptions", "OperationTimeout", "SimClerk", "UnexpectedReply"]

@@ -2,13 +2,13 @@
 
 Theory of operation
 -------------------
-Servers 1..n are :class:`~kvserver.testing.node.KVNode` s on one
-:class:`~raftcore.testing.network.SimNetwork` and :class:`~raftcore.testing.scheduler.Scheduler`;
-clients are further network endpoints (addresses from :data:`CLIENT_BASE` up) with a
-:class:`~kvserver.testing.clerk.SimClerk` each. The network, the scheduler, the timing options
-(:class:`~raftcore.testing.cluster.ClusterOptions`) and the Raft invariant checker are those of
-:mod:`raftcore.testing`; only the node differs, because a KV node's application is a
-:class:`~kvserver.replica.Replica` that persists Readys itself and serves client calls.
+Servers 1..n are :class:`~kvserver.testing.node.KVNode` s; clients are further network endpoints
+(addresses from :data:`CLIENT_BASE` up) with a :class:`~kvserver.testing.clerk.SimClerk` each.
+The cluster is a :class:`raftcore.testing.runtime.SimClusterBase`: the scheduler, the network, the
+timing options (:class:`~raftcore.testing.runtime.ClusterOptions`), the Raft invariant checker,
+seeding, crash/restart and driver processes are the Raft cluster's; only the node differs, because
+a KV node's application is a :class:`~kvserver.replica.Replica` that persists Readys itself and
+serves client calls.
 
 As in the kvraft tests the network's unreachable calls fail within 0-100 ms (``long_delays``
 off), :meth:`partition` cuts server groups apart while clients named in no group keep reaching
@@ -25,27 +25,21 @@ and the options.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
 
 from clerk.core import ClerkCore, RetryPolicy
 from kvserver.sessions import DEFAULT_MAX_IDLE_MS
 from kvserver.testing.clerk import ClerkOptions, SimClerk
 from kvserver.testing.node import KVNode
-from kvserver.testing.process import Proc, Process, spawn
 from lincheck import ClientId, HistoryRecorder
 from raftcore import Config, ReadOnlyOption, Role
 from raftcore.memory_storage import MemoryStorage
-from raftcore.testing.cluster import ClusterOptions
-from raftcore.testing.invariants import InvariantChecker, SimulationFailure
-from raftcore.testing.network import SimNetwork
-from raftcore.testing.scheduler import SECOND, Scheduler
+from raftcore.testing.runtime import ClusterOptions, SimClusterBase
 
 __all__ = ["CLIENT_BASE", "KVCluster", "KVClusterOptions"]
-
-T = TypeVar("T")
 
 CLIENT_BASE = 1000
 """Network address of the first client; servers use 1..n."""
@@ -78,7 +72,7 @@ class KVClusterOptions:
             raise ValueError(f"max_raft_state must be positive or None, not {self.max_raft_state}")
 
 
-class KVCluster:
+class KVCluster(SimClusterBase[KVNode]):
     """N simulated KV servers (ids 1..n) and their clients on one network."""
 
     def __init__(
@@ -89,58 +83,27 @@ class KVCluster:
         *,
         reliable: bool = True,
     ) -> None:
-        if n < 1:
-            raise ValueError(f"a cluster needs at least one server, got {n}")
-        self.n = n
-        self.seed = seed
         self.options = options or KVClusterOptions()
-        master = random.Random(seed)
-        self.rng = random.Random(master.getrandbits(64))
-        """The test driver's own randomness (partitions, client choices)."""
-        self._node_seeds = random.Random(master.getrandbits(64))
-        self._client_seeds = random.Random(master.getrandbits(64))
-        self.scheduler = Scheduler()
-        self.network = SimNetwork(self.scheduler, random.Random(master.getrandbits(64)))
-        self.network.reliable = reliable
-        self.network.long_delays = False  # kvraft: unreachable calls fail within 100 ms
-        self.checker = InvariantChecker(seed, lambda: self.scheduler.now)
         self._last_stamp = -1
         self.recorder = HistoryRecorder(clock=self._history_clock)
         """Every clerk's operations, stamped by :meth:`_history_clock`."""
-        self.messages_sent: dict[int, int] = {}
-        """Raft messages the nodes handed to the network, by ``MessageType``."""
-        self.ids = tuple(range(1, n + 1))
-        self.nodes: dict[int, KVNode | None] = {}
-        self.saved: dict[int, MemoryStorage] = {}
         self.clerks: list[SimClerk] = []
-        for i in self.ids:
-            self.saved[i] = MemoryStorage(voters=self.ids)
-            self.nodes[i] = None
-        for i in self.ids:
-            self.restart(i)
-            self.connect(i)
+        super().__init__(n, seed, self.options.raft, reliable=reliable)
+        self.network.long_delays = False  # kvraft: unreachable calls fail within 100 ms
+
+    def draw_streams(self, master: random.Random) -> None:
+        """The clients' stream, drawn between the nodes' and the network's."""
+        self._client_seeds = random.Random(master.getrandbits(64))
+
+    def new_node(self, node_id: int, storage: MemoryStorage, rng: random.Random) -> KVNode:
+        """A :class:`KVNode` over ``storage``."""
+        return KVNode(self, node_id, storage, rng)
 
     # -- plumbing -------------------------------------------------------------------------------
 
-    def fail(self, message: str) -> SimulationFailure:
-        """Build the failure to raise, naming the seed and the virtual time."""
-        return SimulationFailure(self.seed, self.scheduler.now, message)
-
     def config_for(self, node_id: int) -> Config:
-        """The core's configuration for ``node_id``."""
-        o = self.options.raft
-        return Config(
-            id=node_id,
-            voters=self.ids,
-            election_tick=o.election_tick,
-            heartbeat_tick=o.heartbeat_tick,
-            pre_vote=o.pre_vote,
-            check_quorum=o.check_quorum,
-            max_msg_bytes=o.max_msg_bytes,
-            max_inflight_msgs=o.max_inflight_msgs,
-            snapshot_chunk_bytes=o.snapshot_chunk_bytes,
-            read_only=self.options.read_only,
-        )
+        """The core's configuration for ``node_id``, with the cluster's read-only option."""
+        return dataclasses.replace(super().config_for(node_id), read_only=self.options.read_only)
 
     def _history_clock(self) -> int:
         """Virtual nanoseconds, strictly increasing in the order events are recorded.
@@ -153,29 +116,6 @@ class KVCluster:
         stamp = max(self.scheduler.now * 1000, self._last_stamp + 1)
         self._last_stamp = stamp
         return stamp
-
-    @property
-    def now(self) -> int:
-        """Virtual time in microseconds."""
-        return self.scheduler.now
-
-    def sleep(self, duration: int) -> None:
-        """Let ``duration`` virtual microseconds pass."""
-        self.scheduler.run_for(duration)
-
-    def spawn(self, gen: Proc[T]) -> Process[T]:
-        """Start a driver process now; it runs as virtual time passes."""
-        return spawn(self.scheduler, gen)
-
-    def run(self, gen: Proc[T], limit: int = 600 * SECOND) -> T:
-        """Run one driver process to completion (everything else runs meanwhile); its result.
-
-        Raises :class:`SimulationFailure` if it has not finished after ``limit`` virtual us.
-        """
-        proc = self.spawn(gen)
-        if not self.scheduler.run_until_true(lambda: proc.done, self.now + limit):
-            raise self.fail("driver process did not finish")
-        return proc.result
 
     # -- clients --------------------------------------------------------------------------------
 
@@ -207,18 +147,6 @@ class KVCluster:
 
     # -- faults ---------------------------------------------------------------------------------
 
-    def alive(self, i: int) -> bool:
-        """Whether server ``i`` is running (not crashed)."""
-        return self.nodes[i] is not None
-
-    def connect(self, i: int) -> None:
-        """Reconnect server (or client address) ``i`` to the network."""
-        self.network.connect(i)
-
-    def disconnect(self, i: int) -> None:
-        """Cut server (or client address) ``i`` off in both directions."""
-        self.network.disconnect(i)
-
     def partition(self, *groups: Sequence[int]) -> None:
         """Only members of one group talk to each other; endpoints in no group reach everyone.
 
@@ -234,33 +162,6 @@ class KVCluster:
             if self.nodes[i] is not None:
                 self.connect(i)
 
-    def crash(self, i: int) -> None:
-        """Crash server ``i``: only its persisted storage survives; it is also disconnected."""
-        self.disconnect(i)
-        node = self.nodes[i]
-        if node is None:
-            return
-        node.stop()
-        self.network.detach(i)
-        self.checker.on_crash(i)
-        self.saved[i] = node.storage
-        self.nodes[i] = None
-
-    def restart(self, i: int) -> None:
-        """(Re)start server ``i`` from a copy of its persisted storage (crashing it first if it
-        runs); it stays disconnected until :meth:`connect`."""
-        if self.nodes[i] is not None:
-            self.crash(i)
-        storage = self.saved[i].copy()
-        self.nodes[i] = KVNode(self, i, storage, random.Random(self._node_seeds.getrandbits(64)))
-
-    def node(self, i: int) -> KVNode:
-        """The running server ``i`` (raises if it is crashed)."""
-        node = self.nodes[i]
-        if node is None:
-            raise self.fail(f"server {i} is crashed")
-        return node
-
     # -- observations ---------------------------------------------------------------------------
 
     def leader(self) -> int | None:
@@ -274,22 +175,6 @@ class KVCluster:
                     best = candidate
         return None if best is None else best[1]
 
-    def _storage(self, i: int) -> MemoryStorage:
-        node = self.nodes[i]
-        return node.storage if node is not None else self.saved[i]
-
-    def raft_state_size(self, i: int) -> int:
-        """Bytes of server ``i``'s persisted Raft state: hard state plus log, snapshot excluded
-        (6.5840's ``RaftStateSize``)."""
-        storage = self._storage(i)
-        hard_state, _ = storage.initial_state()
-        entries = storage.entries(storage.first_index(), storage.last_index() + 1)
-        return hard_state.ByteSize() + sum(e.ByteSize() for e in entries)
-
-    def log_size(self) -> int:
-        """The largest persisted Raft state of any server (6.5840's ``LogSize``)."""
-        return max(self.raft_state_size(i) for i in self.ids)
-
     def snapshot_size(self) -> int:
         """The largest snapshot any server holds (6.5840's ``SnapshotSize``)."""
-        return max(self._storage(i).snapshot_size() for i in self.ids)
+        return max(self.persisted(i).snapshot_size() for i in self.ids)

@@ -2,14 +2,11 @@
 
 Theory of operation
 -------------------
-A :class:`KVNode` is driven by the same three kinds of events as
-:class:`raftcore.testing.cluster.SimNode`: its tick timer (every ``tick_ms`` of virtual time, at a
-random phase), Raft messages delivered by the :class:`~raftcore.testing.network.SimNetwork`, and
-client requests, which arrive as ``Port.call`` requests (:mod:`kvserver.testing.wire`) and become
-``Replica.propose`` / ``Replica.read`` calls. After each event the node drains its Readys through
-``Replica.handle_ready`` (persist, send, apply, serve reads, maybe snapshot, advance). Requests
-only *schedule* that drain at the current instant, so requests arriving together leave in one
-Ready, as a real runner batches them.
+A :class:`KVNode` is a :class:`raftcore.testing.runtime.SimNodeBase`: that runtime drives it by its
+tick timer, Raft messages and client requests, which arrive as ``Port.call`` requests
+(:mod:`kvserver.testing.wire`) and become ``Replica.propose`` / ``Replica.read`` calls followed by
+a scheduled drain. This module supplies the drain: Readys go through ``Replica.handle_ready``
+(persist, send, apply, serve reads, maybe snapshot, advance).
 
 The leader stamps each write with the virtual clock (``now_ms``) before proposing it; applied in
 log order, that stamp drives session expiry identically on every node.
@@ -36,9 +33,8 @@ from kvserver.testing.wire import GetRequest, WireError, decode_request, encode_
 from raftcore import RawNode, Ready, Role
 from raftcore.memory_storage import MemoryStorage
 from raftcore.raftpb_pb2 import Message, SnapshotMetadata
-from raftcore.testing.cluster import REQUEST_TYPES
-from raftcore.testing.network import Port
-from raftcore.testing.scheduler import MS, Timer
+from raftcore.testing.runtime import SimNodeBase
+from raftcore.testing.scheduler import MS
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -92,16 +88,15 @@ def _installed(rd: Ready) -> SnapshotMetadata | None:
     return None
 
 
-class KVNode:
+class KVNode(SimNodeBase):
     """One incarnation of one KV server; dead after :meth:`KVCluster.crash`."""
+
+    cluster: KVCluster
+    raw: _ObservedRawNode
 
     def __init__(
         self, cluster: KVCluster, node_id: int, storage: MemoryStorage, rng: random.Random
     ) -> None:
-        self.id = node_id
-        self.cluster = cluster
-        self.storage = storage
-        self.alive = True
         self.snapshots_installed = 0
         """Snapshots this incarnation received from a leader (InstallSnapshot)."""
         options = cluster.options
@@ -117,52 +112,20 @@ class KVNode:
             hard_state,
             storage.entries(storage.first_index(), storage.last_index() + 1),
         )
-        self.raw = _ObservedRawNode(cluster.config_for(node_id), storage, rng, applied=meta.index)
-        self.replica = Replica(self.raw, storage, machine, max_raft_state=options.max_raft_state)
+        raw = _ObservedRawNode(cluster.config_for(node_id), storage, rng, applied=meta.index)
+        self.replica = Replica(raw, storage, machine, max_raft_state=options.max_raft_state)
         self._applied = meta.index
         self._snapshot_index = meta.index
-        self.port: Port = cluster.network.attach(
-            node_id, on_message=self._on_message, on_call=self._on_call
-        )
-        self._drain_pending = False
-        tick = options.raft.tick_ms * MS
-        self._tick_timer: Timer = cluster.scheduler.call_later(
-            cluster.rng.randrange(tick), self._on_tick
-        )
+        super().__init__(cluster, node_id, storage, raw, serve=self._serve_client)
 
     @property
     def machine(self) -> KVStateMachine:
         """The state machine as this node has applied it."""
         return self.replica.machine
 
-    def stop(self) -> None:
-        """Kill this incarnation: no more ticks, sends, drains or replies."""
-        self.alive = False
-        self._tick_timer.cancel()
-
     # -- events ---------------------------------------------------------------------------------
 
-    def _on_tick(self) -> None:
-        if not self.alive:
-            return
-        self._tick_timer = self.cluster.scheduler.call_later(
-            self.cluster.options.raft.tick_ms * MS, self._on_tick
-        )
-        self.raw.tick()
-        self.drain()
-
-    def _on_message(self, src: int, payload: bytes) -> None:
-        if not self.alive:
-            return
-        msg = Message.FromString(payload)
-        if msg.sender != src:
-            raise self.cluster.fail(f"node {self.id} got a message from {src} naming {msg.sender}")
-        self.raw.step(msg)
-        self.drain()
-
-    def _on_call(self, src: int, request: bytes, respond: Callable[[bytes], None]) -> None:
-        if not self.alive:
-            return
+    def _serve_client(self, src: int, request: bytes, respond: Callable[[bytes], None]) -> None:
         responder = _Responder(self, respond)
         try:
             parsed = decode_request(request)
@@ -179,19 +142,6 @@ class KVNode:
             parsed.now_ms = self.cluster.scheduler.now // MS
             self.replica.propose(parsed, responder)
         self.schedule_drain()
-
-    def schedule_drain(self) -> None:
-        """Drain at the current instant, after whatever else is due now (batches requests)."""
-        if self._drain_pending:
-            return
-        self._drain_pending = True
-
-        def run() -> None:
-            self._drain_pending = False
-            if self.alive:
-                self.drain()
-
-        self.cluster.scheduler.call_later(0, run)
 
     # -- the runner loop ------------------------------------------------------------------------
 
@@ -222,16 +172,5 @@ class KVNode:
         """The Replica's send callback: it has just persisted the current Ready."""
         rd = self.raw.last_ready
         assert rd is not None  # called from inside handle_ready
-        checker = self.cluster.checker
-        checker.on_persist(self.id, _installed(rd), rd.entries, rd.hard_state)
-        if rd.soft_state is not None:
-            checker.on_role(self.id, rd.soft_state.role is Role.LEADER, self.raw.term)
-        port = self.port
-        counts = self.cluster.messages_sent
-        for msg in messages:
-            if msg.sender != self.id or msg.to == self.id or msg.to == 0:
-                raise self.cluster.fail(f"node {self.id} addressed a message badly: {msg}")
-            counts[msg.type] = counts.get(msg.type, 0) + 1
-            if not port.send(msg.to, msg.SerializeToString(), is_request=msg.type in REQUEST_TYPES):
-                # As a real runner does on a refused connection: stop streaming, probe instead.
-                self.raw.report_unreachable(msg.to)
+        self.check_persisted(rd, _installed(rd))
+        self.send(messages)

@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 
 from kvserver.testing.clerk import ClerkOptions, OperationTimeout, SimClerk
 from kvserver.testing.cluster import KVCluster
-from kvserver.testing.process import Proc, wait_all
 from lincheck import Operation, OpKind, Status
+from raftcore.testing.process import Proc, wait_all
 from raftcore.testing.scheduler import MS
 
 __all__ = [

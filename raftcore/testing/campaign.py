@@ -26,7 +26,8 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from raftcore.testing.cluster import ClusterOptions, Proc, SimCluster
+from raftcore.testing.cluster import ClusterOptions, SimCluster
+from raftcore.testing.process import Proc
 from raftcore.testing.scheduler import MS
 
 __all__ = ["CampaignResult", "run_campaign"]
@@ -90,7 +91,7 @@ class _Campaign:
                 return index
         return -1
 
-    def client(self) -> Proc:
+    def client(self) -> Proc[None]:
         cluster = self.cluster
         while not self.stop:
             if self.rng.random() < 0.3:

@@ -30,81 +30,39 @@ function of its seed and the cluster options.
 Timing: a tick is ``tick_ms`` = 10 ms; the leader heartbeats every ``heartbeat_tick`` = 10 ticks
 (10 heartbeats a second, the course's limit); followers time out after ``election_tick`` = 30 to
 59 ticks (300-590 ms), so with pre-vote an election settles well within the course's 5 s.
+
+The node's event plumbing, the cluster's seeding, crash/restart and driver processes live in
+:mod:`raftcore.testing.runtime`, shared with the KV cluster; this module adds the recording
+application's runner loop and 6.5840's helpers.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Generator
-from dataclasses import dataclass
 
-from raftcore import (
-    Config,
-    NotLeaderError,
-    ProposalDroppedError,
-    RawNode,
-    ReadyPersister,
-    Role,
-)
+from raftcore import NotLeaderError, ProposalDroppedError, RawNode, ReadyPersister, Role
 from raftcore.memory_storage import MemoryStorage
-from raftcore.raftpb_pb2 import Message, MessageType, SnapshotMetadata
+from raftcore.raftpb_pb2 import SnapshotMetadata
 from raftcore.testing.app import RecordingApp
-from raftcore.testing.invariants import InvariantChecker, SimulationFailure
-from raftcore.testing.network import Port, SimNetwork
-from raftcore.testing.scheduler import MS, SECOND, Scheduler, Timer
+from raftcore.testing.process import Proc
+from raftcore.testing.runtime import ClusterOptions, SimClusterBase, SimNodeBase
+from raftcore.testing.scheduler import MS, SECOND
 
 __all__ = [
-    "REQUEST_TYPES",
     "ClusterOptions",
-    "Proc",
-    "Process",
     "SimCluster",
     "SimNode",
 ]
 
-REQUEST_TYPES = frozenset(
-    {
-        MessageType.MSG_APPEND,
-        MessageType.MSG_HEARTBEAT,
-        MessageType.MSG_VOTE,
-        MessageType.MSG_PRE_VOTE,
-        MessageType.MSG_SNAPSHOT,
-        MessageType.MSG_TIMEOUT_NOW,
-        MessageType.MSG_READ_INDEX,
-    }
-)
-"""Message types that count as RPCs (requests); every other remote type is a reply."""
 
-Proc = Generator[int, None, object]
-"""A test driver coroutine: yields virtual microseconds to sleep, returns its result."""
+class SimNode(SimNodeBase):
+    """One incarnation of one node with a :class:`RecordingApp`; dead after a crash."""
 
-
-@dataclass(frozen=True)
-class ClusterOptions:
-    """How a simulated cluster is built; see the module docstring for the timing rationale."""
-
-    tick_ms: int = 10
-    election_tick: int = 30
-    heartbeat_tick: int = 10
-    pre_vote: bool = True
-    check_quorum: bool = True
-    max_msg_bytes: int = 1 << 20
-    max_inflight_msgs: int = 256
-    snapshot_chunk_bytes: int = 1 << 20
-    snapshot_every: int | None = None
-    """The application snapshots (and compacts the log) every this many applied entries."""
-
-
-class SimNode:
-    """One incarnation of one node; dead after :meth:`SimCluster.crash`."""
+    cluster: SimCluster
 
     def __init__(
         self, cluster: SimCluster, node_id: int, storage: MemoryStorage, rng: random.Random
     ) -> None:
-        self.id = node_id
-        self.cluster = cluster
-        self.storage = storage
-        self.alive = True
         self.app = RecordingApp()
         checker = cluster.checker
         meta = storage.snapshot_metadata()
@@ -121,53 +79,10 @@ class SimNode:
                 raise cluster.fail(f"node {node_id}'s snapshot at {meta.index} holds other data")
             checker.on_restore(node_id, meta.index, self.app.commands())
         self._last_snapshot = meta.index
-        self.raw = RawNode(cluster.config_for(node_id), storage, rng, applied=meta.index)
+        raw = RawNode(cluster.config_for(node_id), storage, rng, applied=meta.index)
         self.persister = ReadyPersister(storage)
-        self.port: Port = cluster.network.attach(node_id, on_message=self._on_message)
-        self._commit = self.raw.commit_index
-        self._drain_pending = False
-        tick = cluster.options.tick_ms * MS
-        self._tick_timer: Timer = cluster.scheduler.call_later(
-            cluster.rng.randrange(tick), self._on_tick
-        )
-
-    def stop(self) -> None:
-        """Kill this incarnation: no more ticks, sends or drains."""
-        self.alive = False
-        self._tick_timer.cancel()
-
-    # -- events ---------------------------------------------------------------------------------
-
-    def _on_tick(self) -> None:
-        if not self.alive:
-            return
-        self._tick_timer = self.cluster.scheduler.call_later(
-            self.cluster.options.tick_ms * MS, self._on_tick
-        )
-        self.raw.tick()
-        self.drain()
-
-    def _on_message(self, src: int, payload: bytes) -> None:
-        if not self.alive:
-            return
-        msg = Message.FromString(payload)
-        if msg.sender != src:
-            raise self.cluster.fail(f"node {self.id} got a message from {src} naming {msg.sender}")
-        self.raw.step(msg)
-        self.drain()
-
-    def schedule_drain(self) -> None:
-        """Drain at the current instant, after whatever else is due now (batches proposals)."""
-        if self._drain_pending:
-            return
-        self._drain_pending = True
-
-        def run() -> None:
-            self._drain_pending = False
-            if self.alive:
-                self.drain()
-
-        self.cluster.scheduler.call_later(0, run)
+        self._commit = raw.commit_index
+        super().__init__(cluster, node_id, storage, raw)
 
     # -- the runner loop ------------------------------------------------------------------------
 
@@ -180,9 +95,7 @@ class SimNode:
         while raw.has_ready():
             rd = raw.ready()
             installed = self.persister.persist(rd)
-            checker.on_persist(node_id, installed, rd.entries, rd.hard_state)
-            if rd.soft_state is not None:
-                checker.on_role(node_id, rd.soft_state.role is Role.LEADER, raw.term)
+            self.check_persisted(rd, installed)
             if installed is not None:
                 app.restore(self.storage.read_snapshot(0, self.storage.snapshot_size()))
                 if app.applied_index != installed.index:
@@ -192,8 +105,7 @@ class SimNode:
                     )
                 checker.on_restore(node_id, app.applied_index, app.commands())
                 self._last_snapshot = installed.index
-            for msg in rd.messages:
-                self._send(msg)
+            self.send(rd.messages)
             for entry in rd.committed_entries:
                 checker.on_apply(node_id, entry)
                 app.apply(entry)
@@ -206,16 +118,6 @@ class SimNode:
         if commit < self._commit:
             raise checker.fail(f"node {node_id} commit index went back: {self._commit} -> {commit}")
         self._commit = commit
-
-    def _send(self, msg: Message) -> None:
-        if msg.sender != self.id or msg.to == self.id or msg.to == 0:
-            raise self.cluster.fail(f"node {self.id} addressed a message badly: {msg}")
-        counts = self.cluster.messages_sent
-        counts[msg.type] = counts.get(msg.type, 0) + 1
-        payload = msg.SerializeToString()
-        if not self.port.send(msg.to, payload, is_request=msg.type in REQUEST_TYPES):
-            # As a real runner does on a refused connection: stop streaming, probe instead.
-            self.raw.report_unreachable(msg.to)
 
     def _maybe_snapshot(self) -> None:
         every = self.cluster.options.snapshot_every
@@ -234,16 +136,7 @@ class SimNode:
         self._last_snapshot = meta.index
 
 
-class Process:
-    """A spawned driver coroutine; ``done`` once it returned (its value is in ``result``)."""
-
-    def __init__(self, gen: Proc) -> None:
-        self.gen = gen
-        self.done = False
-        self.result: object = None
-
-
-class SimCluster:
+class SimCluster(SimClusterBase[SimNode]):
     """N simulated nodes (ids 1..n) on one network, with 6.5840's test helpers."""
 
     def __init__(
@@ -254,140 +147,18 @@ class SimCluster:
         *,
         reliable: bool = True,
     ) -> None:
-        if n < 1:
-            raise ValueError(f"a cluster needs at least one node, got {n}")
-        self.n = n
-        self.seed = seed
         self.options = options or ClusterOptions()
-        master = random.Random(seed)
-        self.rng = random.Random(master.getrandbits(64))
-        """The test driver's own randomness (which node to cut, which command to send)."""
-        self._node_seeds = random.Random(master.getrandbits(64))
-        self.scheduler = Scheduler()
-        self.network = SimNetwork(self.scheduler, random.Random(master.getrandbits(64)))
-        self.network.reliable = reliable
-        self.checker = InvariantChecker(seed, lambda: self.scheduler.now)
-        self.ids = tuple(range(1, n + 1))
-        self.nodes: dict[int, SimNode | None] = {}
-        self.saved: dict[int, MemoryStorage] = {}
         self.apps: dict[int, RecordingApp] = {}
-        self.messages_sent: dict[int, int] = {}
+        """Each node's application; a crashed node's keeps what it had applied."""
         self.reads_answered = 0
         """ReadIndex requests answered with a read point (each one checked for staleness)."""
         self._read_seq = 0
-        """Messages the nodes handed to the network, by ``MessageType`` (lost ones included)."""
-        for i in self.ids:
-            self.saved[i] = MemoryStorage(voters=self.ids)
-            self.nodes[i] = None
-        for i in self.ids:
-            self.restart(i)
-            self.connect(i)
+        super().__init__(n, seed, self.options, reliable=reliable)
 
-    # -- plumbing -------------------------------------------------------------------------------
-
-    def fail(self, message: str) -> SimulationFailure:
-        """Build the failure to raise, naming the seed and the virtual time."""
-        return SimulationFailure(self.seed, self.scheduler.now, message)
-
-    def config_for(self, node_id: int) -> Config:
-        """The core's configuration for ``node_id``."""
-        o = self.options
-        return Config(
-            id=node_id,
-            voters=self.ids,
-            election_tick=o.election_tick,
-            heartbeat_tick=o.heartbeat_tick,
-            pre_vote=o.pre_vote,
-            check_quorum=o.check_quorum,
-            max_msg_bytes=o.max_msg_bytes,
-            max_inflight_msgs=o.max_inflight_msgs,
-            snapshot_chunk_bytes=o.snapshot_chunk_bytes,
-        )
-
-    @property
-    def now(self) -> int:
-        """Virtual time in microseconds."""
-        return self.scheduler.now
-
-    def sleep(self, duration: int) -> None:
-        """Let ``duration`` virtual microseconds pass."""
-        self.scheduler.run_for(duration)
-
-    def spawn(self, gen: Proc) -> Process:
-        """Start a driver coroutine now; it runs as virtual time passes."""
-        proc = Process(gen)
-
-        def step() -> None:
-            try:
-                delay = next(proc.gen)
-            except StopIteration as stop:
-                proc.done = True
-                proc.result = stop.value
-                return
-            self.scheduler.call_later(delay, step)
-
-        self.scheduler.call_later(0, step)
-        return proc
-
-    def run(self, gen: Proc, limit: int = 600 * SECOND) -> object:
-        """Run one driver coroutine to completion (other events run meanwhile); its result."""
-        proc = self.spawn(gen)
-        self.wait_done([proc], limit)
-        return proc.result
-
-    def wait_done(self, procs: list[Process], limit: int = 600 * SECOND) -> None:
-        """Let time pass until every process in ``procs`` finished (at most ``limit``)."""
-        if not self.scheduler.run_until_true(lambda: all(p.done for p in procs), self.now + limit):
-            raise self.fail("driver processes did not finish")
-
-    # -- faults ---------------------------------------------------------------------------------
-
-    def alive(self, i: int) -> bool:
-        """Whether node ``i`` is running (not crashed)."""
-        return self.nodes[i] is not None
-
-    def connected(self, i: int) -> bool:
-        """Whether node ``i`` runs and is connected (6.5840's ``cfg.connected[i]``)."""
-        return self.nodes[i] is not None and self.network.is_connected(i)
-
-    def connect(self, i: int) -> None:
-        """Reconnect node ``i`` to the network (both directions)."""
-        self.network.connect(i)
-
-    def disconnect(self, i: int) -> None:
-        """Cut node ``i`` off in both directions."""
-        self.network.disconnect(i)
-
-    def crash(self, i: int) -> None:
-        """Crash node ``i``: only its persisted storage survives; it is also disconnected."""
-        self.disconnect(i)
-        node = self.nodes[i]
-        if node is None:
-            return
-        node.stop()
-        self.network.detach(i)
-        self.checker.on_crash(i)
-        self.saved[i] = node.storage
-        self.nodes[i] = None
-
-    def restart(self, i: int) -> None:
-        """(Re)start node ``i`` from a copy of its persisted storage; crashes it first if needed.
-
-        The node stays disconnected until :meth:`connect` (as 6.5840's ``start1``).
-        """
-        if self.nodes[i] is not None:
-            self.crash(i)
-        storage = self.saved[i].copy()
-        rng = random.Random(self._node_seeds.getrandbits(64))
-        node = SimNode(self, i, storage, rng)
-        self.nodes[i] = node
-        self.apps[i] = node.app
-
-    def node(self, i: int) -> SimNode:
-        """The running node ``i`` (raises if it is crashed)."""
-        node = self.nodes[i]
-        if node is None:
-            raise self.fail(f"node {i} is crashed")
+    def new_node(self, node_id: int, storage: MemoryStorage, rng: random.Random) -> SimNode:
+        """A :class:`SimNode` over ``storage``; its application is also kept in :attr:`apps`."""
+        node = SimNode(self, node_id, storage, rng)
+        self.apps[node_id] = node.app
         return node
 
     # -- requests -------------------------------------------------------------------------------
@@ -473,18 +244,6 @@ class SimCluster:
         """Bytes of every request sent so far (labrpc counts request arguments)."""
         return self.network.stats.request_bytes
 
-    def raft_state_size(self, i: int) -> int:
-        """Bytes of node ``i``'s persisted Raft state: hard state plus log, snapshot excluded."""
-        node = self.nodes[i]
-        storage = node.storage if node is not None else self.saved[i]
-        hard_state, _ = storage.initial_state()
-        entries = storage.entries(storage.first_index(), storage.last_index() + 1)
-        return hard_state.ByteSize() + sum(e.ByteSize() for e in entries)
-
-    def log_size(self) -> int:
-        """The largest persisted Raft state of any node (6.5840's ``LogSize``)."""
-        return max(self.raft_state_size(i) for i in self.ids)
-
     # -- 6.5840's checks ------------------------------------------------------------------------
 
     def leaders_by_term(self) -> dict[int, list[int]]:
@@ -525,7 +284,7 @@ class SimCluster:
             if self.connected(i) and self.is_leader(i):
                 raise self.fail(f"expected no leader among connected servers, but {i} leads")
 
-    def one_proc(self, command: bytes, expected: int, retry: bool) -> Proc:
+    def one_proc(self, command: bytes, expected: int, retry: bool) -> Proc[int]:
         """6.5840's ``one``: propose until a leader takes it and ``expected`` nodes applied it.
 
         Returns the index. Fails after 10 s of virtual time, or after 2 s of one attempt
@@ -557,11 +316,9 @@ class SimCluster:
 
     def one(self, command: bytes, expected: int, retry: bool) -> int:
         """Run :meth:`one_proc` to completion; the index the command committed at."""
-        index = self.run(self.one_proc(command, expected, retry))
-        assert isinstance(index, int)
-        return index
+        return self.run(self.one_proc(command, expected, retry))
 
-    def wait_proc(self, index: int, n: int, start_term: int) -> Proc:
+    def wait_proc(self, index: int, n: int, start_term: int) -> Proc[bytes | None]:
         """6.5840's ``wait``: until ``n`` nodes applied ``index``; its data, or None once some
         node's term passed ``start_term`` (-1: never give up that way)."""
         pause = 10 * MS
@@ -584,9 +341,7 @@ class SimCluster:
 
     def wait(self, index: int, n: int, start_term: int) -> bytes | None:
         """Run :meth:`wait_proc` to completion."""
-        data = self.run(self.wait_proc(index, n, start_term))
-        assert data is None or isinstance(data, bytes)
-        return data
+        return self.run(self.wait_proc(index, n, start_term))
 
     def heal_all(self) -> None:
         """Restart every crashed node, reconnect everyone, mend every link, reliable network

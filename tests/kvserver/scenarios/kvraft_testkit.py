@@ -7,9 +7,9 @@ from pathlib import Path
 
 from kvserver.testing.clerk import ClerkOptions
 from kvserver.testing.cluster import KVCluster, KVClusterOptions
-from kvserver.testing.process import Proc
 from kvserver.testing.workload import LoadReport, LoadSpec, check_appends, run_load
 from lincheck import assert_linearizable
+from raftcore.testing.process import Proc
 from raftcore.testing.scheduler import MS
 
 LINCHECK_TIMEOUT_S = 60.0

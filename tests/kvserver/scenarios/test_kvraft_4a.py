@@ -20,7 +20,6 @@ from kvraft_testkit import check_history, check_value, generic_test, speed_test
 
 from kvserver.testing.clerk import ClerkOptions
 from kvserver.testing.cluster import KVCluster
-from kvserver.testing.process import Proc
 from kvserver.testing.workload import (
     ELECTION_TIMEOUT_MS,
     LoadSpec,
@@ -28,6 +27,7 @@ from kvserver.testing.workload import (
     check_appends,
 )
 from lincheck import bytes_to_str
+from raftcore.testing.process import Proc
 from raftcore.testing.scheduler import MS, SECOND
 
 

@@ -10,7 +10,6 @@ import pytest
 from kvserver.kvcommand_pb2 import Command, Op, Result
 from kvserver.testing.cluster import KVCluster, KVClusterOptions
 from kvserver.testing.node import ERR_BAD_REQUEST
-from kvserver.testing.process import Proc, Signal, spawn, wait_all
 from kvserver.testing.wire import (
     GetRequest,
     WireError,
@@ -23,6 +22,7 @@ from kvserver.testing.wire import (
 from kvserver.testing.workload import LoadSpec, check_append_order, check_appends, run_load
 from lincheck import Operation, OpKind, Status, dumps_operation
 from raftcore.testing.cluster import ClusterOptions
+from raftcore.testing.process import Proc, Signal, spawn, wait_all
 from raftcore.testing.scheduler import MS, Scheduler
 
 # -- wire ---------------------------------------------------------------------------------------
@@ -143,7 +143,7 @@ def test_options_refuse_what_the_replica_cannot_do() -> None:
         KVClusterOptions(raft=ClusterOptions(snapshot_every=10))
     with pytest.raises(ValueError, match="max_raft_state"):
         KVClusterOptions(max_raft_state=0)
-    with pytest.raises(ValueError, match="at least one server"):
+    with pytest.raises(ValueError, match="at least one node"):
         KVCluster(0, seed=1)
 
 

@@ -7,7 +7,8 @@ disconnected and a restarted one stays so until ``connect``, as in the course's 
 
 from __future__ import annotations
 
-from raftcore.testing.cluster import Proc, SimCluster
+from raftcore.testing.cluster import SimCluster
+from raftcore.testing.process import Proc
 from raftcore.testing.scheduler import MS, SECOND
 
 ELECTION_TIMEOUT = SECOND  # 6.5840's RaftElectionTimeout, used for the scenario's waits
@@ -202,7 +203,7 @@ def churn(sim_seed: int, reliable: bool) -> None:
     stop = False
     seen: list[bytes] = []  # values some client saw committed
 
-    def client(me: int) -> Proc:
+    def client(me: int) -> Proc[None]:
         while not stop:
             x = cmd(rng.randrange(1 << 30))
             index = -1

@@ -3,8 +3,8 @@
 Theory of operation
 -------------------
 A process is a generator run by a :class:`~raftcore.testing.scheduler.Scheduler`. Each value it
-yields says what to wait for: an ``int`` is a sleep of that many virtual microseconds (as in
-:mod:`raftcore.testing.cluster`), a :class:`Signal` is an event some callback will fire (a reply
+yields says what to wait for: an ``int`` is a sleep of that many virtual microseconds, a
+:class:`Signal` is an event some callback will fire (a reply
 to a ``Port.call``, another process finishing). The process is resumed with ``None`` after a
 sleep and with the signal's value after a signal, so ``reply = yield signal`` reads naturally and
 helpers compose with ``yield from``.
@@ -15,8 +15,8 @@ the same instant keep the scheduler's FIFO order: a run stays a pure function of
 An exception raised by a process propagates out of the scheduler, stopping the run where it
 happened, as an invariant violation does.
 
-:mod:`raftcore.testing.cluster` has the sleep-only form of this (``Proc``, ``SimCluster.spawn``);
-the KV scenarios need processes that wait for RPC replies, hence this module.
+The Raft scenarios' drivers only sleep; the KV scenarios' also wait for RPC replies. Both run
+through ``spawn`` / ``run`` of :class:`~raftcore.testing.runtime.SimClusterBase`.
 """
 
 from __future__ import annotations
