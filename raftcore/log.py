@@ -187,12 +187,22 @@ class RaftLog:
         last_new = prev_index + len(entries)
         if entries:
             last = self.last_index()
-            for k, e in enumerate(entries):
-                if e.index > last or not self.match_term(e.index, e.term):
-                    self.append(entries[k:])
-                    break
+            if entries[0].index > last:
+                # The common streaming case: nothing overlaps, so take the entries as they are
+                # (slicing a protobuf repeated field would build a throwaway list first).
+                self.append(entries)
+            else:
+                self._append_new(entries, last)
         self.commit_to(min(commit, last_new))
         return last_new
+
+    def _append_new(self, entries: Sequence[Entry], last: int) -> None:
+        """Append what ``entries`` add past the part this log already holds, truncating at the
+        first conflicting entry (section 5.3)."""
+        for k, e in enumerate(entries):
+            if e.index > last or not self.match_term(e.index, e.term):
+                self.append(entries[k:])
+                return
 
     def commit_to(self, index: int) -> None:
         """Raise the commit index to ``index`` (never lowers it)."""
