@@ -4,9 +4,16 @@ Theory of operation
 -------------------
 Every ``save()`` encodes its entries and its hard state as records, appends them to the active
 segment in one write and makes them durable with one fdatasync (group commit: 1 or 500 entries
-cost one sync), and only then updates the in-memory :class:`LogState` that serves every read. An
+cost one sync), and only then updates the in-memory :class:`raftcore.log_image.LogImage` that
+serves every read (the same rules :class:`raftcore.memory_storage.MemoryStorage` runs on). An
 overwrite of the log's tail needs no separate truncation: replay applies the same truncate-suffix
 rule to the records in order, so the overwritten entries can never come back.
+
+Why the entries live in memory rather than behind an index of file offsets: the Raft core reads the
+recent log constantly (replication, commit, apply), and a snapshot bounds how much is held. Serving
+from memory makes every read free of system calls and of failure modes, and keeps the files
+append-only. The cost, the entries since the last snapshot, is what an operator tunes with the
+snapshot interval.
 
 A failed write or sync is rolled back: the segment is cut back to its last acknowledged byte and
 synced, so the files hold exactly what was acknowledged and the next ``save()`` works once the
@@ -43,6 +50,7 @@ from kvserver.storage.segments import (
     write_new_file,
 )
 from kvserver.storage.snapfile import SnapshotFile, SnapshotFileWriter, snapshot_name
+from raftcore.log_image import check_consecutive
 from raftcore.raftpb_pb2 import ConfState, Entry, HardState, SnapshotMetadata
 from raftcore.storage import Storage, StorageError
 
@@ -175,6 +183,7 @@ class DiskStorage:
         back and nothing acknowledged earlier is affected.
         """
         self._check_writable()
+        check_consecutive(entries)
         batch = self._log.to_append(entries)
         if hard_state is not None and hard_state == self._log.hard_state:
             hard_state = None

@@ -30,7 +30,6 @@ from dataclasses import dataclass
 
 from kvserver.storage.errors import CorruptionError
 from kvserver.storage.fs import FileSystem
-from kvserver.storage.logstate import LogState
 from kvserver.storage.records import HEADER_SIZE, RecordType, scan_records
 from kvserver.storage.segments import (
     TMP_SUFFIX,
@@ -43,6 +42,7 @@ from kvserver.storage.segments import (
     write_new_file,
 )
 from kvserver.storage.snapfile import SnapshotFile, parse_snapshot_name, snapshot_name
+from raftcore.log_image import LogImage
 from raftcore.raftpb_pb2 import ConfState, Entry, HardState, SnapshotMetadata
 from raftcore.storage import StorageError
 
@@ -57,7 +57,7 @@ _MAX_HEADER_PAYLOAD = 1 << 16
 class Recovered:
     """What a data directory holds, read back: the state and where appends continue."""
 
-    log: LogState
+    log: LogImage
     snapshot: SnapshotFile | None
     segments: list[int]
     active_size: int
@@ -88,7 +88,7 @@ def recover(fs: FileSystem, directory: str, *, voters: Sequence[int], sync: bool
     for before, after in itertools.pairwise(seqs[start:]):
         if after != before + 1:
             raise CorruptionError(_path(directory, after), 0, f"segment {before + 1} is missing")
-    log = LogState(base)
+    log = LogImage(base)
     active_size = 0
     for position in range(start, len(seqs)):
         seq = seqs[position]
@@ -107,7 +107,7 @@ def recover(fs: FileSystem, directory: str, *, voters: Sequence[int], sync: bool
 
 
 def _finish_snapshot_commit(
-    fs: FileSystem, directory: str, snapshot: SnapshotFile, log: LogState, seq: int, *, sync: bool
+    fs: FileSystem, directory: str, snapshot: SnapshotFile, log: LogImage, seq: int, *, sync: bool
 ) -> int:
     """Install ``snapshot`` on the replayed ``log`` and write its rebase segment ``seq``.
 
@@ -144,7 +144,7 @@ def _open_newest_snapshot(
 
 def _initialise(fs: FileSystem, directory: str, voters: Sequence[int], *, sync: bool) -> Recovered:
     base = SnapshotMetadata(conf_state=ConfState(voters=list(voters)))
-    log = LogState(base)
+    log = LogImage(base)
     content = rebase_segment(1, base, log.hard_state, [])
     write_new_file(fs, directory, segment_name(1), content, sync=sync)
     logger.info("%s: initialised an empty data directory (voters %s)", directory, list(voters))
@@ -199,7 +199,7 @@ def _replay_start(
 
 
 def _replay_segment(
-    fs: FileSystem, path: str, seq: int, log: LogState, *, last: bool, sync: bool
+    fs: FileSystem, path: str, seq: int, log: LogImage, *, last: bool, sync: bool
 ) -> int:
     """Apply every record of segment ``path`` to ``log``; return where its good records end."""
     data = fs.read(path)

@@ -1,15 +1,15 @@
-"""The in-memory image of a node's durable Raft state, with the contract's read and update rules.
+"""The in-memory image of a node's durable Raft state, with the storage contract's rules.
 
-:class:`LogState` holds the hard state, the metadata of the snapshot in force and the log entries
-after it, and applies the storage contract's rules for appending (truncate-suffix on overwrite, no
-gaps) and for installing a snapshot (keep the suffix only if the log agrees at its index).
-Recovery replays the write-ahead log into one; the disk storage then serves every read from it.
+:class:`LogImage` holds the hard state, the metadata of the snapshot in force and the log entries
+after it, and applies the rules of :mod:`raftcore.storage` for reading (``term`` and ``entries``
+bounds, the ``max_bytes`` limit), for appending (truncate-suffix on overwrite, no gaps, entries the
+snapshot covers dropped) and for installing a snapshot (keep the suffix only if the log agrees at
+its index; raise the commit to it).
 
-Why the entries live in memory rather than behind an index of file offsets: the Raft core reads the
-recent log constantly (replication, commit, apply), and a snapshot bounds how much is held. Serving
-from memory makes every read free of system calls and of failure modes, and keeps the files
-append-only. The cost, the entries since the last snapshot, is what an operator tunes with the
-snapshot interval.
+Both storage engines build on it, so the rules exist once: :class:`raftcore.memory_storage.
+MemoryStorage` adds the snapshot's bytes; ``kvserver.storage.DiskStorage`` makes every change
+durable in its files first, then applies it here, and serves every read from here. The image holds
+snapshot *metadata* only, never snapshot data, and does no I/O.
 """
 
 from __future__ import annotations
@@ -19,11 +19,16 @@ from collections.abc import Sequence
 from raftcore.raftpb_pb2 import Entry, HardState, SnapshotMetadata
 from raftcore.storage import CompactedError, StorageError, UnavailableError
 
-__all__ = ["LogState"]
+__all__ = ["LogImage", "check_consecutive"]
 
 
-class LogState:
-    """Hard state, snapshot metadata, and the entries ``base.index + 1 .. last_index()``."""
+class LogImage:
+    """Hard state, snapshot metadata, and the entries ``base.index + 1 .. last_index()``.
+
+    ``base`` (the snapshot in force), ``hard_state`` and ``entries`` are public so that an engine
+    can persist them and recovery can rebuild them; changes to the log go through :meth:`append`
+    and :meth:`install`, which keep ``entries`` consistent with ``base``.
+    """
 
     def __init__(self, base: SnapshotMetadata, hard_state: HardState | None = None) -> None:
         self.base = SnapshotMetadata()
@@ -34,9 +39,9 @@ class LogState:
         # entries[i] has index base.index + 1 + i; Entry objects are never mutated once stored.
         self.entries: list[Entry] = []
 
-    def copy(self) -> LogState:
+    def copy(self) -> LogImage:
         """An independent copy (the entry objects are shared: they are never mutated)."""
-        clone = LogState(self.base, self.hard_state)
+        clone = LogImage(self.base, self.hard_state)
         clone.entries = list(self.entries)
         return clone
 
@@ -81,28 +86,29 @@ class LogState:
     # -- updates --------------------------------------------------------------------------------
 
     def to_append(self, entries: Sequence[Entry]) -> list[Entry]:
-        """Check a batch for :meth:`append` and return the part of it after the snapshot.
+        """Check a consecutive batch for :meth:`append` and return the part after the snapshot.
 
-        Raises StorageError if the indexes are not consecutive or the batch leaves a gap after the
-        last index. Entries at or below the snapshot index are already covered: they are dropped.
+        Raises StorageError if the batch leaves a gap after the last index. Entries at or below
+        the snapshot index are already covered: they are dropped. The batch's indexes are taken
+        to be consecutive (the core only produces such batches); :func:`check_consecutive`
+        verifies that for an engine that must reject bad input before persisting it.
         """
         if not entries:
             return []
         first = entries[0].index
-        for offset, entry in enumerate(entries):
-            if entry.index != first + offset:
-                raise StorageError(
-                    f"batch is not consecutive: entry {offset} has index {entry.index}, "
-                    f"expected {first + offset}"
-                )
         if first > self.last_index() + 1:
             raise StorageError(
                 f"append at {first} leaves a gap after the last index {self.last_index()}"
             )
+        if first > self.base.index:
+            return list(entries)  # the usual case, copied without a Python-level loop
         return [entry for entry in entries if entry.index > self.base.index]
 
     def append(self, entries: Sequence[Entry]) -> None:
-        """Append a batch checked by :meth:`to_append`, truncating the log from its first index."""
+        """Append a batch checked by :meth:`to_append`, truncating the log from its first index.
+
+        The entry objects are stored as given, not copied: the caller must not mutate them later.
+        """
         if entries:
             del self.entries[entries[0].index - self.base.index - 1 :]
             self.entries.extend(entries)
@@ -123,3 +129,16 @@ class LogState:
         self.base.CopyFrom(metadata)
         self.hard_state.commit = max(self.hard_state.commit, metadata.index)
         return True
+
+
+def check_consecutive(entries: Sequence[Entry]) -> None:
+    """Raise StorageError unless the indexes of ``entries`` are consecutive and increasing."""
+    if not entries:
+        return
+    first = entries[0].index
+    for offset, entry in enumerate(entries):
+        if entry.index != first + offset:
+            raise StorageError(
+                f"batch is not consecutive: entry {offset} has index {entry.index}, "
+                f"expected {first + offset}"
+            )
