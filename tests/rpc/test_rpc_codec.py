@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import ast
-from pathlib import Path
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -221,17 +218,3 @@ def test_garbage_header_is_malformed_and_the_decoder_stays_failed() -> None:
 def test_invalid_limit_is_refused() -> None:
     with pytest.raises(ValueError):
         RequestDecoder(max_frame_size=0)
-
-
-def test_codec_and_errors_import_nothing_that_does_io() -> None:
-    forbidden = {"asyncio", "socket", "threading", "time", "os", "subprocess", "uvloop", "select"}
-    root = Path(__file__).resolve().parents[2] / "rpc"
-    for name in ("codec.py", "errors.py", "controller.py"):
-        tree = ast.parse((root / name).read_text())
-        imported = set()
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                imported |= {alias.name.split(".")[0] for alias in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                imported.add(node.module.split(".")[0])
-        assert not imported & forbidden, f"{name} imports {imported & forbidden}"

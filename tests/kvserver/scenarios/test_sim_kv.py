@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import ast
-from pathlib import Path
-
 import pytest
 
 from kvserver.kvcommand_pb2 import Command, Op, Result
@@ -173,32 +170,3 @@ def test_history_stamps_follow_event_order() -> None:
     cluster.run(two_ops())
     put, get = cluster.recorder.history()
     assert put.ret is not None and put.ret < get.call
-
-
-# -- purity -------------------------------------------------------------------------------------
-
-PACKAGE = Path(__file__).resolve().parents[3] / "kvserver" / "testing"
-FORBIDDEN = {"asyncio", "socket", "threading", "subprocess", "time", "datetime", "os", "uvloop"}
-
-
-@pytest.mark.parametrize("module", sorted(PACKAGE.glob("*.py")), ids=lambda p: p.name)
-def test_the_simulation_does_no_io_and_reads_no_clock(module: Path) -> None:
-    tree = ast.parse(module.read_text(), filename=str(module))
-    found: list[str] = []
-    for node in ast.walk(tree):
-        names: list[str] = []
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module is not None:
-            names = [node.module]
-            if node.module == "random" and any(a.name != "Random" for a in node.names):
-                found.append(f"line {node.lineno}: a global-state random function")
-        found += [f"line {node.lineno}: {n}" for n in names if n.split(".")[0] in FORBIDDEN]
-        if (
-            isinstance(node, ast.Attribute)
-            and isinstance(node.value, ast.Name)
-            and node.value.id == "random"
-            and node.attr != "Random"
-        ):
-            found.append(f"line {node.lineno}: random.{node.attr}")
-    assert found == []
