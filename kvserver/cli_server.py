@@ -26,7 +26,14 @@ from kvserver.node import Node, NodeConfig
 from raftcore.storage import StorageError
 from rpc.loop import run
 
-__all__ = ["EXIT_FATAL", "add_server_arguments", "node_config", "run_server", "serve"]
+__all__ = [
+    "EXIT_FATAL",
+    "add_server_arguments",
+    "node_config",
+    "run_server",
+    "serve",
+    "stop_on_stdin_eof",
+]
 
 EXIT_FATAL = 1
 _log = logging.getLogger("raftkv.server")
@@ -98,7 +105,7 @@ async def serve(config: NodeConfig, *, exit_with_stdin: bool = False) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     if exit_with_stdin:
-        _watch_stdin(loop, stop)
+        stop_on_stdin_eof(loop, stop)
 
     node = Node(config)
     try:
@@ -129,7 +136,7 @@ async def serve(config: NodeConfig, *, exit_with_stdin: bool = False) -> int:
     return 0
 
 
-def _watch_stdin(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
+def stop_on_stdin_eof(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
     """Set ``stop`` when standard input reaches its end (the supervisor closed it or died)."""
     fd = sys.stdin.fileno()
 

@@ -32,13 +32,12 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import signal
-import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from clerk import AsyncClerk, OperationTimeoutError
+from kvserver.cli_server import stop_on_stdin_eof
 from lincheck import HistoryRecorder
 
 RUNNING_LINE = "running"
@@ -122,24 +121,6 @@ async def workload(
         k += 1
 
 
-def _stop_on_stdin_eof(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
-    fd = sys.stdin.fileno()
-
-    def on_readable() -> None:
-        try:
-            data = os.read(fd, 4096)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if not data:
-            loop.remove_reader(fd)
-            stop.set()
-
-    os.set_blocking(fd, False)
-    loop.add_reader(fd, on_readable)
-
-
 async def run(args: argparse.Namespace) -> None:
     """Run the load until told to stop; then write the history and the summary."""
     loop = asyncio.get_running_loop()
@@ -147,7 +128,7 @@ async def run(args: argparse.Namespace) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     if args.exit_with_stdin:
-        _stop_on_stdin_eof(loop, stop)
+        stop_on_stdin_eof(loop, stop)
     history = HistoryRecorder()
     summary = Summary(args.client_id)
     running = asyncio.Event()
