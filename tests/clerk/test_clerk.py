@@ -149,8 +149,7 @@ def test_a_follower_hint_costs_one_extra_ask() -> None:
 
     async def main() -> None:
         async with local_cluster(wrap=lambda i, s: _Counting(i, s, calls)) as cluster:
-            leader = cluster.leader()
-            assert leader is not None
+            leader = await cluster.wait_leader()
             async with clerk_for(cluster) as kv:
                 # Start at the follower the hint walk would reach last in index order.
                 kv.core.leader = (leader + 2) % 3
@@ -315,8 +314,7 @@ def test_stale_reads_are_typed_as_such_and_served_by_the_asked_server() -> None:
     async def main() -> None:
         async with local_cluster() as cluster, clerk_for(cluster) as kv:
             await kv.put("k", "v")
-            leader = cluster.leader()
-            assert leader is not None
+            leader = await cluster.wait_leader()
             follower = (leader + 1) % 3
             async with asyncio.timeout(3):
                 while cluster.replicas[follower].machine.get(b"k") is None:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from clerk import AsyncClerk
+from kvserver.cli_run import free_ports
 from kvserver.kvcommand_pb2 import Command, Op, Result
 from kvserver.node import Node, NodeConfig
 from kvserver.service import FutureWaiter
@@ -19,18 +19,6 @@ from raftcore import Role
 
 def run(coro: Coroutine[Any, Any, None], timeout: float = 30.0) -> None:
     asyncio.run(asyncio.wait_for(coro, timeout))
-
-
-def free_ports(n: int) -> list[int]:
-    """Ports the OS hands out for port 0, all held at once so they differ."""
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 @asynccontextmanager

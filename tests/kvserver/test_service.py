@@ -80,8 +80,7 @@ def put(key: bytes, value: bytes, rid: int, op: bytes = b"Put", client: bytes = 
 def test_put_append_get_on_the_leader() -> None:
     async def main() -> None:
         async with local_cluster() as cluster:
-            leader = cluster.leader()
-            assert leader is not None
+            leader = await cluster.wait_leader()
             channel, kv = stub_for(cluster, leader)
             async with channel:
                 assert (await kv.PutAppend(put(b"k", b"a", 1))).Err == b"OK"
@@ -111,8 +110,7 @@ async def wait_applied(cluster: LocalCluster, index: int) -> None:
 def test_a_retried_write_is_answered_from_the_session_not_applied_again() -> None:
     async def main() -> None:
         async with local_cluster() as cluster:
-            leader = cluster.leader()
-            assert leader is not None
+            leader = await cluster.wait_leader()
             channel, kv = stub_for(cluster, leader)
             async with channel:
                 for _ in range(3):
@@ -133,8 +131,7 @@ def test_a_retried_write_is_answered_from_the_session_not_applied_again() -> Non
 def test_new_operations() -> None:
     async def main() -> None:
         async with local_cluster() as cluster:
-            leader = cluster.leader()
-            assert leader is not None
+            leader = await cluster.wait_leader()
             channel, kv = stub_for(cluster, leader)
             ids = iter(range(1, 100))
 
@@ -179,8 +176,7 @@ def test_new_operations() -> None:
 def test_followers_redirect_with_a_leader_hint_and_serve_labelled_stale_reads() -> None:
     async def main() -> None:
         async with local_cluster() as cluster:
-            leader = cluster.leader()
-            assert leader is not None
+            leader = await cluster.wait_leader()
             follower = (leader + 1) % 3
             lch, lkv = stub_for(cluster, leader)
             fch, fkv = stub_for(cluster, follower)
@@ -205,8 +201,7 @@ def test_lease_reads_are_labelled_by_how_the_node_serves_them() -> None:
     async def main() -> None:
         for lease_reads, expected in ((True, pb.READ_LEASE), (False, pb.READ_LINEARIZABLE)):
             async with local_cluster(lease_reads=lease_reads) as cluster:
-                leader = cluster.leader()
-                assert leader is not None
+                leader = await cluster.wait_leader()
                 channel, kv = stub_for(cluster, leader)
                 async with channel:
                     reply = await kv.Get(pb.GetArgs(Key=b"k", Mode=pb.READ_LEASE))
@@ -218,8 +213,7 @@ def test_lease_reads_are_labelled_by_how_the_node_serves_them() -> None:
 def test_bad_requests_are_refused_without_touching_the_log() -> None:
     async def main() -> None:
         async with local_cluster() as cluster:
-            leader = cluster.leader()
-            assert leader is not None
+            leader = await cluster.wait_leader()
             channel, kv = stub_for(cluster, leader)
             before = cluster.replicas[leader].node.status().last_index
             bad = ERR_BAD_REQUEST.encode()
@@ -240,8 +234,7 @@ def test_bad_requests_are_refused_without_touching_the_log() -> None:
 def test_a_request_that_cannot_commit_gets_err_timeout() -> None:
     async def main() -> None:
         async with local_cluster(request_timeout=0.2) as cluster:
-            leader = cluster.leader()
-            assert leader is not None
+            leader = await cluster.wait_leader()
             channel, kv = stub_for(cluster, leader)
             async with channel:
                 cluster.frozen = True
@@ -268,8 +261,7 @@ def test_the_cpp_clients_bytes_get_bare_replies_the_original_can_parse() -> None
 
     async def main() -> None:
         async with local_cluster() as cluster:
-            leader = cluster.leader()
-            assert leader is not None
+            leader = await cluster.wait_leader()
             reader, writer = await asyncio.open_connection(*cluster.addresses[leader])
             try:
                 writer.write(LEGACY_PUT)
