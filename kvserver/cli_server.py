@@ -56,6 +56,17 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--tick-ms", type=float, default=10.0, help="Raft tick (default 10 ms)")
     parser.add_argument(
+        "--no-fsync",
+        action="store_true",
+        help="do not fdatasync the log (benchmarks only: a crash loses acknowledged writes)",
+    )
+    parser.add_argument(
+        "--lease-reads",
+        action="store_true",
+        help="serve linearizable reads from the leader's lease instead of a heartbeat round "
+        "(assumes bounded clock drift between nodes)",
+    )
+    parser.add_argument(
         "--exit-with-stdin",
         action="store_true",
         help="stop like on SIGTERM when standard input closes (used by raftCoreRun)",
@@ -80,6 +91,8 @@ def node_config(args: argparse.Namespace) -> NodeConfig:
         data_dir=args.data_dir / f"node{args.id}",
         tick_ms=args.tick_ms,
         max_raft_state=args.max_raft_state or None,
+        fsync=not args.no_fsync,
+        lease_reads=args.lease_reads,
     )
 
 
