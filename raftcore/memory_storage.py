@@ -2,6 +2,7 @@
 
 "Durable" here means "held by this object": the simulated cluster models a crash by keeping a
 :meth:`MemoryStorage.copy` of a node's storage and dropping everything else about the node. The
+copy keeps the commit index of the last synced save only, as a disk would after a crash. The
 contract's rules live in :class:`raftcore.log_image.LogImage`; this class adds the snapshot's bytes.
 """
 
@@ -22,6 +23,8 @@ class MemoryStorage:
     def __init__(self, voters: Sequence[int] = ()) -> None:
         self._image = LogImage(SnapshotMetadata(conf_state=ConfState(voters=list(voters))))
         self._snapshot_data = b""
+        # The commit index a crash keeps: saves with sync=False may raise the live one only.
+        self._durable_commit = 0
 
     # -- read half ------------------------------------------------------------------------------
 
@@ -57,11 +60,15 @@ class MemoryStorage:
 
     # -- write half -----------------------------------------------------------------------------
 
-    def save(self, hard_state: HardState | None, entries: Sequence[Entry]) -> None:
+    def save(
+        self, hard_state: HardState | None, entries: Sequence[Entry], *, sync: bool = True
+    ) -> None:
         # Shared, not copied: nothing mutates an Entry once it is in a Ready.
         self._image.append(self._image.to_append(entries))
         if hard_state is not None:
             self._image.hard_state.CopyFrom(hard_state)
+        if sync:
+            self._durable_commit = self._image.hard_state.commit
 
     def snapshot_writer(self, metadata: SnapshotMetadata) -> _MemorySnapshotWriter:
         return _MemorySnapshotWriter(self, metadata)
@@ -70,12 +77,15 @@ class MemoryStorage:
         """An independent copy: what a crashed node restarts from."""
         clone = MemoryStorage()
         clone._image = self._image.copy()
+        clone._image.hard_state.commit = clone._durable_commit = self._durable_commit
         clone._snapshot_data = self._snapshot_data
         return clone
 
     def _install_snapshot(self, metadata: SnapshotMetadata, data: bytes) -> None:
         if self._image.install(metadata):
             self._snapshot_data = data
+        # The snapshot itself proves its index committed, whatever the WAL kept.
+        self._durable_commit = max(self._durable_commit, metadata.index)
 
 
 class _MemorySnapshotWriter:

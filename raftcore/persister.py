@@ -72,6 +72,6 @@ class ReadyPersister:
                 installed = chunk.metadata
             self._retry = (rd, n + 1, installed)
         if rd.hard_state is not None or rd.entries:
-            self._storage.save(rd.hard_state, rd.entries)
+            self._storage.save(rd.hard_state, rd.entries, sync=rd.must_sync)
         self._retry = None
         return installed

@@ -161,10 +161,14 @@ class RawNode:
             rd.soft_state = self._prev_soft = SoftState(raft.role, raft.lead)
         hard = (raft.term, raft.vote, log.committed)
         if hard != self._prev_hard:
+            # Term and vote must be on disk before any message speaks for them; a commit-only
+            # change need not be (etcd's MustSync makes the same distinction).
+            rd.must_sync = hard[:2] != self._prev_hard[:2]
             self._prev_hard = hard
             rd.hard_state = HardState(term=hard[0], vote=hard[1], commit=hard[2])
         if log.unstable:
             rd.entries = list(log.unstable)
+            rd.must_sync = True
         if raft.snapshot_chunks:
             rd.snapshot_chunks, raft.snapshot_chunks = raft.snapshot_chunks, []
         rd.committed_entries = log.next_committed()

@@ -56,6 +56,10 @@ class Ready:
     1. Persist durably: the ``snapshot_chunks`` (committing the snapshot when a chunk is
        ``done``), then ``entries`` (which may start at or below the last stored index: truncate
        there) and ``hard_state`` in one sync. A crash after this point must lose none of it.
+       When ``must_sync`` is False the Ready changes nothing durable but the commit index, which
+       may be written without a sync: a restart may then find an older commit index, which Raft
+       tolerates (the commit index is relearned from the leader), while term, vote and entries
+       are never acknowledged before they are synced.
     2. Only then send ``messages``: a vote or an acknowledgement promises that what it speaks
        for is on disk.
     3. If a snapshot was installed, restore the application from it; then apply
@@ -74,6 +78,7 @@ class Ready:
     committed_entries: list[Entry] = field(default_factory=list)
     messages: list[Message] = field(default_factory=list)
     read_states: list[ReadState] = field(default_factory=list)
+    must_sync: bool = False
 
 
 @dataclass(frozen=True)

@@ -119,7 +119,9 @@ class Storage(Protocol):
 
     # -- write half: what the runner calls with a Ready's contents -------------------------------
 
-    def save(self, hard_state: HardState | None, entries: Sequence[Entry]) -> None:
+    def save(
+        self, hard_state: HardState | None, entries: Sequence[Entry], *, sync: bool = True
+    ) -> None:
         """Durably persist a batch: entries first, then the hard state, in one sync.
 
         ``entries`` are consecutive. If the first one's index is at or below ``last_index()``, the
@@ -127,6 +129,10 @@ class Storage(Protocol):
         tail). Appending past ``last_index() + 1`` is a contract violation (``StorageError``).
         ``hard_state`` None means unchanged. When this returns, everything is durable: a crash
         afterwards loses none of it.
+
+        ``sync=False`` (a Ready whose ``must_sync`` is False: no entries, only the commit index
+        changed) may skip the sync: a crash may then lose this hard state, but never anything
+        saved before it, and the next synced save makes it durable too.
         """
         ...
 

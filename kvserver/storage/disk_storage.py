@@ -175,8 +175,13 @@ class DiskStorage:
 
     # -- write half -----------------------------------------------------------------------------
 
-    def save(self, hard_state: HardState | None, entries: Sequence[Entry]) -> None:
+    def save(
+        self, hard_state: HardState | None, entries: Sequence[Entry], *, sync: bool = True
+    ) -> None:
         """Durably append ``entries`` then ``hard_state`` with one write and one fdatasync.
+
+        ``sync=False`` writes without the fdatasync (allowed by the contract only for a save
+        that changes nothing but the commit index); the next synced save covers its bytes.
 
         Contract violations raise StorageError and change nothing. A full disk raises
         StorageFullError and any other OS failure StorageIOError; either way the batch was rolled
@@ -191,7 +196,7 @@ class DiskStorage:
             return
         if self._active_size >= self._segment_bytes:
             self._roll()
-        self._append_durably(batch_records(batch, hard_state))
+        self._append_durably(batch_records(batch, hard_state), sync=sync)
         self._log.append([_copy(entry) for entry in batch])
         if hard_state is not None:
             self._log.hard_state.CopyFrom(hard_state)
@@ -247,12 +252,12 @@ class DiskStorage:
         logger.error("DiskStorage(%s): stopping writes: %s", self._dir, reason)
         self._failure = reason
 
-    def _append_durably(self, data: bytes) -> None:
+    def _append_durably(self, data: bytes, *, sync: bool = True) -> None:
         start = self._active_size
         path = self._segment_path(self._segments[-1])
         try:
             self._active.write(data)
-            if self._sync:
+            if self._sync and sync:
                 self._active.sync_data()
         except OSError as exc:
             self._roll_back(start, path)

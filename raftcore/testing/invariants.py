@@ -89,6 +89,8 @@ class InvariantChecker:
         self._applied_index: dict[int, int] = {}
         self._logs: dict[int, _LogMirror] = {}
         self._hard: dict[int, HardState] = {}
+        # The commit index a crash must keep: raised by synced saves and installed snapshots.
+        self._durable_commit: dict[int, int] = {}
         self._read_floor: dict[bytes, int] = {}  # pending read context -> commit when requested
         self._votes: dict[tuple[int, int], int] = {}  # (node, term) -> vote, across restarts
         self.checks = 0
@@ -155,9 +157,10 @@ class InvariantChecker:
         mirror = _LogMirror(meta.index, self._known(node, meta.index, meta.term))
         self._append(node, mirror, entries)
         self._logs[node] = mirror
-        previous = self._hard.get(node)
-        if previous is not None and hard_state.commit < previous.commit:
-            raise self.fail(f"node {node} restarted with commit {hard_state.commit} < persisted")
+        durable = self._durable_commit.get(node, 0)
+        if hard_state.commit < durable:
+            raise self.fail(f"node {node} restarted with commit {hard_state.commit} < {durable}")
+        self._durable_commit[node] = max(hard_state.commit, meta.index)
         saved = HardState()
         saved.CopyFrom(hard_state)
         self._hard[node] = saved
@@ -174,16 +177,22 @@ class InvariantChecker:
         installed: SnapshotMetadata | None,
         entries: Sequence[Entry],
         hard_state: HardState | None,
+        synced: bool = True,
     ) -> None:
-        """A Ready was persisted: an installed snapshot, then entries, then the hard state."""
+        """A Ready was persisted: an installed snapshot, then entries, then the hard state
+        (``synced`` False: saved without a sync, so a crash may undo its commit index)."""
         self.checks += 1
         mirror = self._logs[node]
         if installed is not None:
             self._install(node, mirror, installed)
+            durable = max(self._durable_commit[node], installed.index)
+            self._durable_commit[node] = durable
         if entries:
             self._append(node, mirror, entries)
         if hard_state is not None:
             self._check_hard_state(node, mirror, hard_state)
+        if synced:
+            self._durable_commit[node] = max(self._durable_commit[node], self._hard[node].commit)
 
     def on_compact(self, node: int, meta: SnapshotMetadata) -> None:
         """The application committed its own snapshot at ``meta`` (the log prefix went away)."""
@@ -192,6 +201,7 @@ class InvariantChecker:
         if meta.index > mirror.last_index:
             raise self.fail(f"node {node} compacted at {meta.index} beyond its log")
         self._install(node, mirror, meta)
+        self._durable_commit[node] = max(self._durable_commit[node], meta.index)
 
     def _check_hard_state(self, node: int, mirror: _LogMirror, hs: HardState) -> None:
         previous = self._hard[node]

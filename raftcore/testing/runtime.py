@@ -162,7 +162,7 @@ class SimNodeBase(ABC):
     def check_persisted(self, rd: Ready, installed: SnapshotMetadata | None) -> None:
         """Show the checker a Ready just persisted (``installed``: the snapshot it installed)."""
         checker = self.cluster.checker
-        checker.on_persist(self.id, installed, rd.entries, rd.hard_state)
+        checker.on_persist(self.id, installed, rd.entries, rd.hard_state, rd.must_sync)
         if rd.soft_state is not None:
             checker.on_role(self.id, rd.soft_state.role is Role.LEADER, self.raw.term)
 

@@ -220,10 +220,12 @@ class FlakyStorage(MemoryStorage):
 
     full = False
 
-    def save(self, hard_state: HardState | None, entries: Sequence[Entry]) -> None:
+    def save(
+        self, hard_state: HardState | None, entries: Sequence[Entry], *, sync: bool = True
+    ) -> None:
         if self.full:
             raise StorageError("no space left on device")
-        super().save(hard_state, entries)
+        super().save(hard_state, entries, sync=sync)
 
 
 def test_a_full_disk_stalls_the_replica_and_loses_nothing_once_space_is_back() -> None:

@@ -249,3 +249,18 @@ def test_a_missing_snapshot_file_stops_the_open(tmp_path: Path) -> None:
     snap.unlink()
     with pytest.raises(CorruptionError, match="snapshot file is missing"):
         DiskStorage(tmp_path)
+
+
+def test_a_commit_only_save_is_written_without_a_sync_and_covered_by_the_next() -> None:
+    """save(sync=False) (a Ready whose must_sync is False) costs a write and no fdatasync; a
+    crash may lose it, never what was synced before it, and the next synced save covers it."""
+    fs = SimFileSystem()
+    storage = DiskStorage("/d", fs=fs)
+    storage.save(hard_state(1, commit=1), entries(1, 3, term=1))
+    syncs = fs.file_syncs
+    storage.save(hard_state(1, commit=3), [], sync=False)
+    assert fs.file_syncs == syncs
+    assert state_of(DiskStorage("/d", fs=fs.crash_image()))[0][2] == 1
+    storage.save(None, entries(4, 4, term=1))
+    assert fs.file_syncs == syncs + 1
+    assert state_of(DiskStorage("/d", fs=fs.crash_image()))[0][2] == 3

@@ -111,11 +111,13 @@ class FailingSaveStorage(MemoryStorage):
 
     failures = 0
 
-    def save(self, hard_state: HardState | None, entries: Sequence[Entry]) -> None:
+    def save(
+        self, hard_state: HardState | None, entries: Sequence[Entry], *, sync: bool = True
+    ) -> None:
         if self.failures:
             self.failures -= 1
             raise StorageError("no space left on device")
-        super().save(hard_state, entries)
+        super().save(hard_state, entries, sync=sync)
 
 
 def test_persister_retry_of_the_same_ready_writes_nothing_twice() -> None:

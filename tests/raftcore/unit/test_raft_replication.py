@@ -11,6 +11,7 @@ from raftcore.raftpb_pb2 import (
     MSG_HEARTBEAT,
     MSG_HEARTBEAT_RESPONSE,
     MSG_VOTE_RESPONSE,
+    HardState,
 )
 
 
@@ -199,3 +200,32 @@ def test_5_3_followers_learn_the_commit_index_without_waiting_for_a_heartbeat() 
     pump.nodes[1].raw.propose(b"now")
     pump.deliver()
     assert all(n.applied_data() == [b"now"] for n in pump.nodes.values())
+
+
+def test_a_ready_that_only_moves_the_commit_index_need_not_be_synced() -> None:
+    """Thesis 3.8 keeps only currentTerm, votedFor and the log on stable storage: a follower
+    learning a new commit index from a heartbeat may acknowledge it without a sync, while new
+    entries, a new term or a vote are synced before anything speaks for them."""
+    raw, _ = single(i=2, log=entries(1, 1), term=1, commit=0)
+    raw.step(msg(MSG_HEARTBEAT, 1, 2, 1, commit=2))
+    rd = raw.ready()
+    assert rd.hard_state is not None and rd.hard_state.commit == 2
+    assert not rd.entries and not rd.must_sync
+    raw.advance(rd)
+    raw.step(msg(MSG_APPEND, 1, 2, 1, index=2, log_term=1, commit=2, entries=entries(1, start=3)))
+    rd = raw.ready()
+    assert rd.entries and rd.must_sync
+    raw.advance(rd)
+    raw.step(msg(MSG_HEARTBEAT, 3, 2, 2))  # a new term, nothing else
+    rd = raw.ready()
+    assert rd.hard_state is not None and rd.hard_state.term == 2 and rd.must_sync
+
+
+def test_an_unsynced_commit_index_is_what_a_crash_may_lose() -> None:
+    """The simulated crash image keeps the commit index of the last synced save only."""
+    _, storage = single(log=entries(1, 1, 1), term=1, commit=1)
+    storage.save(HardState(term=1, commit=3), [], sync=False)
+    assert storage.initial_state()[0].commit == 3
+    assert storage.copy().initial_state()[0].commit == 1
+    storage.save(None, entries(1, start=4))
+    assert storage.copy().initial_state()[0].commit == 3
