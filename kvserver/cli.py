@@ -104,6 +104,11 @@ def _parser() -> argparse.ArgumentParser:
     cas.add_argument("expected")
     cas.add_argument("new")
     add("status", "a table of every node's role, term, leader and indexes")
+    # Imported here: loadgen imports kvserver.cli_run, which imports this module.
+    from kvserver.cli_bench import add_bench_arguments
+
+    # bench has its own -f (and --timeout): it must tell -f from --spawn.
+    add_bench_arguments(sub.add_parser("bench", help="load-test a cluster: throughput, latency"))
     return parser
 
 
@@ -117,6 +122,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "server":
             return run_server(args)
+        if args.command == "bench":
+            from kvserver.cli_bench import run_bench
+
+            return run_bench(args)
         servers = load_servers(args.file)
         if args.command == "status":
             return run(_status(servers, args.timeout))
