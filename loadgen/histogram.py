@@ -129,6 +129,8 @@ class Histogram:
         if self.count == 0:
             raise HistogramError("an empty histogram has no percentiles")
         rank = max(1, _ceil(q * self.count))
+        if rank == 1:
+            return self.min
         if rank >= self.count:
             return self.max
         seen = 0

@@ -131,7 +131,7 @@ def run_benchmark(config: BenchConfig, progress_stream: TextIO = sys.stderr) -> 
                 run(cluster.wait_leader(LEADER_TIMEOUT_S))
                 return _run_workers(config, cluster.servers, progress, signals)
         assert config.servers is not None
-        leader = run(wait_for_leader(config.servers, max(config.op_timeout, 5.0)))
+        leader = run(wait_for_leader(config.servers, config.op_timeout))
         if leader is None:
             raise ClusterUnavailable("no node reports being the leader")
         return _run_workers(config, config.servers, progress, signals)
