@@ -66,6 +66,11 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     load.add_argument("--duration", type=float, metavar="T", help="measured seconds (default 10)")
     load.add_argument("--operations", type=int, metavar="N", help="measured operations instead")
     load.add_argument(
+        "--shared-clerk",
+        action="store_true",
+        help="a process's clients share one clerk: one session, fewer sockets, less CPU",
+    )
+    load.add_argument(
         "--warmup", type=float, default=1.0, metavar="W", help="unmeasured seconds (default 1)"
     )
     load.add_argument(
@@ -162,6 +167,7 @@ def bench_config(args: argparse.Namespace) -> BenchConfig:
         fsync=not args.no_fsync,
         lease_reads=args.lease_reads,
         data_dir=args.data_dir,
+        shared_clerk=args.shared_clerk,
     )
 
 

@@ -88,6 +88,7 @@ def to_json(result: BenchResult) -> dict[str, Any]:
             "seed": workload.seed,
             "preload": config.preload,
             "timeout_s": config.op_timeout,
+            "shared_clerk": config.shared_clerk,
         },
         "elapsed_s": round(result.elapsed_s, 4),
         "ops": total.ops,
@@ -131,8 +132,9 @@ def format_report(result: BenchResult) -> str:
     mix = ", ".join(f"{name}={weight:.2f}" for name, weight in workload["mix"].items() if weight)
     lines = [
         f"raftkv bench: {where}",
-        f"load: {workload['clients']} closed-loop clients in {workload['processes']} processes, "
-        f"{length} after a {config.warmup:g} s warm-up"
+        f"load: {workload['clients']} closed-loop clients in {workload['processes']} processes"
+        + (" (one clerk per process), " if config.shared_clerk else ", ")
+        + f"{length} after a {config.warmup:g} s warm-up"
         + (" (INTERRUPTED: partial figures)" if result.interrupted else ""),
         f"workload: {mix}; {workload['keys']:,} keys of {workload['key_size']} B, "
         f"values of {workload['value_size']} B, seed {workload['seed']}",

@@ -96,6 +96,7 @@ class BenchConfig:
     fsync: bool = True
     lease_reads: bool = False
     data_dir: Path | None = None
+    shared_clerk: bool = False
 
 
 @dataclass
@@ -236,6 +237,7 @@ def _start_workers(
                 op_timeout=config.op_timeout,
                 history=history,
                 quotas=None if quotas is None else quotas[first : first + clients],
+                shared_clerk=config.shared_clerk,
             ).to_message()
         )
         first += clients

@@ -9,7 +9,8 @@ dies, even by SIGKILL, closes the pipe, which the worker takes as "abort now": n
 Theory of operation
 -------------------
 The worker runs ``clients`` closed-loop clients on one uvloop event loop, each with its own
-:class:`clerk.AsyncClerk` (its own session and connections) doing one operation at a time. The
+:class:`clerk.AsyncClerk` (its own session and connections) doing one operation at a time, or
+with ``shared_clerk`` all on one clerk (one session, one connection per server). The
 parent sends, one JSON object per line on stdin:
 
 - ``config``: the servers, the :class:`~loadgen.workload.Workload`, this worker's clients (global
@@ -78,6 +79,7 @@ class WorkerConfig:
     op_timeout: float
     history: str | None
     quotas: list[int] | None
+    shared_clerk: bool = False
 
     def to_message(self) -> dict[str, Any]:
         """The ``config`` message for the worker's stdin."""
@@ -90,6 +92,7 @@ class WorkerConfig:
             "op_timeout": self.op_timeout,
             "history": self.history,
             "quotas": self.quotas,
+            "shared_clerk": self.shared_clerk,
         }
 
     @classmethod
@@ -103,6 +106,7 @@ class WorkerConfig:
             op_timeout=float(message["op_timeout"]),
             history=message["history"],
             quotas=message["quotas"],
+            shared_clerk=bool(message["shared_clerk"]),
         )
 
 
@@ -335,10 +339,16 @@ class Worker:
         self.preload_value = preload_value(workload.value_size)
         history = HistoryRecorder() if config.history is not None else None
         indexes = range(config.first_client, config.first_client + config.clients)
-        clerks = [
-            AsyncClerk(config.servers, op_timeout=config.op_timeout, history=history)
-            for _ in indexes
-        ]
+        if config.shared_clerk:
+            # One session and one connection per server for the whole process: concurrent calls
+            # then share socket writes, which costs less CPU per operation on both sides.
+            clerk = AsyncClerk(config.servers, op_timeout=config.op_timeout, history=history)
+            clerks = [clerk] * config.clients
+        else:
+            clerks = [
+                AsyncClerk(config.servers, op_timeout=config.op_timeout, history=history)
+                for _ in indexes
+            ]
         quotas: list[int | None] = [None] * config.clients
         if config.quotas is not None:
             quotas = list(config.quotas)
@@ -351,7 +361,7 @@ class Worker:
             await self._obey(clients, workload)
         finally:
             ticker.cancel()
-            await asyncio.gather(*(kv.close() for kv in clerks))
+            await asyncio.gather(*(kv.close() for kv in set(clerks)))
             if history is not None and config.history is not None:
                 history.write(config.history)
 

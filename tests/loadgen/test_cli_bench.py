@@ -154,6 +154,21 @@ def test_history_of_every_operation_in_a_mixed_run_is_linearizable(tmp_path: Pat
     bench.assert_no_descendant_left()
 
 
+def test_an_operation_count_with_shared_clerks_measures_exactly_that_many() -> None:
+    bench = Bench(
+        "--spawn", "1", "--clients", "8", "--processes", "2", "--shared-clerk",
+        "--operations", "150", "--warmup", "0.2", "--no-preload", "--read-ratio", "0.2", "--json",
+    )  # fmt: skip
+    code, out, err = bench.finish()
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["ops"] + report["errors"] == 150
+    assert report["workload"]["shared_clerk"] is True
+    assert report["workload"]["operations"] == 150 and report["workload"]["duration_s"] is None
+    assert report["preload"] is None and report["elapsed_s"] > 0
+    bench.assert_no_descendant_left()
+
+
 def test_sigterm_ends_the_run_early_with_a_partial_report() -> None:
     bench = Bench("--spawn", "1", "--clients", "2", "--duration", "30", "--warmup", "0", "--json")
     bench.wait_for_stderr_line("preloaded")
