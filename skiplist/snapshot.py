@@ -1,21 +1,30 @@
 """Dump a bytes -> bytes ``SkipList`` to a binary snapshot and load it back, streaming.
 
-The format (version 1; every integer big-endian; full description in docs/skiplist-format.md)::
+The format (version 2; every integer big-endian; full description in docs/skiplist-format.md)::
 
-    header   magic b"RKSL" | version u16 = 1 | flags u16 = 0 | count u64
-    records  count times:  key_len u32 | key | value_len u32 | value     (keys strictly ascending)
-    trailer  magic b"RKSE" | crc32 u32 of every byte of header and records
+    header   magic b"RKSL" | version u16 = 2 | flags u16 = 0 | count u64
+    blocks   until count records:
+             n u32 (>= 1) | body_len u64 | key_len u32 * n | value_len u32 * n | keys | values
+    trailer  magic b"RKSE" | crc32 u32 of every byte of header and blocks
 
 Lengths prefix the bytes, so keys and values may hold any bytes (empty ones, NULs, newlines).
 The original C++ skip list wrote ``key:value`` lines and read keys back as values; this format
 has no delimiter to collide with.
 
+Why blocks (version 1 interleaved ``key_len | key | value_len | value`` per record): a block's
+lengths are one array, so ``struct`` decodes all of them in one call, ``itertools.accumulate``
+turns them into offsets and ``map(slice, ...)`` cuts every key and value, all in C; a dump
+likewise joins a block's keys and values with one ``bytes.join`` each. No Python bytecode runs
+per record, which makes loading and dumping a million keys several times faster. The loader
+still reads version 1.
+
 Dumping is a generator of chunks of about ``chunk_size`` bytes, so a snapshot of millions of
 keys never sits in memory twice. Loading is incremental: ``SnapshotLoader.feed`` accepts chunks
-split anywhere, parses every complete record, and hands them to a ``SkipListBuilder``, which
-links them in one linear pass (the records are sorted, so no searches). ``finish`` checks the
-trailer and returns the map. Any defect raises a ``SnapshotError`` subclass and no map is
-returned, so a caller that loads into a fresh map and swaps it in on success loses nothing.
+split anywhere, parses every complete block, and hands its keys and values to a
+``SkipListBuilder``, which links them in one linear pass (the records are sorted, so no
+searches). ``finish`` checks the trailer and returns the map. Any defect raises a
+``SnapshotError`` subclass and no map is returned, so a caller that loads into a fresh map and
+swaps it in on success loses nothing.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ import random
 import struct
 import zlib
 from collections.abc import Iterable, Iterator
+from itertools import accumulate, islice
 
 from skiplist.skiplist import SkipList, SkipListBuilder
 
@@ -41,11 +51,17 @@ __all__ = [
 
 MAGIC = b"RKSL"
 TRAILER_MAGIC = b"RKSE"
-FORMAT_VERSION = 1
+#: The version ``dump_chunks`` writes; the loader reads it and version 1.
+FORMAT_VERSION = 2
+_READABLE_VERSIONS = (1, 2)
 DEFAULT_CHUNK_SIZE = 1 << 18
+#: Records per block: large enough that per-block Python work is noise, small enough that a
+#: block of ordinary records is a few hundred KiB for the loader to hold whole.
+BLOCK_RECORDS = 2048
 
 _HEADER = struct.Struct(">4sHHQ")
 _TRAILER = struct.Struct(">4sI")
+_BLOCK = struct.Struct(">IQ")
 _LENGTH = struct.Struct(">I")
 _MAX_LENGTH = (1 << 32) - 1
 
@@ -66,11 +82,13 @@ class SnapshotCorruptError(SnapshotError):
 def dump_chunks(
     skiplist: SkipList[bytes, bytes], chunk_size: int = DEFAULT_CHUNK_SIZE
 ) -> Iterator[bytes]:
-    """Yield the snapshot of ``skiplist`` as chunks of about ``chunk_size`` bytes.
+    """Yield the snapshot of ``skiplist`` as chunks of about ``chunk_size`` bytes (a chunk
+    holds whole blocks, so one may be larger).
 
     The map must not change while the generator runs: inserting or deleting a key raises
     ``RuntimeError``; overwriting a value mid-dump gives a snapshot that mixes old and new
-    values. Keys and values must be bytes; a key or value of 4 GiB or more raises ``ValueError``.
+    values. Keys and values must be bytes (``TypeError`` otherwise); a key or value of 4 GiB or
+    more raises ``ValueError``.
     """
     if chunk_size <= 0:
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")
@@ -78,14 +96,19 @@ def dump_chunks(
     crc = 0
     parts: list[bytes] = [header]
     size = len(header)
-    pack = _LENGTH.pack
-    for key, value in skiplist.items():
-        key_len = len(key)
-        value_len = len(value)
-        if key_len > _MAX_LENGTH or value_len > _MAX_LENGTH:
+    for keys, values in skiplist.batches(BLOCK_RECORDS):
+        n = len(keys)
+        lengths = [*map(len, keys), *map(len, values)]
+        if max(lengths) > _MAX_LENGTH:
             raise ValueError("a key or value of 4 GiB or more does not fit the snapshot format")
-        parts += (pack(key_len), key, pack(value_len), value)
-        size += key_len + value_len + 8
+        body_len = 8 * n + sum(lengths)
+        parts += (
+            _BLOCK.pack(n, body_len),
+            struct.pack(f">{2 * n}I", *lengths),
+            b"".join(keys),
+            b"".join(values),
+        )
+        size += _BLOCK.size + body_len
         if size >= chunk_size:
             chunk = b"".join(parts)
             crc = zlib.crc32(chunk, crc)
@@ -124,6 +147,7 @@ class SnapshotLoader:
         "_pending_size",
         "_remaining",
         "_rng",
+        "_version",
     )
 
     def __init__(self, rng: random.Random | None = None) -> None:
@@ -135,6 +159,7 @@ class SnapshotLoader:
         self._builder: SkipListBuilder[bytes, bytes] | None = None
         self._count = 0
         self._remaining = -1  # records still expected; -1 until the header is read
+        self._version = 0  # set with the header
         self._crc = 0
         self._done = False  # the trailer has been read
         self._dead = False  # a call raised: the parse position is lost
@@ -202,23 +227,75 @@ class SnapshotLoader:
         magic, version, flags, count = _HEADER.unpack_from(buffer, 0)
         if magic != MAGIC:
             raise SnapshotCorruptError(f"not a skip-list snapshot: magic {magic!r}")
-        if version != FORMAT_VERSION:
+        if version not in _READABLE_VERSIONS:
             raise SnapshotCorruptError(f"unsupported snapshot version {version}")
         if flags:
             raise SnapshotCorruptError(f"unknown snapshot flags {flags:#06x}")
         self._count = self._remaining = count
+        self._version = version
         self._builder = SkipListBuilder(self._rng)
         return _HEADER.size
 
     def _read_records(self, buffer: bytes, pos: int) -> int:
         """Parse whole records from ``buffer[pos:]`` into the builder; returns where the first
-        incomplete record (or the trailer) starts and sets ``_need`` to that record's size,
-        as far as it is known."""
+        incomplete block or record (or the trailer) starts and sets ``_need`` to its size, as
+        far as it is known."""
+        if self._version == 1:
+            keys, values, pos = self._parse_records_v1(buffer, pos)
+        else:
+            keys, values, pos = self._parse_blocks(buffer, pos)
+        assert self._builder is not None  # set with the header
+        try:
+            self._builder.extend_sorted(keys, values)
+        except ValueError as exc:
+            raise SnapshotCorruptError(f"records out of order: {exc}") from None
+        self._remaining -= len(keys)
+        return pos
+
+    def _parse_blocks(self, buffer: bytes, pos: int) -> tuple[list[bytes], list[bytes], int]:
+        """Version 2: every complete block from ``pos``, cut with C-level loops only."""
+        end = len(buffer)
+        remaining = self._remaining
+        keys: list[bytes] = []
+        values: list[bytes] = []
+        cut = buffer.__getitem__
+        need = 0
+        while remaining:
+            body = pos + _BLOCK.size
+            if body > end:
+                need = _BLOCK.size
+                break
+            n, body_len = _BLOCK.unpack_from(buffer, pos)
+            if not 0 < n <= remaining or 8 * n > body_len:
+                raise SnapshotCorruptError(
+                    f"bad block of {n} records in {body_len} bytes ({remaining} records left)"
+                )
+            if body + body_len > end:
+                need = _BLOCK.size + body_len
+                break
+            offsets = list(
+                accumulate(struct.unpack_from(f">{2 * n}I", buffer, body), initial=body + 8 * n)
+            )
+            if offsets[-1] != body + body_len:
+                raise SnapshotCorruptError(
+                    f"a block's lengths add up to {offsets[-1] - body} bytes, "
+                    f"its header says {body_len}"
+                )
+            pieces = list(map(cut, map(slice, offsets, islice(offsets, 1, None))))
+            keys += pieces[:n]
+            values += pieces[n:]
+            remaining -= n
+            pos = body + body_len
+        self._need = need
+        return keys, values, pos
+
+    def _parse_records_v1(self, buffer: bytes, pos: int) -> tuple[list[bytes], list[bytes], int]:
+        """Version 1: every complete ``key_len | key | value_len | value`` record from ``pos``."""
         unpack = _LENGTH.unpack_from
         end = len(buffer)
         remaining = self._remaining
-        records: list[tuple[bytes, bytes]] = []
-        append = records.append
+        keys: list[bytes] = []
+        values: list[bytes] = []
         need = 0
         while remaining:
             key_start = pos + 4
@@ -234,17 +311,12 @@ class SnapshotLoader:
             if value_end > end:
                 need = value_end - pos
                 break
-            append((buffer[key_start:key_end], buffer[value_start:value_end]))
+            keys.append(buffer[key_start:key_end])
+            values.append(buffer[value_start:value_end])
             pos = value_end
             remaining -= 1
-        assert self._builder is not None  # set with the header
-        try:
-            self._builder.extend(records)
-        except ValueError as exc:
-            raise SnapshotCorruptError(f"records out of order: {exc}") from None
-        self._remaining = remaining
         self._need = need
-        return pos
+        return keys, values, pos
 
     def _read_trailer(self, buffer: bytes, pos: int) -> None:
         magic, crc = _TRAILER.unpack_from(buffer, pos)
