@@ -178,7 +178,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     keys = [rng.randbytes(args.key_size) for _ in range(args.keys)]
     value = rng.randbytes(args.value_size)
     table = ReplDict()
-    conf = SyncObjConf(appendEntriesUseBatch=not args.no_batch)
+    # A node that dialled a partner not yet listening redials after connectionRetryTime (5 s by
+    # default): shorter, so the cluster forms quickly. It does not touch the steady state.
+    conf = SyncObjConf(appendEntriesUseBatch=not args.no_batch, connectionRetryTime=0.5)
     node = SyncObj(args.self_addr, args.partner, conf, consumers=[table])
     loop = ClosedLoop(table, keys, value, rng)
     try:
