@@ -10,8 +10,18 @@ Everything that touches the Raft core or the replica runs on the loop's thread, 
 lock. Three things wake the node: the tick timer (every ``tick_ms`` of monotonic time), a batch of
 Raft messages from a peer (the ``raftRpc.Deliver`` handler steps them into the core), and client
 requests (the KV service hands them to the replica). Each of them only schedules one run of
-``_process``, which drains every Ready the core has: persist it with one fsync, hand its messages
-to the per-peer senders, apply its committed entries, answer the waiting requests, advance.
+``_process``, which drains every Ready the core has: persist it, hand its messages to the per-peer
+senders, apply its committed entries, answer the waiting requests, advance.
+
+The fdatasync does not block the loop: ``_process`` writes a Ready to the WAL (page cache), then
+runs the one fdatasync on a dedicated thread and finishes the Ready (send, apply, answer,
+advance) when it returns. Meanwhile the loop keeps reading requests and peers' messages and steps
+them into the core, which is allowed between ``ready()`` and ``advance()``; all of it goes into the
+next Ready, so one sync covers everything that arrived during the previous one (group commit
+without a timer). The thread touches only the file: storage's in-memory state changes on the loop,
+never while a sync runs. A Ready that changes nothing but the commit index needs no sync at all.
+A failed fdatasync is fatal (the kernel may have dropped the pages it could not write, so only a
+restart that reads the WAL back knows what is durable).
 
 Messages to a peer go out as one ``Deliver`` call per Ready on that peer's long-lived channel, with
 a few calls in flight at once (pipelining) and everything queued meanwhile batched into the next
@@ -28,6 +38,7 @@ hanging.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
@@ -45,8 +56,9 @@ from kvserver.replica import Replica, restore_machine
 from kvserver.service import KVService
 from kvserver.state_machine import KVStateMachine
 from kvserver.storage import DiskStorage
-from raftcore import Config, RawNode, ReadOnlyOption, Role
-from raftcore.raftpb_pb2 import Message
+from kvserver.sync_thread import SyncThread
+from raftcore import Config, RawNode, ReadOnlyOption, Ready, Role
+from raftcore.raftpb_pb2 import Message, SnapshotMetadata
 from raftcore.storage import StorageError
 from rpc import RpcChannel, RpcController, RpcError, RpcProvider
 
@@ -155,6 +167,9 @@ class Node:
         self._senders: dict[int, _PeerSender] = {}
         self._unreachable: set[int] = set()
         self._process_scheduled = False
+        # The fdatasync of the Ready being finished, running on _sync_thread (None when idle).
+        self._sync_thread: SyncThread | None = None
+        self._syncing: asyncio.Future[None] | None = None  # done when that sync returns
         self._storage_failure: StorageError | None = None
         self._tick_handle: asyncio.TimerHandle | None = None
         self._stopped: asyncio.Future[None] | None = None
@@ -170,6 +185,8 @@ class Node:
         cfg = self.config
         storage = DiskStorage(cfg.data_dir, fsync=cfg.fsync, voters=sorted(cfg.peers))
         self._storage = storage
+        if cfg.fsync:
+            self._sync_thread = SyncThread(f"fsync-{cfg.node_id}")
         machine = KVStateMachine(random.Random(self._rng.random()))
         restore_machine(storage, machine)
         raw = RawNode(
@@ -223,6 +240,11 @@ class Node:
         await self._provider.close()
         for sender in self._senders.values():
             await sender.close()
+        if self._syncing is not None:
+            await asyncio.wait([self._syncing])
+        if self._sync_thread is not None:
+            self._sync_thread.close()
+            self._sync_thread = None
         if self._storage is not None:
             self._storage.close()
             self._storage = None
@@ -294,17 +316,44 @@ class Node:
     def _process(self) -> None:
         self._process_scheduled = False
         replica = self._replica
-        if replica is None or self._storage is None:
-            return
+        storage = self._storage
+        if replica is None or storage is None or self._syncing is not None:
+            return  # a finished sync runs _process again
+        sync_thread = self._sync_thread
         try:
-            while replica.handle_ready(self._send):
-                pass
+            while (written := replica.write_ready(sync=sync_thread is None)) is not None:
+                rd, installed = written
+                if sync_thread is not None and rd.must_sync:
+                    self._syncing = asyncio.get_running_loop().create_future()
+                    sync_thread.submit(storage.sync, functools.partial(self._synced, rd, installed))
+                    return
+                replica.finish_ready(rd, installed, self._send)
         except StorageError as exc:
             self._on_storage_failure(exc)
             return
         except Exception as exc:
             self._fatal(exc)
             return
+        self._after_ready()
+
+    def _synced(
+        self, rd: Ready, installed: SnapshotMetadata | None, error: BaseException | None
+    ) -> None:
+        if self._syncing is not None:
+            self._syncing.set_result(None)
+            self._syncing = None
+        if self._replica is None or self._storage is None:
+            return  # stopped meanwhile
+        try:
+            if error is not None:
+                raise error
+            self._replica.finish_ready(rd, installed, self._send)
+        except Exception as exc:
+            self._fatal(exc)
+            return
+        self._process()
+
+    def _after_ready(self) -> None:
         if self._storage_failure is not None:
             _log.warning("node %d: storage works again", self.config.node_id)
             self._storage_failure = None

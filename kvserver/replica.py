@@ -170,18 +170,41 @@ class Replica:
 
         Returns False if there was nothing to do. Raises whatever storage raises; the Ready is
         then kept, neither sent nor advanced, and persisted again by the next call."""
+        written = self.write_ready()
+        if written is None:
+            return False
+        self.finish_ready(*written, send)
+        return True
+
+    def write_ready(self, *, sync: bool = True) -> tuple[Ready, SnapshotMetadata | None] | None:
+        """The first half of :meth:`handle_ready`: take the next Ready and persist it.
+
+        Returns the Ready and the snapshot it installed, or None if there was nothing to do.
+        With ``sync`` False its entries and hard state are written but not synced: the caller
+        must then ``storage.sync()`` (if ``ready.must_sync``) before :meth:`finish_ready`, and
+        may step the core meanwhile (a node runs the sync on another thread). Storage errors
+        propagate as in :meth:`handle_ready`."""
         rd = self._unpersisted
         if rd is None:
             if not self.node.has_ready():
-                return False
+                return None
             rd = self._unpersisted = self.node.ready()
-        installed = self._persister.persist(rd)
+        installed = self._persister.persist(rd, sync=sync)
         self._unpersisted = None
+        return rd, installed
+
+    def finish_ready(
+        self,
+        rd: Ready,
+        installed: SnapshotMetadata | None,
+        send: Callable[[list[Message]], None],
+    ) -> None:
+        """The second half of :meth:`handle_ready`, once ``rd`` is durable: ``send`` its
+        messages, apply it, answer, advance the core."""
         self._track_appended(rd.entries)
         send(rd.messages)
         self.apply_ready(rd, installed)
         self.node.advance(rd)
-        return True
 
     def apply_ready(self, rd: Ready, installed: SnapshotMetadata | None) -> None:
         """The application half of a Ready, after it was persisted and its messages sent."""

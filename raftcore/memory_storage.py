@@ -70,6 +70,10 @@ class MemoryStorage:
         if sync:
             self._durable_commit = self._image.hard_state.commit
 
+    def sync(self) -> None:
+        # Only the commit index is modelled as losable: unsynced entries survive a crash here.
+        self._durable_commit = self._image.hard_state.commit
+
     def snapshot_writer(self, metadata: SnapshotMetadata) -> _MemorySnapshotWriter:
         return _MemorySnapshotWriter(self, metadata)
 

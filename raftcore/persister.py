@@ -29,8 +29,11 @@ class ReadyPersister:
         # The Ready whose persist raised, how many of its chunks were written, what it installed.
         self._retry: tuple[Ready, int, SnapshotMetadata | None] | None = None
 
-    def persist(self, rd: Ready) -> SnapshotMetadata | None:
+    def persist(self, rd: Ready, *, sync: bool = True) -> SnapshotMetadata | None:
         """Persist ``rd``'s snapshot chunks, then its entries and hard state (one ``save``).
+
+        ``sync`` False writes the entries and hard state without syncing them even when
+        ``rd.must_sync``: the caller then calls ``storage.sync()`` before acting on ``rd``.
 
         Returns the metadata of a snapshot installed by this call: the runner must then
         restore the application from ``storage.read_snapshot`` before applying
@@ -72,6 +75,6 @@ class ReadyPersister:
                 installed = chunk.metadata
             self._retry = (rd, n + 1, installed)
         if rd.hard_state is not None or rd.entries:
-            self._storage.save(rd.hard_state, rd.entries, sync=rd.must_sync)
+            self._storage.save(rd.hard_state, rd.entries, sync=sync and rd.must_sync)
         self._retry = None
         return installed

@@ -130,10 +130,18 @@ class Storage(Protocol):
         ``hard_state`` None means unchanged. When this returns, everything is durable: a crash
         afterwards loses none of it.
 
-        ``sync=False`` (a Ready whose ``must_sync`` is False: no entries, only the commit index
-        changed) may skip the sync: a crash may then lose this hard state, but never anything
-        saved before it, and the next synced save makes it durable too.
+        ``sync=False`` skips the sync. A crash may then lose this save, but never anything
+        synced before it, and the next synced save or :meth:`sync` makes it durable too. It is
+        for a Ready whose ``must_sync`` is False (only the commit index changed), or for a
+        runner that calls :meth:`sync` itself before acting on the Ready.
         """
+        ...
+
+    def sync(self) -> None:
+        """Make every save so far durable. It touches no in-memory state, so a runner may call
+        it on another thread while its loop only reads from storage (no save in between). A
+        failure is final: storage refuses further writes and the node must restart, recovering
+        what is durable (after a failed sync the kernel may have dropped the unsynced pages)."""
         ...
 
     def snapshot_writer(self, metadata: SnapshotMetadata) -> SnapshotWriter:

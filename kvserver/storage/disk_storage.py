@@ -197,9 +197,25 @@ class DiskStorage:
         if self._active_size >= self._segment_bytes:
             self._roll()
         self._append_durably(batch_records(batch, hard_state), sync=sync)
-        self._log.append([_copy(entry) for entry in batch])
+        # Shared, not copied: nothing mutates an Entry once it is in a Ready.
+        self._log.append(list(batch))
         if hard_state is not None:
             self._log.hard_state.CopyFrom(hard_state)
+
+    def sync(self) -> None:
+        """One fdatasync of the active segment: every earlier save is then durable (a segment
+        roll already synced the older segments). Safe to call on another thread while the
+        owner only reads; a failure stops all further writes (see the contract)."""
+        self._check_writable()
+        if not self._sync:
+            return
+        try:
+            self._active.sync_data()
+        except OSError as exc:
+            # The kernel may have dropped the dirty pages it failed to write: nothing written
+            # since the last good sync can be trusted until the WAL is read back from disk.
+            self._fail(f"fdatasync failed: {exc}")
+            raise _translate(exc, f"syncing {self._segment_path(self._segments[-1])}") from exc
 
     def snapshot_writer(self, metadata: SnapshotMetadata) -> _DiskSnapshotWriter:
         """Start streaming a snapshot to a temporary file; see the contract for commit/abort."""
@@ -410,12 +426,6 @@ def _translate(exc: OSError, doing: str) -> StorageIOError:
             exc.errno,
         )
     return StorageIOError(f"{doing}: {exc}", exc.errno)
-
-
-def _copy(entry: Entry) -> Entry:
-    copied = Entry()
-    copied.CopyFrom(entry)
-    return copied
 
 
 def _remove_if_present(fs: FileSystem, path: str) -> None:

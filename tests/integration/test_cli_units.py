@@ -27,10 +27,10 @@ def single_node(tmp_path: Path) -> NodeConfig:
 def test_an_error_in_the_raft_loop_ends_serve_with_a_non_zero_code(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def broken(self: Replica, send: object) -> bool:
+    def broken(self: Replica, *args: object) -> None:
         raise RuntimeError("injected")
 
-    monkeypatch.setattr(Replica, "handle_ready", broken)
+    monkeypatch.setattr(Replica, "finish_ready", broken)
     code = asyncio.run(asyncio.wait_for(serve(single_node(tmp_path)), 20))
     assert code == EXIT_FATAL
     assert "node 1 ended by a fatal error: RuntimeError('injected')" in caplog.text

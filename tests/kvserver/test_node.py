@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Coroutine
+import errno
+import threading
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from clerk import AsyncClerk
 from kvserver.cli_run import free_ports
@@ -14,6 +18,7 @@ from kvserver.kvcommand_pb2 import Command, Op, Result
 from kvserver.node import Node, NodeConfig
 from kvserver.service import FutureWaiter
 from kvserver.state_machine import OK
+from kvserver.storage import DiskStorage, StorageIOError
 from raftcore import Role
 
 
@@ -127,3 +132,67 @@ async def _clerks_across_a_failover(tmp_path: Path) -> None:
             await old.stop()
             await kv.append("x", "!")
             assert await kv.get("x") == "".join(str(i) for i in range(20)).encode() + b"!"
+
+
+def test_the_loop_keeps_serving_while_a_sync_runs_and_one_sync_covers_them_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fdatasync runs off the loop: while the leader's sync is held, the loop still takes
+    in 20 more writes (it releases the sync itself, which it could not do if it were blocked),
+    and the next single sync makes all 20 durable."""
+    gate = threading.Event()
+    gate.set()
+    syncs: list[tuple[DiskStorage, int, bool]] = []
+    real_sync = DiskStorage.sync
+
+    def gated_sync(self: DiskStorage) -> None:
+        released = gate.wait(5)
+        syncs.append((self, self.last_index(), released))
+        real_sync(self)
+
+    monkeypatch.setattr(DiskStorage, "sync", gated_sync)
+    run(_the_loop_keeps_serving_while_a_sync_runs(tmp_path, gate, syncs))
+
+
+async def _the_loop_keeps_serving_while_a_sync_runs(
+    tmp_path: Path, gate: threading.Event, syncs: list[tuple[DiskStorage, int, bool]]
+) -> None:
+    async with cluster(tmp_path) as nodes:
+        leader = await leader_of(nodes)
+        await write(leader, 1, b"first", b"v")
+        storage = leader.replica.storage
+        gate.clear()
+        held = asyncio.ensure_future(write(leader, 2, b"held", b"v"))
+        while leader._syncing is None:  # the leader's sync of "held" now waits on the gate
+            await asyncio.sleep(0.001)
+        start = storage.last_index()
+        later = [asyncio.ensure_future(write(leader, 3 + i, b"k%d" % i, b"v")) for i in range(20)]
+        await asyncio.sleep(0.05)  # the 20 proposals reach the core while the sync is held
+        gate.set()
+        assert all(r == Result(err=OK) for r in await asyncio.gather(held, *later))
+        leader_syncs = [(last, ok) for s, last, ok in syncs if s is storage and last >= start]
+        assert all(ok for _, ok in leader_syncs)
+        assert [last for last, _ in leader_syncs][:2] == [start, start + 20]
+
+
+def test_a_failed_fdatasync_stops_the_node_with_the_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a failed fdatasync the kernel may have dropped the pages it could not write, so
+    the node cannot know what is durable: it stops (wait_stopped raises) for a restart."""
+
+    def failing_sync(self: DiskStorage) -> None:
+        raise StorageIOError("fdatasync: Input/output error", errno.EIO)
+
+    run(_a_failed_fdatasync_stops_the_node(tmp_path, monkeypatch, failing_sync))
+
+
+async def _a_failed_fdatasync_stops_the_node(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing_sync: Callable[[DiskStorage], None]
+) -> None:
+    async with cluster(tmp_path) as nodes:
+        leader = await leader_of(nodes)
+        monkeypatch.setattr(DiskStorage, "sync", failing_sync)
+        asyncio.get_running_loop().create_task(write(leader, 1, b"k", b"v"))
+        with pytest.raises(StorageIOError, match="Input/output error"):
+            await asyncio.wait_for(leader.wait_stopped(), 5)
