@@ -4,7 +4,7 @@
 reads the original's ``test.conf``.
 """
 
-from clerk.aio import AsyncClerk, resolve_servers
+from clerk.aio import AsyncClerk, Connections, resolve_servers
 from clerk.blocking import Clerk
 from clerk.config import ConfigError, load_test_conf, parse_test_conf
 from clerk.core import Attempt, ClerkCore, RetryPolicy
@@ -19,6 +19,7 @@ __all__ = [
     "ClerkError",
     "ConditionalResult",
     "ConfigError",
+    "Connections",
     "OperationTimeoutError",
     "RetryPolicy",
     "ServerError",

@@ -14,6 +14,10 @@ the log it takes effect once and every copy gets the first execution's answer. E
 a deadline (``op_timeout``, or ``timeout=`` per call); when it passes the clerk raises
 :class:`OperationTimeoutError`. For a write the outcome is then unknown, and the error says so.
 
+Clerks in one process may share their connections (:class:`Connections`): each clerk keeps its
+own session (ClientId, request ids, leader cache) while their calls are multiplexed on one
+channel per server, so the replies to many clerks come back in one read instead of one each.
+
 Reads are linearizable by default (the leader confirms its leadership before answering);
 ``lease=True`` asks for a lease read (served as one only by nodes configured for lease reads);
 ``get_stale`` / ``scan_stale`` read one server's local state at once and return results typed as
@@ -44,7 +48,14 @@ from lincheck import HistoryRecorder, Json, Status, bytes_to_str
 from rpc import RpcChannel, RpcConnectionError, RpcRemoteError, RpcTimeoutError
 from rpc import Status as RpcStatus
 
-__all__ = ["DEFAULT_OP_TIMEOUT", "DEFAULT_RPC_TIMEOUT", "AsyncClerk", "Servers", "resolve_servers"]
+__all__ = [
+    "DEFAULT_OP_TIMEOUT",
+    "DEFAULT_RPC_TIMEOUT",
+    "AsyncClerk",
+    "Connections",
+    "Servers",
+    "resolve_servers",
+]
 
 DEFAULT_OP_TIMEOUT = 10.0
 DEFAULT_RPC_TIMEOUT = 1.0
@@ -82,18 +93,47 @@ def resolve_servers(servers: Servers) -> list[tuple[str, int]]:
     return resolved
 
 
+class Connections:
+    """One long-lived channel per server of a cluster, to share among many clerks.
+
+    ``AsyncClerk(connections)`` uses these channels instead of opening its own and leaves them
+    open when it closes; close them with :meth:`close` (or ``async with``) after the clerks.
+    Create and use on one event loop.
+    """
+
+    def __init__(self, servers: Servers, *, connect_timeout: float = 0.5) -> None:
+        if connect_timeout <= 0:
+            raise ValueError("connect_timeout must be positive")
+        self.servers = resolve_servers(servers)
+        self.channels = [
+            RpcChannel(host, port, connect_timeout=connect_timeout, backoff_max=0.5)
+            for host, port in self.servers
+        ]
+
+    async def close(self) -> None:
+        """Close every channel; calls still running on them fail."""
+        await asyncio.gather(*(channel.close() for channel in self.channels))
+
+    async def __aenter__(self) -> Connections:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+
 class AsyncClerk:
     """A client of one raftkv cluster; use it as ``async with AsyncClerk(servers) as kv:``.
 
-    Keys and values are bytes; a str is encoded as UTF-8. ``op_timeout`` (seconds) is each
-    operation's default deadline, ``rpc_timeout`` bounds one ask of one server. ``rng`` draws the
-    backoff jitter (a fresh unseeded Random by default); ``client_id`` defaults to
-    ``uuid4().bytes`` and must be unique per clerk. Create and use it on one event loop.
+    ``servers`` are addresses (or a test.conf path), or shared :class:`Connections`. Keys and
+    values are bytes; a str is encoded as UTF-8. ``op_timeout`` (seconds) is each operation's
+    default deadline, ``rpc_timeout`` bounds one ask of one server. ``rng`` draws the backoff
+    jitter (a fresh unseeded Random by default); ``client_id`` defaults to ``uuid4().bytes`` and
+    must be unique per clerk. Create and use it on one event loop.
     """
 
     def __init__(
         self,
-        servers: Servers,
+        servers: Servers | Connections,
         *,
         op_timeout: float = DEFAULT_OP_TIMEOUT,
         rpc_timeout: float = DEFAULT_RPC_TIMEOUT,
@@ -105,7 +145,12 @@ class AsyncClerk:
     ) -> None:
         if op_timeout <= 0 or rpc_timeout <= 0 or connect_timeout <= 0:
             raise ValueError("op_timeout, rpc_timeout and connect_timeout must be positive")
-        self.servers = resolve_servers(servers)
+        if isinstance(servers, Connections):
+            self._connections, self._owns_connections = servers, False
+        else:
+            self._connections = Connections(servers, connect_timeout=connect_timeout)
+            self._owns_connections = True
+        self.servers = self._connections.servers
         self.op_timeout = op_timeout
         self.rpc_timeout = rpc_timeout
         self.core = ClerkCore(
@@ -115,10 +160,7 @@ class AsyncClerk:
             policy if policy is not None else RetryPolicy(),
         )
         self.history = history
-        self._channels = [
-            RpcChannel(host, port, connect_timeout=connect_timeout, backoff_max=0.5)
-            for host, port in self.servers
-        ]
+        self._channels = self._connections.channels
 
     @property
     def client_id(self) -> bytes:
@@ -131,8 +173,10 @@ class AsyncClerk:
         return self.core.leader
 
     async def close(self) -> None:
-        """Close every connection; operations still running fail."""
-        await asyncio.gather(*(channel.close() for channel in self._channels))
+        """Close this clerk's own connections (shared ones stay open for the other clerks);
+        operations still running on its own connections fail."""
+        if self._owns_connections:
+            await self._connections.close()
 
     async def __aenter__(self) -> AsyncClerk:
         return self

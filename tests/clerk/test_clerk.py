@@ -16,6 +16,7 @@ from clerk import (
     AsyncClerk,
     Clerk,
     ConditionalResult,
+    Connections,
     OperationTimeoutError,
     RetryPolicy,
     ServerError,
@@ -122,6 +123,29 @@ def test_client_ids_are_unique_and_request_ids_increase() -> None:
             await kv.get("k")  # reads take no request id
             await kv.delete("k")
             assert kv.core.new_request_id() == 4
+
+    run(main())
+
+
+def test_clerks_sharing_connections_keep_their_own_sessions() -> None:
+    """Many clerks multiplexed on shared Connections: each write still applies exactly once
+    under its own ClientId, and closing one clerk leaves the shared channels to the others."""
+
+    async def main() -> None:
+        async with local_cluster() as cluster, Connections(cluster.addresses) as shared:
+            clerks = [AsyncClerk(shared, policy=FAST, op_timeout=8.0) for _ in range(8)]
+            assert len({kv.client_id for kv in clerks}) == 8
+
+            async def appends(i: int, kv: AsyncClerk) -> None:
+                for k in range(5):
+                    await kv.append(f"key{i}", f"{k},")
+
+            await asyncio.gather(*(appends(i, kv) for i, kv in enumerate(clerks)))
+            await clerks[0].close()
+            for i, kv in enumerate(clerks[1:], start=1):
+                assert await kv.get(f"key{i}") == b"0,1,2,3,4,"
+            assert await clerks[1].get("key0") == b"0,1,2,3,4,"
+            assert all(kv.core.new_request_id() == 6 for kv in clerks)
 
     run(main())
 
