@@ -201,8 +201,13 @@ class _WorkerProc:
 
 
 def _start_workers(
-    config: BenchConfig, servers: list[tuple[str, int]]
-) -> tuple[list[_WorkerProc], list[Path]]:
+    config: BenchConfig,
+    servers: list[tuple[str, int]],
+    workers: list[_WorkerProc],
+    parts: list[Path],
+) -> None:
+    """Start the workers, appending each to ``workers`` (and its history part to ``parts``) at
+    once, so the caller can stop every one started even if a later one fails."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_REPO_ROOT), env.get("PYTHONPATH")]))
     workload = config.workload
@@ -210,8 +215,6 @@ def _start_workers(
     quotas = None
     if config.operations is not None:
         quotas = split_evenly(config.operations, workload.clients)
-    workers: list[_WorkerProc] = []
-    parts: list[Path] = []
     first = 0
     for index, clients in enumerate(shares):
         proc = subprocess.Popen(
@@ -241,7 +244,6 @@ def _start_workers(
             ).to_message()
         )
         first += clients
-    return workers, parts
 
 
 def _stop_workers(workers: list[_WorkerProc]) -> None:
@@ -266,8 +268,11 @@ def _run_workers(
     signals: _Signals,
 ) -> BenchResult:
     result = BenchResult(config, servers)
-    workers, parts = _start_workers(config, servers)
+    workers: list[_WorkerProc] = []
+    parts: list[Path] = []
+    completed = False
     try:
+        _start_workers(config, servers, workers, parts)
         with selectors.DefaultSelector() as selector:
             for worker in workers:
                 assert worker.proc.stdout is not None
@@ -282,10 +287,14 @@ def _run_workers(
                 worker.proc.stdin.close()
         for worker in workers:
             worker.proc.wait(timeout=WORKER_STOP_GRACE_S + config.op_timeout)
+        completed = True
     finally:
         _stop_workers(workers)
-    if config.history is not None:
-        _merge_histories(config.history, parts)
+        # Merged only after a complete run; a failed run leaves no partial files behind.
+        if completed and config.history is not None:
+            _merge_histories(config.history, parts)
+        for part in parts:
+            part.unlink(missing_ok=True)
     return result
 
 
@@ -430,5 +439,3 @@ def _merge_histories(path: Path, parts: list[Path]) -> None:
         operations += read_history(part)
     operations.sort(key=lambda op: op.call)
     write_history(path, operations)
-    for part in parts:
-        part.unlink()

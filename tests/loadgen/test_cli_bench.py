@@ -47,11 +47,13 @@ def marked_processes(mark: str) -> list[int]:
 
 
 class Bench:
-    """One ``raftkv bench`` subprocess, marked so its descendants can be found."""
+    """One ``raftkv bench`` subprocess, marked so its descendants can be found; its temporary
+    files (a spawned cluster's directory) go under ``tmp``."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, tmp: Path, *args: str) -> None:
         self.mark = uuid.uuid4().hex
         env = dict(os.environ)
+        env["TMPDIR"] = str(tmp)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
         env[_MARK] = self.mark
         self.proc = subprocess.Popen(
@@ -97,8 +99,9 @@ def check_latencies(latency: dict[str, Any]) -> None:
     assert latency["mean"] > 0
 
 
-def test_a_spawned_run_reports_the_contract_and_leaves_nothing_behind() -> None:
+def test_a_spawned_run_reports_the_contract_and_leaves_nothing_behind(tmp_path: Path) -> None:
     bench = Bench(
+        tmp_path,
         "--spawn", "3", "--clients", "4", "--processes", "2", "--duration", "2", "--warmup", "0.5",
         "--json",
     )  # fmt: skip
@@ -129,6 +132,7 @@ def test_a_spawned_run_reports_the_contract_and_leaves_nothing_behind() -> None:
 def test_history_of_every_operation_in_a_mixed_run_is_linearizable(tmp_path: Path) -> None:
     history = tmp_path / "bench.jsonl"
     bench = Bench(
+        tmp_path,
         "--spawn", "3", "--clients", "6", "--processes", "2", "--operations", "300",
         "--warmup", "0.3", "--keys", "10", "--mix", "get=40,put=30,append=20,cas=10",
         "--history", str(history),
@@ -154,8 +158,9 @@ def test_history_of_every_operation_in_a_mixed_run_is_linearizable(tmp_path: Pat
     bench.assert_no_descendant_left()
 
 
-def test_an_operation_count_with_shared_clerks_measures_exactly_that_many() -> None:
+def test_an_operation_count_with_shared_clerks_measures_exactly_that_many(tmp_path: Path) -> None:
     bench = Bench(
+        tmp_path,
         "--spawn", "1", "--clients", "8", "--processes", "2", "--shared-clerk",
         "--operations", "150", "--warmup", "0.2", "--no-preload", "--read-ratio", "0.2", "--json",
     )  # fmt: skip
@@ -169,8 +174,10 @@ def test_an_operation_count_with_shared_clerks_measures_exactly_that_many() -> N
     bench.assert_no_descendant_left()
 
 
-def test_sigterm_ends_the_run_early_with_a_partial_report() -> None:
-    bench = Bench("--spawn", "1", "--clients", "2", "--duration", "30", "--warmup", "0", "--json")
+def test_sigterm_ends_the_run_early_with_a_partial_report(tmp_path: Path) -> None:
+    bench = Bench(
+        tmp_path, "--spawn", "1", "--clients", "2", "--duration", "30", "--warmup", "0", "--json"
+    )
     bench.wait_for_stderr_line("preloaded")
     time.sleep(1.0)
     bench.proc.send_signal(signal.SIGTERM)
@@ -182,8 +189,8 @@ def test_sigterm_ends_the_run_early_with_a_partial_report() -> None:
     bench.assert_no_descendant_left()
 
 
-def test_a_killed_bench_leaves_no_node_or_worker_behind() -> None:
-    bench = Bench("--spawn", "2", "--clients", "2", "--duration", "30", "--keys", "10")
+def test_a_killed_bench_leaves_no_node_or_worker_behind(tmp_path: Path) -> None:
+    bench = Bench(tmp_path, "--spawn", "2", "--clients", "2", "--duration", "30", "--keys", "10")
     bench.wait_for_stderr_line("preloaded")
     bench.proc.kill()
     bench.finish()
@@ -236,8 +243,8 @@ def test_target_flags_that_contradict_each_other_exit_2(
     assert "raftkv bench:" in capsys.readouterr().err
 
 
-def test_a_usage_error_from_the_shell_exits_2() -> None:
-    bench = Bench("--spawn", "3", "--clients", "-1")
+def test_a_usage_error_from_the_shell_exits_2(tmp_path: Path) -> None:
+    bench = Bench(tmp_path, "--spawn", "3", "--clients", "-1")
     code, out, err = bench.finish(timeout=20)
     assert code == 2 and out == ""
     assert err == "raftkv bench: --clients must be at least 1, not -1\n"
