@@ -16,7 +16,9 @@ handlers touch the Replica only through ``propose``/``read`` and read the leader
 
 Every wait is bounded by ``request_timeout`` (the original waited 500 ms): a request that is not
 answered in time gets ``ErrTimeout``. Its outcome is then unknown to the client, which retries
-with the SAME RequestId; the session table makes the retry exactly-once. A write whose entry was
+with the SAME RequestId; the session table makes the retry exactly-once. The deadlines are kept
+in arrival order (they all share one timeout, so that order is deadline order) and one timer
+expires them from the front, instead of a timer per request. A write whose entry was
 overwritten by another leader, or a read on a replica that is not (or stops being) leader, gets
 ``ErrWrongLeader`` with the leader's Raft id as ``LeaderHint`` (0 when unknown).
 
@@ -30,8 +32,9 @@ not use leases is served the stronger way and labelled ``READ_LINEARIZABLE``.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from kvserver import kvserver_rpc_pb2 as pb
 from kvserver.kvcommand_pb2 import Command, Op, Result
@@ -122,6 +125,9 @@ class KVService:
         self.wakeup = wakeup
         self.request_timeout = request_timeout
         self.lease_reads = lease_reads
+        # (deadline, future) of every waiting request, oldest first; one timer sweeps them.
+        self._waiting: deque[tuple[float, asyncio.Future[Any]]] = deque()
+        self._sweep_timer: asyncio.TimerHandle | None = None
 
     def register(self, provider: RpcProvider) -> None:
         """Serve ``kvServerRpc`` on ``provider`` with these handlers."""
@@ -270,11 +276,21 @@ class KVService:
 
     async def _bounded(self, future: asyncio.Future[T]) -> T:
         """The future's value; Rejected(ErrTimeout) when ``request_timeout`` passes first."""
-        try:
-            async with asyncio.timeout(self.request_timeout):
-                return await future
-        except TimeoutError:
-            raise Rejected(ERR_TIMEOUT) from None
+        loop = asyncio.get_running_loop()
+        self._waiting.append((loop.time() + self.request_timeout, future))
+        if self._sweep_timer is None:
+            self._sweep_timer = loop.call_later(self.request_timeout, self._expire_overdue)
+        return await future
+
+    def _expire_overdue(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        waiting = self._waiting
+        while waiting and (waiting[0][0] <= now or waiting[0][1].done()):
+            future = waiting.popleft()[1]
+            if not future.done():
+                future.set_exception(Rejected(ERR_TIMEOUT))
+        self._sweep_timer = loop.call_at(waiting[0][0], self._expire_overdue) if waiting else None
 
 
 def _check_session(client_id: bytes, request_id: int, acked_below: int) -> None:
