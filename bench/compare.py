@@ -321,8 +321,7 @@ def render(report: dict[str, Any]) -> str:
     if theirs is not None:
         lines += ["", "PySyncObj, every configuration (median committed writes/s; runs):"]
         for c in theirs["configs"]:
-            p50 = "-" if c["p50_ms"] is None else f"{c['p50_ms']:.3g}"
-            p99 = "-" if c["p99_ms"] is None else f"{c['p99_ms']:.3g}"
+            p50, p99 = _fmt(c["p50_ms"]), _fmt(c["p99_ms"])
             extra = f"  errors {c['errors']}" if c["errors"] else ""
             if c["undrained_runs"]:
                 extra += f"  undrained runs {c['undrained_runs']}"

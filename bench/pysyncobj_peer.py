@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import select
 import subprocess
 import sys
 import tempfile
@@ -57,6 +58,7 @@ DURABILITY = "in-memory log (journalFile=None): no disk writes, no fsync"
 """What PySyncObj's nodes keep on disk in this benchmark."""
 DRAIN_TIMEOUT_S = 10.0
 LEADER_TIMEOUT_S = 20.0
+REPLY_TIMEOUT_S = 30.0
 STOP_GRACE_S = 5.0
 # PySyncObj's follower-side warning that it dropped entries it had already applied.
 DIVERGENCE_WARNING = "state machine may have diverged"
@@ -260,13 +262,22 @@ class PeerCluster:
         """The peer processes (for checks that none is left running)."""
         return list(self._procs)
 
-    def _ask(self, proc: subprocess.Popen[str], request: dict[str, Any]) -> dict[str, Any]:
+    def _ask(
+        self,
+        proc: subprocess.Popen[str],
+        request: dict[str, Any],
+        timeout_s: float = REPLY_TIMEOUT_S,
+    ) -> dict[str, Any]:
         assert proc.stdin is not None and proc.stdout is not None
         try:
             proc.stdin.write(json.dumps(request) + "\n")
             proc.stdin.flush()
         except BrokenPipeError as exc:
             raise PeerError(f"peer exited with {proc.poll()}: {self.warnings()[-3:]}") from exc
+        # One request, one reply line: nothing is buffered ahead, so select sees the reply.
+        readable, _, _ = select.select([proc.stdout], [], [], timeout_s)
+        if not readable:
+            raise PeerError(f"peer gave no reply to {request} within {timeout_s:.0f} s")
         line = proc.stdout.readline()
         if not line:
             raise PeerError(f"peer exited with {proc.wait()}: {self.warnings()[-3:]}")
@@ -293,7 +304,8 @@ class PeerCluster:
             raise PeerError("the cluster is not started")
         request = {"op": "load", "inflight": inflight}
         request |= {"warmup_s": warmup_s, "duration_s": duration_s}
-        return self._ask(self._leader, request)
+        timeout_s = warmup_s + duration_s + DRAIN_TIMEOUT_S + REPLY_TIMEOUT_S
+        return self._ask(self._leader, request, timeout_s)
 
     def warnings(self) -> list[str]:
         """Every line the peers logged so far (all of them once closed)."""
