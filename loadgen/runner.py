@@ -128,7 +128,7 @@ def run_benchmark(config: BenchConfig, progress_stream: TextIO = sys.stderr) -> 
                 fsync=config.fsync,
                 lease_reads=config.lease_reads,
             ) as cluster:
-                progress.note(f"started {config.spawn} nodes; waiting for a leader")
+                progress.note(f"started {config.spawn} node(s); waiting for a leader")
                 run(cluster.wait_leader(LEADER_TIMEOUT_S))
                 return _run_workers(config, cluster.servers, progress, signals)
         assert config.servers is not None
@@ -387,12 +387,10 @@ def _measure(config: BenchConfig, result: BenchResult, phase: _Phase, signals: _
             warm.merge(StatsSet.from_dict(message["warm"]))
             interval.merge(measured)
             interval.merge(StatsSet.from_dict(message["warm"]))
-            interval_cpu += float(message["cpu"]) - cpu_seen.get(worker.index, 0.0)
-            cpu_seen[worker.index] = float(message["cpu"])
+            interval_cpu += float(message["cpu"])
         elif message["type"] == "done":
             worker.done = message
 
-    cpu_seen: dict[int, float] = {}
     last_tick = time.monotonic()
 
     def on_tick(now: float) -> None:

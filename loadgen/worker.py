@@ -27,9 +27,9 @@ parent sends, one JSON object per line on stdin:
 
 End of stdin aborts: operations in flight are cancelled, the history (if any) is written, and
 the worker exits. Every second the worker sends a ``report`` line (the warm-up and measured
-:class:`~loadgen.stats.StatsSet` deltas since the last report, keys preloaded, CPU seconds so
-far); at the end a last report and a ``done`` line with the measured window and the CPU seconds
-it cost.
+:class:`~loadgen.stats.StatsSet` deltas, keys preloaded and CPU seconds spent, all since the
+last report); at the end a last report and a ``done`` line with the measured window and the CPU
+seconds it cost.
 
 Per operation the client does the clerk call, two ``perf_counter_ns`` reads and one histogram
 increment; nothing is logged or allocated beyond what the clerk does (with ``--history`` the
@@ -255,6 +255,7 @@ class Worker:
         self.measured = StatsSet()
         self.preload_stats = OpStats()
         self.preloaded_reported = 0
+        self.cpu_reported = sum(_cpu_seconds())
         # perf_counter_ns instants; "never" until the run message says otherwise.
         self.measure_start = self.measure_end = 1 << 62
         self.last_finish = 0
@@ -298,10 +299,11 @@ class Worker:
                 "warm": warm.to_dict(),
                 "measured": measured.to_dict(),
                 "preloaded": preloaded - self.preloaded_reported,
-                "cpu": user + system,
+                "cpu": user + system - self.cpu_reported,
             }
         )
         self.preloaded_reported = preloaded
+        self.cpu_reported = user + system
 
     async def _tick(self) -> None:
         while True:
