@@ -43,7 +43,20 @@ from pysyncobj.version import VERSION as PYSYNCOBJ_VERSION
 
 from bench.pysyncobj_peer import DIVERGENCE_WARNING, DURABILITY, PeerCluster, PeerError
 
-__all__ = ["WORKLOADS", "main", "percentile"]
+__all__ = [
+    "WORKLOADS",
+    "Settings",
+    "build_rows",
+    "config_label",
+    "git_commit",
+    "machine",
+    "main",
+    "measure_ours",
+    "measure_pysyncobj",
+    "percentile",
+    "render",
+    "run_comparison",
+]
 
 _REPO_ROOT = Path(__file__).resolve().parent.parent
 WORKLOADS = ("put-seq", "put-64", "get-64")
@@ -434,24 +447,13 @@ def _raise_on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the comparison; exit 0 when every figure was measured, 1 when one failed, 2 on usage."""
-    args = _parser().parse_args(argv)
-    if args.duration <= 0 or args.warmup < 0 or args.runs < 1 or args.clients < 1:
-        print("compare: need --duration > 0, --warmup >= 0, --runs >= 1, --clients >= 1",
-              file=sys.stderr)  # fmt: skip
-        return 2
-    settings = Settings(
-        workloads=args.only,
-        duration_s=args.duration,
-        warmup_s=args.warmup,
-        runs=args.runs,
-        clients=args.clients,
-        processes=args.processes,
-        keys=args.keys,
-        inflight=args.pysyncobj_inflight,
-    )
-    signal.signal(signal.SIGTERM, _raise_on_sigterm)
+def run_comparison(settings: Settings) -> dict[str, Any]:
+    """Measure every chosen workload on both sides; the report ``--json`` prints.
+
+    A side that fails is recorded (``ours[w]["error"]``, ``pysyncobj_error``), not raised, so
+    the other figures still come out. Every process started is stopped before this returns or
+    raises (KeyboardInterrupt, or SystemExit from SIGTERM once ``main`` installed its handler).
+    """
     started = time.monotonic()
     ours: dict[str, dict[str, Any]] = {}
     for workload in settings.workloads:
@@ -469,7 +471,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (PeerError, OSError) as exc:
             _say(f"pysyncobj failed: {exc}")
             their_error = str(exc)
-    report: dict[str, Any] = {
+    return {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "commit": git_commit(),
         "machine": machine(),
@@ -497,9 +499,47 @@ def main(argv: Sequence[str] | None = None) -> int:
         "rows": build_rows(settings, ours, theirs),
         "elapsed_s": time.monotonic() - started,
     }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the comparison and print it.
+
+    Exit status: 0 every figure measured, 1 some side failed, 2 bad arguments, 130 interrupted
+    (Ctrl-C), 143 SIGTERM; every process started is stopped on each of these paths.
+    """
+    args = _parser().parse_args(argv)
+    if (
+        args.duration <= 0
+        or args.warmup < 0
+        or min(args.runs, args.clients, args.processes, args.keys) < 1
+    ):
+        print(
+            "compare: need --duration > 0, --warmup >= 0 and --runs, --clients, --processes, "
+            "--keys >= 1",
+            file=sys.stderr,
+        )
+        return 2
+    settings = Settings(
+        workloads=args.only,
+        duration_s=args.duration,
+        warmup_s=args.warmup,
+        runs=args.runs,
+        clients=args.clients,
+        processes=args.processes,
+        keys=args.keys,
+        inflight=args.pysyncobj_inflight,
+    )
+    signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    try:
+        report = run_comparison(settings)
+    except KeyboardInterrupt:
+        print("compare: interrupted; every process it started is stopped", file=sys.stderr)
+        return 130
     print(json.dumps(report, indent=2) if args.json else render(report))
-    failed = their_error is not None or any("error" in r for r in ours.values())
-    return 1 if failed else 0
+    failed = report["pysyncobj_error"] is not None or any(
+        "error" in r for r in report["ours"].values()
+    )
+    return 1 if failed else 0  # fmt: skip
 
 
 if __name__ == "__main__":
