@@ -68,7 +68,7 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     load.add_argument(
         "--shared-clerk",
         action="store_true",
-        help="a process's clients share one clerk: one session, fewer sockets, less CPU",
+        help="a process's clients share one clerk (one session) instead of one clerk each",
     )
     load.add_argument(
         "--warmup", type=float, default=1.0, metavar="W", help="unmeasured seconds (default 1)"

@@ -9,8 +9,10 @@ dies, even by SIGKILL, closes the pipe, which the worker takes as "abort now": n
 Theory of operation
 -------------------
 The worker runs ``clients`` closed-loop clients on one uvloop event loop, each with its own
-:class:`clerk.AsyncClerk` (its own session and connections) doing one operation at a time, or
-with ``shared_clerk`` all on one clerk (one session, one connection per server). The
+:class:`clerk.AsyncClerk` (its own session) doing one operation at a time, or with
+``shared_clerk`` all on one clerk (one session). Either way the clerks of a worker share one
+connection per server (:class:`clerk.Connections`), as an application's clients would share a
+connection pool: their calls are multiplexed, and replies to many clients arrive in one read. The
 parent sends, one JSON object per line on stdin:
 
 - ``config``: the servers, the :class:`~loadgen.workload.Workload`, this worker's clients (global
@@ -49,7 +51,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from clerk import AsyncClerk, OperationTimeoutError, ServerError
+from clerk import AsyncClerk, Connections, OperationTimeoutError, ServerError
 from lincheck import HistoryRecorder
 from loadgen.stats import TIMEOUT, OpStats, StatsSet
 from loadgen.workload import (
@@ -341,14 +343,13 @@ class Worker:
         self.preload_value = preload_value(workload.value_size)
         history = HistoryRecorder() if config.history is not None else None
         indexes = range(config.first_client, config.first_client + config.clients)
+        connections = Connections(config.servers)
         if config.shared_clerk:
-            # One session and one connection per server for the whole process: concurrent calls
-            # then share socket writes, which costs less CPU per operation on both sides.
-            clerk = AsyncClerk(config.servers, op_timeout=config.op_timeout, history=history)
+            clerk = AsyncClerk(connections, op_timeout=config.op_timeout, history=history)
             clerks = [clerk] * config.clients
         else:
             clerks = [
-                AsyncClerk(config.servers, op_timeout=config.op_timeout, history=history)
+                AsyncClerk(connections, op_timeout=config.op_timeout, history=history)
                 for _ in indexes
             ]
         quotas: list[int | None] = [None] * config.clients
@@ -364,6 +365,7 @@ class Worker:
         finally:
             ticker.cancel()
             await asyncio.gather(*(kv.close() for kv in set(clerks)))
+            await connections.close()
             if history is not None and config.history is not None:
                 history.write(config.history)
 
