@@ -80,6 +80,7 @@ class Settings:
     processes: int
     keys: int
     inflight: tuple[int, ...]
+    bench_args: tuple[str, ...] = ()
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:
@@ -110,7 +111,7 @@ def _ours_command(settings: Settings, workload: str) -> list[str]:
         "--duration", str(settings.duration_s), "--warmup", str(settings.warmup_s),
         "--value-size", "100", "--key-size", "16", "--keys", str(settings.keys),
         "--read-ratio", read_ratio, "--json",
-    ] + ([] if workload == "get-64" else ["--no-preload"])  # fmt: skip
+    ] + ([] if workload == "get-64" else ["--no-preload"]) + list(settings.bench_args)  # fmt: skip
 
 
 def _run_ours_once(command: list[str], timeout_s: float) -> dict[str, Any]:
@@ -303,7 +304,8 @@ def render(report: dict[str, Any]) -> str:
         f"runs {s['runs']} x {s['duration_s']} s (warm-up {s['warmup_s']} s), median shown; "
         f"{s['clients']} clients over {s['processes']} processes; keys {s['keys']}, "
         "16-byte keys, 100-byte values",
-        f"ours: fsync {_FSYNC_WORDS[report['ours_fsync']]}; "
+        f"ours: raftkv bench --spawn 3 {' '.join(s['bench_args'])}".rstrip()
+        + f", fsync {_FSYNC_WORDS[report['ours_fsync']]}; "
         f"PySyncObj {report['pysyncobj_version']}: {DURABILITY}",
         "",
     ]
@@ -422,6 +424,13 @@ def _parser() -> argparse.ArgumentParser:
         default="1,64,1000,5000",
         help="PySyncObj in-flight levels (1 gives the latency figure)",
     )
+    parser.add_argument(
+        "--bench-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra argument for every raftkv bench run, repeatable: --bench-arg=--shared-clerk",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead")
     return parser  # fmt: skip
 
@@ -485,6 +494,7 @@ def run_comparison(settings: Settings) -> dict[str, Any]:
             "processes": settings.processes,
             "keys": settings.keys,
             "pysyncobj_inflight": list(levels),
+            "bench_args": list(settings.bench_args),
         },
         "ours_fsync": _fsync_of(ours),
         "ours": ours,
@@ -528,6 +538,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         processes=args.processes,
         keys=args.keys,
         inflight=args.pysyncobj_inflight,
+        bench_args=tuple(args.bench_arg),
     )
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
     try:
