@@ -46,7 +46,7 @@ import gc
 import random
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
-from itertools import islice, repeat
+from itertools import accumulate, islice, repeat
 from operator import itemgetter, lt
 from typing import Any, Generic, Protocol, TypeVar, overload
 
@@ -82,7 +82,8 @@ class _Node:
 
     __slots__ = ("down", "key", "right")
 
-    def __init__(self, key: Any, right: _Node, down: _Node | None) -> None:
+    # ``right`` comes first so that ``accumulate(keys, _Node, initial=right)`` chains nodes in C.
+    def __init__(self, right: _Node, key: Any, down: _Node | None = None) -> None:
         self.key = key
         self.right = right
         self.down = down
@@ -133,7 +134,7 @@ class SkipList(Generic[K, V]):
         """
         self._rng = rng if rng is not None else random.Random()
         # The level-0 head: the start of every in-order walk; replaced only by clear().
-        self._base = self._top = _Node(_HEAD, _END, None)
+        self._base = self._top = _Node(_END, _HEAD)
         self._height = 1
         self._values: dict[K, V] = {}
         self._mutations = 0
@@ -238,7 +239,7 @@ class SkipList(Generic[K, V]):
 
     def clear(self) -> None:
         """Remove every entry."""
-        self._base = self._top = _Node(_HEAD, _END, None)
+        self._base = self._top = _Node(_END, _HEAD)
         self._height = 1
         self._values.clear()
         self._mutations += 1
@@ -432,7 +433,7 @@ class SkipList(Generic[K, V]):
         if height > self._height:
             top = self._top
             for _ in range(height - self._height):
-                top = _Node(_HEAD, _END, top)
+                top = _Node(_END, _HEAD, top)
             self._top = top
             self._height = height
             self._finger = None
@@ -481,12 +482,12 @@ class SkipList(Generic[K, V]):
                 x = x.down  # type: ignore[assignment]
                 level -= 1
         pred = update[0]
-        node = below = _Node(key, pred.right, None)
+        node = below = _Node(pred.right, key)
         pred.right = node
         update[0] = node
         for level in range(1, height):
             pred = update[level]
-            below = _Node(key, pred.right, below)
+            below = _Node(pred.right, key, below)
             pred.right = below
             update[level] = below
         values[key] = value
@@ -593,7 +594,7 @@ class SkipListBuilder(Generic[K, V]):
         if paused:
             gc.disable()
         try:
-            below = _chain(keys, repeat(None, size))
+            below = _chain(keys, None)
             tails[0].right = below[0]
             tails[0] = below[-1]
             below_first, below_step = 0, 1
@@ -606,7 +607,7 @@ class SkipListBuilder(Generic[K, V]):
                 downs = below[(first - below_first) // below_step :: 4]
                 nodes = _chain(keys[first::step], downs)
                 if level == len(tails):
-                    sl._top = _Node(_HEAD, _END, sl._top)
+                    sl._top = _Node(_END, _HEAD, sl._top)
                     tails.append(sl._top)
                 tails[level].right = nodes[0]
                 tails[level] = nodes[-1]
@@ -627,9 +628,13 @@ class SkipListBuilder(Generic[K, V]):
         return self._list
 
 
-def _chain(keys: Iterable[Any], downs: Iterable[_Node | None]) -> list[_Node]:
-    """New nodes for ``keys`` (with the matching ``downs``), each linked to the next; the last
-    one points at ``_END``. Every loop runs in C (``map``), none in Python bytecode."""
-    nodes = list(map(_Node, keys, repeat(_END), downs))
-    deque(map(setattr, nodes, repeat("right"), islice(nodes, 1, None)), 0)
+def _chain(keys: Sequence[Any], downs: Sequence[_Node] | None) -> list[_Node]:
+    """New nodes for ``keys`` in key order, each linked to the next, the last one to ``_END``,
+    pointing down at ``downs`` (None: a level-0 chain). Every loop runs in C: ``accumulate``
+    builds the chain from the right end, each new node taking the previous one as its right."""
+    nodes = list(accumulate(reversed(keys), _Node, initial=_END))
+    del nodes[0]  # _END itself
+    nodes.reverse()
+    if downs is not None:
+        deque(map(setattr, nodes, repeat("down"), downs), 0)
     return nodes

@@ -128,25 +128,32 @@ def dumps(skiplist: SkipList[bytes, bytes]) -> bytes:
 class SnapshotLoader:
     """Parses a snapshot fed in chunks of any size and builds the ``SkipList`` it holds.
 
-    Call ``feed`` with each chunk in order, then ``finish``. Errors detectable early (bad
-    header, keys out of order, bytes after the trailer) are raised by ``feed``; a failed
-    checksum or a short input is raised by ``finish`` at the latest. After an error every
-    further call raises ``SnapshotCorruptError`` too. Chunks are only joined once enough bytes
-    for the next record have arrived, so a record much larger than the chunks costs one copy,
-    not one per chunk.
+    Call ``feed`` with each chunk in order, then ``finish``. Errors in the framing (bad
+    header or block, bytes after the trailer) are raised by ``feed``; a failed checksum, keys
+    out of order or a short input by ``finish`` at the latest. After an error every further
+    call raises ``SnapshotCorruptError`` too. Chunks are only joined once enough bytes for the
+    next block have arrived, so a block much larger than the chunks costs one copy, not one per
+    chunk.
+
+    ``feed`` only cuts the keys and values out of the input; ``finish`` links them all in one
+    ``SkipListBuilder.extend_sorted`` call. One call means one pause of the garbage collector
+    for the whole map: linking block by block would let a collection run between blocks and
+    rescan the nodes linked so far, which costs more than the linking (quadratic-looking
+    growth that the collector's own thresholds only bound to a few full passes).
     """
 
     __slots__ = (
-        "_builder",
         "_count",
         "_crc",
         "_dead",
         "_done",
+        "_keys",
         "_need",
         "_pending",
         "_pending_size",
         "_remaining",
         "_rng",
+        "_values",
         "_version",
     )
 
@@ -156,7 +163,8 @@ class SnapshotLoader:
         self._pending: list[bytes] = []  # unparsed bytes, in order
         self._pending_size = 0
         self._need = _HEADER.size  # bytes that must be pending before parsing can progress
-        self._builder: SkipListBuilder[bytes, bytes] | None = None
+        self._keys: list[bytes] = []  # every record parsed so far, linked by finish()
+        self._values: list[bytes] = []
         self._count = 0
         self._remaining = -1  # records still expected; -1 until the header is read
         self._version = 0  # set with the header
@@ -205,7 +213,8 @@ class SnapshotLoader:
         self._pending_size = len(rest)
 
     def finish(self) -> SkipList[bytes, bytes]:
-        """The loaded map; raises ``SnapshotTruncatedError`` if the input stopped short."""
+        """The loaded map; raises ``SnapshotTruncatedError`` if the input stopped short and
+        ``SnapshotCorruptError`` if its keys are not strictly ascending."""
         self._check_alive()
         if not self._done:
             if self._remaining < 0:
@@ -220,8 +229,15 @@ class SnapshotLoader:
                     f"({self._pending_size} of its {self._need} bytes present)"
                 )
             raise SnapshotTruncatedError("snapshot ended before its trailer")
-        assert self._builder is not None  # set with the header
-        return self._builder.build()
+        builder: SkipListBuilder[bytes, bytes] = SkipListBuilder(self._rng)
+        keys, values = self._keys, self._values
+        self._keys, self._values = [], []
+        try:
+            builder.extend_sorted(keys, values)
+        except ValueError as exc:
+            self._dead = True
+            raise SnapshotCorruptError(f"records out of order: {exc}") from None
+        return builder.build()
 
     def _read_header(self, buffer: bytes) -> int:
         magic, version, flags, count = _HEADER.unpack_from(buffer, 0)
@@ -233,7 +249,6 @@ class SnapshotLoader:
             raise SnapshotCorruptError(f"unknown snapshot flags {flags:#06x}")
         self._count = self._remaining = count
         self._version = version
-        self._builder = SkipListBuilder(self._rng)
         return _HEADER.size
 
     def _read_records(self, buffer: bytes, pos: int) -> int:
@@ -244,11 +259,8 @@ class SnapshotLoader:
             keys, values, pos = self._parse_records_v1(buffer, pos)
         else:
             keys, values, pos = self._parse_blocks(buffer, pos)
-        assert self._builder is not None  # set with the header
-        try:
-            self._builder.extend_sorted(keys, values)
-        except ValueError as exc:
-            raise SnapshotCorruptError(f"records out of order: {exc}") from None
+        self._keys += keys
+        self._values += values
         self._remaining -= len(keys)
         return pos
 
@@ -258,7 +270,6 @@ class SnapshotLoader:
         remaining = self._remaining
         keys: list[bytes] = []
         values: list[bytes] = []
-        cut = buffer.__getitem__
         need = 0
         while remaining:
             body = pos + _BLOCK.size
@@ -273,17 +284,17 @@ class SnapshotLoader:
             if body + body_len > end:
                 need = _BLOCK.size + body_len
                 break
-            offsets = list(
-                accumulate(struct.unpack_from(f">{2 * n}I", buffer, body), initial=body + 8 * n)
-            )
-            if offsets[-1] != body + body_len:
+            lengths = struct.unpack_from(f">{2 * n}I", buffer, body)
+            key_lengths, value_lengths = lengths[:n], lengths[n:]
+            keys_at = body + 8 * n
+            values_at = keys_at + sum(key_lengths)
+            if values_at + sum(value_lengths) != body + body_len:
                 raise SnapshotCorruptError(
-                    f"a block's lengths add up to {offsets[-1] - body} bytes, "
+                    f"a block's lengths add up to {8 * n + sum(lengths)} bytes, "
                     f"its header says {body_len}"
                 )
-            pieces = list(map(cut, map(slice, offsets, islice(offsets, 1, None))))
-            keys += pieces[:n]
-            values += pieces[n:]
+            keys += _cut(buffer, keys_at, key_lengths)
+            values += _cut(buffer, values_at, value_lengths)
             remaining -= n
             pos = body + body_len
         self._need = need
@@ -331,6 +342,20 @@ class SnapshotLoader:
         self._done = True
         self._pending = []
         self._pending_size = 0
+
+
+def _cut(buffer: bytes, start: int, lengths: tuple[int, ...]) -> list[bytes] | tuple[bytes, ...]:
+    """The byte strings of ``lengths`` laid end to end in ``buffer`` from ``start``.
+
+    When they all have one length (fixed-size keys or values, the common case) a single
+    ``struct`` format ``"<L>s" * n``, compiled once and cached by ``struct``, cuts them all in
+    one call, about ten times faster than a slice object and a ``__getitem__`` per string.
+    """
+    n = len(lengths)
+    if lengths.count(lengths[0]) == n:
+        return struct.unpack_from(f"{lengths[0]}s" * n, buffer, start)
+    offsets = list(accumulate(lengths, initial=start))
+    return list(map(buffer.__getitem__, map(slice, offsets, islice(offsets, 1, None))))
 
 
 def load_chunks(
