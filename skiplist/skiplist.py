@@ -326,15 +326,13 @@ class SkipList(Generic[K, V]):
     def _batches(self, size: int) -> Iterator[tuple[list[K], list[V]]]:
         mutations = self._mutations
         value_of = self._values.__getitem__
-        node = self._base.right
-        while node is not _END:
-            keys: list[K] = []
-            append = keys.append
-            for _ in range(size):
-                append(node.key)
-                node = node.right
-                if node is _END:
-                    break
+        node = self._base
+        remaining = len(self._values)
+        while remaining:
+            take = size if size < remaining else remaining
+            # The size is known, so the walk needs no end test: a comprehension step per entry.
+            keys: list[K] = [(node := node.right).key for _ in range(take)]
+            remaining -= take
             yield keys, list(map(value_of, keys))
             if self._mutations != mutations:
                 raise RuntimeError("SkipList changed size during iteration")
