@@ -20,6 +20,8 @@ them into the core, which is allowed between ``ready()`` and ``advance()``; all 
 next Ready, so one sync covers everything that arrived during the previous one (group commit
 without a timer). The thread touches only the file: storage's in-memory state changes on the loop,
 never while a sync runs. A Ready that changes nothing but the commit index needs no sync at all.
+A leader sends its messages before its own sync returns (``Replica.may_send_before_sync``), so
+its disk write and the followers' run in parallel instead of one after the other.
 A failed fdatasync is fatal (the kernel may have dropped the pages it could not write, so only a
 restart that reads the WAL back knows what is durable).
 
@@ -324,8 +326,12 @@ class Node:
             while (written := replica.write_ready(sync=sync_thread is None)) is not None:
                 rd, installed = written
                 if sync_thread is not None and rd.must_sync:
+                    sent = replica.may_send_before_sync
+                    if sent:
+                        self._send(rd.messages)
                     self._syncing = asyncio.get_running_loop().create_future()
-                    sync_thread.submit(storage.sync, functools.partial(self._synced, rd, installed))
+                    done = functools.partial(self._synced, rd, installed, sent)
+                    sync_thread.submit(storage.sync, done)
                     return
                 replica.finish_ready(rd, installed, self._send)
         except StorageError as exc:
@@ -337,7 +343,11 @@ class Node:
         self._after_ready()
 
     def _synced(
-        self, rd: Ready, installed: SnapshotMetadata | None, error: BaseException | None
+        self,
+        rd: Ready,
+        installed: SnapshotMetadata | None,
+        sent: bool,
+        error: BaseException | None,
     ) -> None:
         if self._syncing is not None:
             self._syncing.set_result(None)
@@ -347,7 +357,7 @@ class Node:
         try:
             if error is not None:
                 raise error
-            self._replica.finish_ready(rd, installed, self._send)
+            self._replica.finish_ready(rd, installed, None if sent else self._send)
         except Exception as exc:
             self._fatal(exc)
             return
