@@ -14,7 +14,7 @@ from kvserver.replica import ERR_STORAGE_UNAVAILABLE, ERR_WRONG_LEADER, Replica,
 from kvserver.state_machine import OK, KVStateMachine
 from raftcore import Config, RawNode, Role
 from raftcore.memory_storage import MemoryStorage
-from raftcore.raftpb_pb2 import Entry, HardState, Message
+from raftcore.raftpb_pb2 import MSG_APPEND, MSG_VOTE_RESPONSE, Entry, HardState, Message
 from raftcore.storage import StorageError
 
 
@@ -248,3 +248,29 @@ def test_a_full_disk_stalls_the_replica_and_loses_nothing_once_space_is_back() -
     assert not leader.storage_failed
     assert first.values == [Result(err=OK)]
     assert all(r.machine.get(b"k") == b"1" for r in c.replicas.values())
+
+
+def test_only_a_leader_that_already_led_sends_before_its_sync() -> None:
+    """Thesis 10.2.1: a leader may replicate entries while its own disk write runs; a node
+    whose term, vote or role changes in the Ready must not (its vote requests speak for a term
+    and vote that are not durable yet)."""
+    storage = MemoryStorage((1, 2, 3))
+    node = RawNode(Config(id=1, voters=(1, 2, 3), pre_vote=False), storage, random.Random(1))
+    replica = Replica(node, storage, KVStateMachine(random.Random(1)))
+    early: list[bool] = []
+
+    def cycle() -> list[Message]:
+        written = replica.write_ready(sync=False)
+        assert written is not None
+        early.append(replica.may_send_before_sync)
+        storage.sync()
+        replica.finish_ready(*written, None)
+        return written[0].messages
+
+    node.campaign()
+    for request in cycle():  # the vote requests of a new term
+        node.step(Message(type=MSG_VOTE_RESPONSE, sender=request.to, to=1, term=request.term))
+    cycle()  # elected: the role changed in this Ready
+    replica.propose(put(b"k", b"v", 1), Outcome())
+    assert any(m.type == MSG_APPEND for m in cycle())
+    assert early == [False, False, True]
