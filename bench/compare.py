@@ -364,20 +364,26 @@ def machine() -> dict[str, Any]:
     }
 
 
-def git_commit() -> str | None:
-    """``git rev-parse HEAD`` of this checkout, or None outside a git tree."""
+def _git(*args: str) -> str | None:
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=_REPO_ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
+            ["git", *args], cwd=_REPO_ROOT, capture_output=True, text=True, check=True, timeout=10
         )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip()
+
+
+def git_commit() -> str | None:
+    """``git rev-parse HEAD`` of this checkout, ``+dirty`` when tracked files differ from it.
+
+    None outside a git tree.
+    """
+    commit = _git("rev-parse", "HEAD")
+    if commit is None:
+        return None
+    changed = _git("status", "--porcelain", "--untracked-files=no")
+    return commit + ("+dirty" if changed else "")
 
 
 def _positive_levels(text: str) -> tuple[int, ...]:
