@@ -22,6 +22,8 @@ Protocol: each stdin line is one JSON object and gets one JSON line on stdout.
   ``{"committed": n, "window_s": s, "errors": {"NAME": count}, "latencies_ms": [...],
   "drained": bool}``; ``latencies_ms`` holds every request committed inside the window.
 - ``{"op": "quit"}`` or end of input: destroy the node and exit 0.
+- A request it cannot serve (bad JSON, unknown op, ``inflight`` < 1) gets ``{"error": "..."}``
+  and the node carries on.
 
 :class:`PeerCluster` is the other end: it starts three such processes on free ports, waits until
 all agree on one leader and drives the load there (loading every node was measured slower: a
