@@ -14,7 +14,14 @@ from kvserver.replica import ERR_STORAGE_UNAVAILABLE, ERR_WRONG_LEADER, Replica,
 from kvserver.state_machine import OK, KVStateMachine
 from raftcore import Config, RawNode, Role
 from raftcore.memory_storage import MemoryStorage
-from raftcore.raftpb_pb2 import MSG_APPEND, MSG_VOTE_RESPONSE, Entry, HardState, Message
+from raftcore.raftpb_pb2 import (
+    MSG_APPEND,
+    MSG_APPEND_RESPONSE,
+    MSG_VOTE_RESPONSE,
+    Entry,
+    HardState,
+    Message,
+)
 from raftcore.storage import StorageError
 
 
@@ -270,7 +277,16 @@ def test_only_a_leader_that_already_led_sends_before_its_sync() -> None:
     node.campaign()
     for request in cycle():  # the vote requests of a new term
         node.step(Message(type=MSG_VOTE_RESPONSE, sender=request.to, to=1, term=request.term))
-    cycle()  # elected: the role changed in this Ready
+    for append in cycle():  # elected (the role changed in this Ready): the no-op goes out
+        node.step(
+            Message(
+                type=MSG_APPEND_RESPONSE,
+                sender=append.to,
+                to=1,
+                term=append.term,
+                index=append.index + len(append.entries),
+            )
+        )
     replica.propose(put(b"k", b"v", 1), Outcome())
     assert any(m.type == MSG_APPEND for m in cycle())
     assert early == [False, False, True]
