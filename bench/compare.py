@@ -44,6 +44,7 @@ from pysyncobj.version import VERSION as PYSYNCOBJ_VERSION
 from bench.pysyncobj_peer import DIVERGENCE_WARNING, DURABILITY, PeerCluster, PeerError
 
 __all__ = [
+    "NO_PYSYNCOBJ_READS",
     "WORKLOADS",
     "Settings",
     "build_rows",

@@ -13,10 +13,11 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from bench.compare import Settings, build_rows, percentile
+from bench.compare import NO_PYSYNCOBJ_READS, Settings, build_rows, main, percentile, render
 
 REPO = Path(__file__).resolve().parents[2]
 MARKER = "RAFTKV_COMPARE_SMOKE"
@@ -102,3 +103,35 @@ def test_percentile_is_nearest_rank() -> None:
     assert percentile([7.0], 99) == 7.0
     with pytest.raises(ValueError):
         percentile([], 50)
+
+
+def test_bad_arguments_exit_2_before_starting_anything() -> None:
+    assert main(["--runs", "0"]) == 2
+    for bad in (["--only", "put-seq,bogus"], ["--pysyncobj-inflight", "0,64"]):
+        with pytest.raises(SystemExit) as exited:
+            main(bad)
+        assert exited.value.code == 2
+
+
+def test_render_names_a_failed_side_and_the_missing_read_comparison() -> None:
+    settings = Settings(("put-64", "get-64"), 1.0, 0.0, 1, 64, 2, 10, (1000,))
+    ours: dict[str, dict[str, Any]] = {
+        "put-64": {"error": "raftkv bench exited with 3"},
+        "get-64": {"throughput_ops_s": 9000.0, "fsync": True},
+    }
+    configs = [_config(True, 1000, 7000.0, 140.0) | {"throughput_runs": [7000.0], "errors": {},
+                                                      "undrained_runs": 0}]  # fmt: skip
+    report = {
+        "date": "d", "commit": "c", "elapsed_s": 1.0,
+        "machine": {"platform": "p", "cpus": 2, "python": "3.11"},
+        "settings": {"workloads": ["put-64", "get-64"], "runs": 1, "duration_s": 1.0,
+                     "warmup_s": 0.0, "clients": 64, "processes": 2, "keys": 10,
+                     "bench_args": []},
+        "ours_fsync": True, "ours": ours, "pysyncobj_version": "0.3.17",
+        "pysyncobj": {"configs": configs, "divergence_warnings": 0},
+        "rows": build_rows(settings, ours, {"configs": configs}),
+    }  # fmt: skip
+    text = render(report)
+    assert "ours put-64 FAILED: raftkv bench exited with 3" in text
+    assert NO_PYSYNCOBJ_READS in text
+    assert "7,000 (batch on, 1000 in flight)" in text
