@@ -14,6 +14,12 @@ the mark is a stale duplicate whose answer was already delivered: it is refused 
 ``ErrStaleRequest`` and changes nothing. Reads never enter the log, so they never move the mark
 (the original's reads did, which let a retried write apply twice).
 
+Since a request below the mark is refused before the cache is consulted, dropping its cached
+result can wait: a client's cache is pruned only once it has doubled since its last prune. A
+client with W requests in flight then costs O(1) amortized work per command, not a rebuild of
+its W cached results per command. Snapshots hold only the results at or above the mark, so
+when a replica last pruned never shows in its state.
+
 Idle sessions expire so the table stays bounded. Time is the proposing leader's clock stamped into
 each command (``now_ms``); the table's clock only moves forward and every node applies the same
 commands, so every node expires the same sessions at the same log index. The trade-off: a client
@@ -33,6 +39,8 @@ __all__ = ["DEFAULT_MAX_IDLE_MS", "ERR_STALE_REQUEST", "Sessions"]
 
 DEFAULT_MAX_IDLE_MS = 3_600_000
 ERR_STALE_REQUEST = "ErrStaleRequest"
+#: A client's reply cache is never pruned below this many entries.
+_PRUNE_MIN = 8
 
 
 @dataclass
@@ -40,6 +48,8 @@ class _ClientState:
     last_active_ms: int
     acked_below: int = 0
     replies: dict[int, Result] = field(default_factory=dict)
+    # Prune the entries below acked_below once replies holds this many.
+    prune_at: int = _PRUNE_MIN
 
 
 class Sessions:
@@ -72,12 +82,9 @@ class Sessions:
         state = self._clients.get(command.client_id)
         if state is None:
             return None
-        cached = state.replies.get(command.request_id)
-        if cached is not None:
-            return cached
         if command.request_id < state.acked_below:
             return Result(err=ERR_STALE_REQUEST)
-        return None
+        return state.replies.get(command.request_id)
 
     def record(self, command: Command, result: Result) -> None:
         """Remember ``result`` as the answer to ``command`` and forget what the client has seen."""
@@ -91,8 +98,11 @@ class Sessions:
         mark = command.acked_below or command.request_id
         if mark > state.acked_below:
             state.acked_below = mark
-            state.replies = {rid: r for rid, r in state.replies.items() if rid >= mark}
-        state.replies[command.request_id] = result
+        replies = state.replies
+        replies[command.request_id] = result
+        if len(replies) >= state.prune_at:
+            state.replies = replies = _live(replies, state.acked_below)
+            state.prune_at = max(_PRUNE_MIN, 2 * len(replies))
 
     def to_proto(self) -> SessionTable:
         """The whole table, for a snapshot."""
@@ -105,7 +115,7 @@ class Sessions:
                     acked_below=state.acked_below,
                     replies=[
                         CachedReply(request_id=rid, result=r)
-                        for rid, r in sorted(state.replies.items())
+                        for rid, r in sorted(_live(state.replies, state.acked_below).items())
                     ],
                 )
             )
@@ -123,3 +133,8 @@ class Sessions:
                 replies={r.request_id: r.result for r in s.replies},
             )
         return sessions
+
+
+def _live(replies: dict[int, Result], acked_below: int) -> dict[int, Result]:
+    """The cached replies a client may still ask for again: those at or above its mark."""
+    return {rid: r for rid, r in replies.items() if rid >= acked_below}
