@@ -300,7 +300,7 @@ def render(report: dict[str, Any]) -> str:
     s = report["settings"]
     lines = [
         "raftkv vs PySyncObj (3 nodes on 127.0.0.1; indicative: a shared machine)",
-        f"date {report['date']}  commit {report['commit']}",
+        f"started {report['date']}  commit {report['commit']}",
         f"machine {m['platform']}, {m['cpus']} CPUs, Python {m['python']}",
         f"runs {s['runs']} x {s['duration_s']} s (warm-up {s['warmup_s']} s), median shown; "
         f"{s['clients']} clients over {s['processes']} processes; keys {s['keys']}, "
@@ -471,6 +471,7 @@ def run_comparison(settings: Settings) -> dict[str, Any]:
     raises (KeyboardInterrupt, or SystemExit from SIGTERM once ``main`` installed its handler).
     """
     started = time.monotonic()
+    date = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     ours: dict[str, dict[str, Any]] = {}
     for workload in settings.workloads:
         try:
@@ -488,7 +489,7 @@ def run_comparison(settings: Settings) -> dict[str, Any]:
             _say(f"pysyncobj failed: {exc}")
             their_error = str(exc)
     return {
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "date": date,
         "commit": git_commit(),
         "machine": machine(),
         "shared_machine_note": "indicative: other work shared the machine",
