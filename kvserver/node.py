@@ -21,7 +21,9 @@ next Ready, so one sync covers everything that arrived during the previous one (
 without a timer). The thread touches only the file: storage's in-memory state changes on the loop,
 never while a sync runs. A Ready that changes nothing but the commit index needs no sync at all.
 A leader sends its messages before its own sync returns (``Replica.may_send_before_sync``), so
-its disk write and the followers' run in parallel instead of one after the other.
+its disk write and the followers' run in parallel instead of one after the other, and every node
+applies (and answers) the committed entries that earlier syncs made durable without waiting for
+this one (``Replica.apply_durable``).
 A failed fdatasync is fatal (the kernel may have dropped the pages it could not write, so only a
 restart that reads the WAL back knows what is durable).
 
@@ -329,6 +331,7 @@ class Node:
                     sent = replica.may_send_before_sync
                     if sent:
                         self._send(rd.messages)
+                    replica.apply_durable(rd)
                     self._syncing = asyncio.get_running_loop().create_future()
                     done = functools.partial(self._synced, rd, installed, sent)
                     sync_thread.submit(storage.sync, done)

@@ -236,6 +236,26 @@ class Replica:
             self._restore(installed)
         for entry in rd.committed_entries:
             self._apply(entry)
+        self._serve_reads(rd)
+        if self.max_raft_state is not None and self._log_bytes > self.max_raft_state:
+            self._take_snapshot()
+
+    def apply_durable(self, rd: Ready) -> None:
+        """While ``rd``'s own sync runs, apply what of it is durable already: its committed
+        entries below its own ``entries`` (earlier Readies synced them), then serve the reads
+        that makes possible. Writes are answered a sync earlier this way. Nothing is done for a
+        Ready that changes the role or carries a snapshot: :meth:`finish_ready` applies the
+        rest, in order, once ``rd`` is durable."""
+        if rd.soft_state is not None or rd.snapshot_chunks:
+            return
+        durable_below = rd.entries[0].index if rd.entries else None
+        for entry in rd.committed_entries:
+            if durable_below is not None and entry.index >= durable_below:
+                break
+            self._apply(entry)
+        self._serve_reads(rd)
+
+    def _serve_reads(self, rd: Ready) -> None:
         for rs in rd.read_states:
             batch = self._reads_in_flight.pop(rs.context, None)
             if batch:
@@ -245,8 +265,6 @@ class Replica:
                 r.serve(self.machine)
         if self._queued_reads and not self._reads_in_flight:
             self._start_read_round()
-        if self.max_raft_state is not None and self._log_bytes > self.max_raft_state:
-            self._take_snapshot()
 
     def _apply(self, entry: Entry) -> None:
         if entry.index <= self._applied:

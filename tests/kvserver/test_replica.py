@@ -17,6 +17,7 @@ from raftcore.memory_storage import MemoryStorage
 from raftcore.raftpb_pb2 import (
     MSG_APPEND,
     MSG_APPEND_RESPONSE,
+    MSG_VOTE,
     MSG_VOTE_RESPONSE,
     Entry,
     HardState,
@@ -290,3 +291,45 @@ def test_only_a_leader_that_already_led_sends_before_its_sync() -> None:
     replica.propose(put(b"k", b"v", 1), Outcome())
     assert any(m.type == MSG_APPEND for m in cycle())
     assert early == [False, False, True]
+
+
+def test_committed_entries_durable_before_a_ready_are_answered_during_its_sync() -> None:
+    """A leader's Ready holding a new write B and the commit of an earlier write A answers A at
+    once (A was synced by an earlier Ready) while B waits for this Ready's own sync."""
+    storage = MemoryStorage((1, 2, 3))
+    node = RawNode(Config(id=1, voters=(1, 2, 3), pre_vote=False), storage, random.Random(1))
+    replica = Replica(node, storage, KVStateMachine(random.Random(1)))
+
+    def acknowledge(messages: list[Message]) -> None:
+        for m in messages:
+            if m.type == MSG_VOTE:
+                node.step(Message(type=MSG_VOTE_RESPONSE, sender=m.to, to=1, term=m.term))
+            elif m.type == MSG_APPEND:
+                index = m.index + len(m.entries)
+                reply = Message(type=MSG_APPEND_RESPONSE, sender=m.to, to=1, term=m.term)
+                reply.index = index
+                node.step(reply)
+
+    node.campaign()
+    while node.has_ready():
+        written = replica.write_ready()
+        assert written is not None
+        replica.finish_ready(*written, acknowledge)
+    a, b = Outcome(), Outcome()
+    replica.propose(put(b"a", b"1", 1), a)
+    written = replica.write_ready()
+    assert written is not None
+    replica.finish_ready(*written, acknowledge)  # A is durable here and on both followers
+    replica.propose(put(b"b", b"2", 2), b)
+    rd, installed = replica.write_ready(sync=False) or (None, None)
+    assert rd is not None and rd.entries and rd.committed_entries
+    replica.apply_durable(rd)
+    assert a.values == [Result(err=OK)] and not b.done
+    storage.sync()
+    replica.finish_ready(rd, installed, acknowledge)
+    assert not b.done  # B commits once the followers' acknowledgements are stepped
+    while node.has_ready():
+        written = replica.write_ready()
+        assert written is not None
+        replica.finish_ready(*written, acknowledge)
+    assert b.values == [Result(err=OK)]
