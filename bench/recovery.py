@@ -13,10 +13,11 @@ Raft before anything is timed.
 
 What is measured, in this order:
 
-1. ``snapshot_dump_s``: one snapshot of the N-key state machine through the DiskStorage writer
-   (encode, write, fsync, rename), in this process. A node does this on its event-loop thread,
-   so it is a stall for every client of that node. ``snapshot_encode_s`` is the encoding alone.
-   ``snapshot_bytes`` is the size of the snapshot data.
+1. ``snapshot_dump_s``: a snapshot of the N-key state machine through the DiskStorage writer
+   (encode, write, fsync, rename), in this process; the median of the three nodes' directories.
+   A node does this on its event-loop thread, so it is a stall for every client of that node.
+   ``snapshot_encode_s`` is the encoding alone. ``snapshot_bytes`` is the size of the snapshot
+   data.
 2. ``restore_s``: ``restore_machine`` (the node's own start-up path) on a fresh state machine,
    in this process, and ``memory_per_key_bytes``: the growth of this process's RSS it causes,
    per key (the keys' and values' own bytes included).
