@@ -35,7 +35,7 @@ import os
 import random
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar, cast
+from typing import Any, TypeAlias, TypeVar, cast
 
 from google.protobuf.message import Message
 
@@ -195,7 +195,7 @@ class AsyncClerk:
         with self._record("get", k, None) as rec:
             reply = await self._read("Get", pb.GetArgs(Key=k, Mode=mode), pb.GetReply, timeout)
             value = _get_value(reply)
-            rec.output = None if value is None else bytes_to_str(value)
+            rec.output = value
             return value
 
     async def scan(
@@ -210,11 +210,10 @@ class AsyncClerk:
         """Pairs with ``start <= key < end`` (``end`` None: no bound) ascending, at most ``limit``
         (None: all); linearizable (``lease``: a lease read)."""
         args = _scan_args(start, end, limit, pb.READ_LEASE if lease else pb.READ_LINEARIZABLE)
-        end_json = None if end is None else bytes_to_str(args.End)
-        with self._record("scan", args.Start, [end_json, limit]) as rec:
+        with self._record("scan", args.Start, [None if end is None else args.End, limit]) as rec:
             reply = await self._read("Scan", args, pb.ScanReply, timeout)
             pairs = [(kv.Key, kv.Value) for kv in reply.Pairs]
-            rec.output = [[bytes_to_str(k), bytes_to_str(v)] for k, v in pairs]
+            rec.output = [[k, v] for k, v in pairs]
             return pairs
 
     async def get_stale(
@@ -275,7 +274,7 @@ class AsyncClerk:
     ) -> ConditionalResult:
         """Store ``value`` only if ``key`` is absent; else ``previous`` is the existing value."""
         k, v = _as_bytes(key), _as_bytes(value)
-        with self._record("put_if_absent", k, bytes_to_str(v)) as rec:
+        with self._record("put_if_absent", k, v) as rec:
             reply = await self._write(
                 "PutIfAbsent",
                 lambda rid, acked: pb.PutIfAbsentArgs(
@@ -299,7 +298,7 @@ class AsyncClerk:
     ) -> ConditionalResult:
         """Store ``value`` only if ``key`` is present; ``previous`` is the value it replaced."""
         k, v = _as_bytes(key), _as_bytes(value)
-        with self._record("update", k, bytes_to_str(v)) as rec:
+        with self._record("update", k, v) as rec:
             reply = await self._write(
                 "Update",
                 lambda rid, acked: pb.UpdateArgs(
@@ -325,9 +324,9 @@ class AsyncClerk:
         e = None if expected is None else _as_bytes(expected)
         # The checker's cas never matches an absent key; expecting absence is put_if_absent.
         if e is None:
-            recording = self._record("put_if_absent", k, bytes_to_str(n))
+            recording = self._record("put_if_absent", k, n)
         else:
-            recording = self._record("cas", k, [bytes_to_str(e), bytes_to_str(n)])
+            recording = self._record("cas", k, [e, n])
         with recording as rec:
             reply = await self._write(
                 "CompareAndSwap",
@@ -357,7 +356,7 @@ class AsyncClerk:
         self, op: bytes, name: str, key: Key, value: Key, timeout: float | None
     ) -> None:
         k, v = _as_bytes(key), _as_bytes(value)
-        with self._record(name, k, bytes_to_str(v)):
+        with self._record(name, k, v):
             reply = await self._write(
                 "PutAppend",
                 lambda rid, acked: pb.PutAppendArgs(
@@ -470,22 +469,58 @@ class AsyncClerk:
 
     # -- history -------------------------------------------------------------------------------
 
-    def _record(self, op: str, key: bytes, value: Json) -> _Recording:
+    def _record(self, op: str, key: bytes, value: Recordable) -> _Recording | _NotRecording:
+        if self.history is None:
+            return _NOT_RECORDING
         return _Recording(self.history, self.client_id.hex(), op, key, value)
 
 
+Recordable: TypeAlias = bytes | bool | int | str | list["Recordable"] | None
+"""An operation's input or output as the clerk has it: bytes become JSON strings only when a
+history is being recorded, so a clerk without one pays nothing for it."""
+
+
+def _to_json(value: Recordable) -> Json:
+    if isinstance(value, bytes):
+        return bytes_to_str(value)
+    if isinstance(value, list):
+        return [_to_json(item) for item in value]
+    return value
+
+
+class _NotRecording:
+    """What an operation records into when there is no history: nothing."""
+
+    __slots__ = ()
+
+    @property
+    def output(self) -> Recordable:
+        return None
+
+    @output.setter
+    def output(self, value: Recordable) -> None:
+        pass
+
+    def __enter__(self) -> _NotRecording:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        pass
+
+
+_NOT_RECORDING = _NotRecording()
+
+
 class _Recording:
-    """Records one operation in an optional HistoryRecorder (a no-op without one)."""
+    """Records one operation in a HistoryRecorder."""
 
     def __init__(
-        self, history: HistoryRecorder | None, client: str, op: str, key: bytes, value: Json
+        self, history: HistoryRecorder, client: str, op: str, key: bytes, value: Recordable
     ) -> None:
         self._history = history
         self._write = op not in ("get", "scan")
-        self._handle = (
-            None if history is None else history.call(client, op, bytes_to_str(key), value)
-        )
-        self.output: Json = None
+        self._handle = history.call(client, op, bytes_to_str(key), _to_json(value))
+        self.output: Recordable = None
 
     def __enter__(self) -> _Recording:
         return self
@@ -493,10 +528,8 @@ class _Recording:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
     ) -> None:
-        if self._history is None or self._handle is None:
-            return
         if exc is None:
-            self._history.ret(self._handle, self.output)
+            self._history.ret(self._handle, _to_json(self.output))
         elif self._write and not _certainly_no_effect(exc):
             self._history.ret(self._handle, status=Status.UNKNOWN)
         else:
