@@ -296,7 +296,7 @@ class Node:
             SnapshotIndex=snapshot_index,
         )
 
-    async def _on_status(self, request: StatusRequest, controller: RpcController) -> StatusReply:
+    def _on_status(self, request: StatusRequest, controller: RpcController) -> StatusReply:
         return self.status()
 
     @staticmethod
@@ -395,7 +395,8 @@ class Node:
                 continue
             sender.send(batch)
 
-    async def _on_deliver(self, batch: MessageBatch, controller: RpcController) -> DeliverReply:
+    def _on_deliver(self, batch: MessageBatch, controller: RpcController) -> DeliverReply:
+        # A plain handler: answered inline, no task per batch (the core never makes it wait).
         raw = self.replica.node
         for m in batch.messages:
             if m.to != self.config.node_id:

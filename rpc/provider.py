@@ -2,9 +2,10 @@
 
 Theory of operation. Each accepted connection gets a ``_ServerConnection`` protocol that feeds
 received bytes to a sans-I/O ``RequestDecoder``. Every complete request frame is dispatched at
-once: its handler runs as its own task, so requests pipelined on one connection run
+once: a coroutine handler runs as its own task, so requests pipelined on one connection run
 concurrently, and each reply is written when its handler finishes (replies to one data chunk
-are batched into one write per loop iteration).
+are batched into one write per loop iteration). A plain function handler is answered inline,
+without a task: for methods that never wait, it saves a task and a loop iteration per call.
 
 A request whose header has a call id is answered with a framed response carrying that id and a
 status, in completion order. A request without one comes from a legacy (C++ original) client:
@@ -43,8 +44,9 @@ from rpc.rpcheader_pb2 import RpcHeader
 
 _log = logging.getLogger(__name__)
 
-Handler = Callable[[Any, RpcController], Coroutine[Any, Any, Message]]
-"""An RPC handler: ``async def Method(request, controller) -> response``."""
+Handler = Callable[[Any, RpcController], Coroutine[Any, Any, Message] | Message]
+"""An RPC handler: ``async def Method(request, controller) -> response``, or a plain function
+``def Method(request, controller) -> response`` for a method that never waits."""
 
 
 class _Method:
@@ -220,8 +222,6 @@ class _Call:
         if self.call_id:
             conn.by_id.pop(self.call_id, None)
         conn.update_reading()
-        method = self.method
-        assert method is not None
         if task.cancelled():
             if self.abandoned:
                 return
@@ -232,10 +232,22 @@ class _Call:
             return
         exc = task.exception()
         if exc is not None:
-            conn.fail(self, Status.HANDLER_ERROR, f"{type(exc).__name__}: {exc}")
-            _log.debug("traceback of the failed %s handler", method.full_name, exc_info=exc)
+            self.raised(exc)
             return
-        response = task.result()
+        self.respond(task.result())
+
+    def raised(self, exc: BaseException) -> None:
+        """The handler raised ``exc``: answer with HANDLER_ERROR."""
+        method = self.method
+        assert method is not None
+        self.conn.fail(self, Status.HANDLER_ERROR, f"{type(exc).__name__}: {exc}")
+        _log.debug("traceback of the failed %s handler", method.full_name, exc_info=exc)
+
+    def respond(self, response: object) -> None:
+        """The handler returned ``response``: check and serialize it, then answer."""
+        conn = self.conn
+        method = self.method
+        assert method is not None
         if self.controller.failed():
             conn.fail(self, Status.HANDLER_ERROR, self.controller.error_text())
         elif type(response) is not method.response_type:
@@ -343,16 +355,18 @@ class _ServerConnection(asyncio.Protocol):
             return
         controller = call.controller
         if header.deadline_ms:
-            delay = header.deadline_ms / 1000.0
-            controller.deadline = self.loop.time() + delay
-            call.timer = self.loop.call_later(delay, call.expire)
+            controller.deadline = self.loop.time() + header.deadline_ms / 1000.0
         try:
-            task = self.loop.create_task(found.handler(request, controller))
-        except Exception as exc:  # a handler that is not a coroutine function
-            if call.timer is not None:
-                call.timer.cancel()
-            self.fail(call, Status.HANDLER_ERROR, f"{type(exc).__name__}: {exc}")
+            outcome = found.handler(request, controller)
+        except Exception as exc:  # a plain handler that raised
+            call.raised(exc)
             return
+        if not asyncio.iscoroutine(outcome):
+            call.respond(outcome)
+            return
+        if controller.deadline is not None:
+            call.timer = self.loop.call_at(controller.deadline, call.expire)
+        task = self.loop.create_task(outcome)
         call.task = task
         self.calls[task] = call
         if call_id:

@@ -415,20 +415,34 @@ def test_two_services_on_one_provider() -> None:
     run(main())
 
 
-def test_a_handler_that_is_not_async_is_a_handler_error() -> None:
-    def sync_get(request: kv.GetArgs, controller: RpcController) -> kv.GetReply:
-        return kv.GetReply(Err=b"OK")
+def test_a_plain_function_handler_is_answered_inline_and_its_errors_are_handler_errors() -> None:
+    """A handler that is a plain function (a method that never waits) is answered without a
+    task; raising, failing through the controller or returning the wrong type are answered
+    HANDLER_ERROR like from a coroutine handler, and the connection keeps working."""
+
+    def sync_get(request: kv.GetArgs, controller: RpcController) -> Any:
+        if request.Key == b"raise":
+            raise KeyError("injected")
+        if request.Key == b"fail":
+            controller.set_failed("refused")
+            return kv.GetReply()
+        if request.Key == b"wrong":
+            return kv.PutAppendReply()
+        return kv.GetReply(Err=b"OK", Value=request.Key)
 
     async def main() -> None:
         provider = RpcProvider()
         provider.register(KV_SERVICE, {**kv_handler_map(KvHandlers()), "Get": sync_get})
         _, port = await provider.start()
         async with provider, RpcChannel("127.0.0.1", port) as channel:
-            err = await expect_remote(
-                channel.call("kvServerRpc", "Get", kv.GetArgs(), kv.GetReply),
-                Status.HANDLER_ERROR,
-            )
-            assert "coroutine" in err.text
+            reply = await channel.call("kvServerRpc", "Get", kv.GetArgs(Key=b"x"), kv.GetReply)
+            assert (reply.Err, reply.Value) == (b"OK", b"x")
+            for key, text in ((b"raise", "KeyError"), (b"fail", "refused"), (b"wrong", "expected")):
+                err = await expect_remote(
+                    channel.call("kvServerRpc", "Get", kv.GetArgs(Key=key), kv.GetReply),
+                    Status.HANDLER_ERROR,
+                )
+                assert text in err.text
             put = kv.PutAppendArgs(Key=b"k", Value=b"v", Op=b"Put")
             reply = await channel.call("kvServerRpc", "PutAppend", put, kv.PutAppendReply)
             assert reply.Err == b"OK"
