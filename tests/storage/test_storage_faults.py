@@ -124,3 +124,24 @@ def test_a_failed_rollback_stops_writes_until_reopened() -> None:
     assert state_of(reopened) == acknowledged
     reopened.save(None, entries(4, 4, term=1))
     assert reopened.last_index() == 4
+
+
+def test_a_failed_deferred_sync_stops_writes_and_reopening_shows_what_is_durable() -> None:
+    """save(sync=False) then a failing sync() (the node's off-loop fdatasync): the save is in
+    memory but maybe not on disk, so storage refuses every further write; reopening reads back
+    only what an earlier sync made durable."""
+    fs = SimFileSystem()
+    storage = _open(fs)
+    storage.save(hard_state(1), entries(1, 3, term=1))
+    acknowledged = state_of(_open(fs.crash_image("drop")))
+    storage.save(hard_state(1, commit=3), entries(4, 5, term=1), sync=False)
+    fs.fail_syncs = [errno.EIO]
+    with pytest.raises(StorageIOError) as caught:
+        storage.sync()
+    assert caught.value.errno == errno.EIO
+    with pytest.raises(StorageIOError, match="reopen"):
+        storage.save(None, entries(6, 6, term=1))
+    with pytest.raises(StorageIOError, match="reopen"):
+        storage.sync()
+    storage.close()
+    assert state_of(_open(fs.crash_image("drop"))) == acknowledged
