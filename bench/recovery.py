@@ -45,8 +45,6 @@ import json
 import os
 import platform
 import random
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -55,9 +53,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from clerk import AsyncClerk, RetryPolicy
-from kvserver.cli_run import format_test_conf, free_ports, stop_children
 from kvserver.cli_status import StatusPoller
 from kvserver.kvcommand_pb2 import Command, Op
+from kvserver.node_processes import ProcCluster
 from kvserver.replica import restore_machine
 from kvserver.state_machine import KVStateMachine
 from kvserver.storage import DiskStorage
@@ -66,11 +64,9 @@ from rpc.loop import run
 
 __all__ = ["NodeMemory", "RecoveryResult", "main", "measure"]
 
-_REPO_ROOT = Path(__file__).resolve().parent.parent
 _NODES = 3
 _TERM = 1
 _POLL_S = 0.01
-_STOP_GRACE_S = 10.0
 
 
 @dataclass
@@ -160,55 +156,7 @@ def _proc_status(pid: int) -> tuple[int, int]:
 # -- the cluster ----------------------------------------------------------------------------------
 
 
-class _Cluster:
-    """Three ``raftkv server`` processes on ``workdir``; every process ever started is stopped
-    by :meth:`close`."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.servers = [("127.0.0.1", port) for port in free_ports(_NODES)]
-        self.conf = workdir / "test.conf"
-        self.conf.write_text(format_test_conf(self.servers), encoding="utf-8")
-        self.procs: dict[int, subprocess.Popen[bytes]] = {}
-        self._all: list[subprocess.Popen[bytes]] = []
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_REPO_ROOT), env.get("PYTHONPATH")]))
-        self._env = env
-
-    def start(self, i: int) -> None:
-        command = [sys.executable, "-m", "kvserver.cli", "server", "--id", str(i)]
-        command += ["-f", str(self.conf), "--data-dir", str(self.workdir / "data")]
-        command += ["--exit-with-stdin", "--log-level", "WARNING"]
-        with open(self.workdir / f"node{i}.log", "ab") as log:
-            proc = subprocess.Popen(
-                command,
-                stdin=subprocess.PIPE,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=self._env,
-                process_group=0,
-            )
-        self.procs[i] = proc
-        self._all.append(proc)
-
-    def stop(self, i: int) -> None:
-        """SIGTERM node i and wait for it (SIGKILL after a grace period)."""
-        stop_children([self.procs.pop(i)], _STOP_GRACE_S)
-
-    def check_alive(self) -> None:
-        for i, proc in self.procs.items():
-            if proc.poll() is not None:
-                log = (self.workdir / f"node{i}.log").read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"node{i} exited with code {proc.returncode}:\n{log}")
-
-    def close(self) -> None:
-        for proc in self._all:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGCONT)
-        stop_children(self._all, _STOP_GRACE_S)
-
-
-async def _wait_listening(cluster: _Cluster, i: int, deadline: float) -> None:
+async def _wait_listening(cluster: ProcCluster, i: int, deadline: float) -> None:
     host, port = cluster.servers[i]
     while True:
         cluster.check_alive()
@@ -225,13 +173,13 @@ async def _wait_listening(cluster: _Cluster, i: int, deadline: float) -> None:
         return
 
 
-def _clerk(cluster: _Cluster) -> AsyncClerk:
+def _clerk(cluster: ProcCluster) -> AsyncClerk:
     policy = RetryPolicy(initial_backoff_ms=5, max_backoff_ms=20)
     return AsyncClerk(cluster.servers, policy=policy, op_timeout=60.0, connect_timeout=0.2)
 
 
 async def _start_and_serve(
-    cluster: _Cluster, key: bytes, expected: bytes, timeout: float
+    cluster: ProcCluster, key: bytes, expected: bytes, timeout: float
 ) -> tuple[float, list[float]]:
     """Start every node; (seconds until ``get(key)`` returned ``expected``, seconds until each
     node listened)."""
@@ -253,7 +201,7 @@ async def _start_and_serve(
     return served, list(listen)
 
 
-async def _put_through_raft(cluster: _Cluster, writes: int, key_size: int) -> None:
+async def _put_through_raft(cluster: ProcCluster, writes: int, key_size: int) -> None:
     async with _clerk(cluster) as kv:
         for i in range(writes):
             key = b"w" + str(i).zfill(key_size - 1).encode()
@@ -262,7 +210,7 @@ async def _put_through_raft(cluster: _Cluster, writes: int, key_size: int) -> No
                 raise RuntimeError(f"a write through Raft did not read back: {key!r}")
 
 
-async def _follower(cluster: _Cluster) -> int:
+async def _follower(cluster: ProcCluster) -> int:
     poller = StatusPoller(cluster.servers, timeout=1.0)
     try:
         for status in await poller.poll():
@@ -273,7 +221,7 @@ async def _follower(cluster: _Cluster) -> int:
     raise RuntimeError("no follower answered its status")
 
 
-async def _restart_follower(cluster: _Cluster, i: int, index: int, timeout: float) -> float:
+async def _restart_follower(cluster: ProcCluster, i: int, index: int, timeout: float) -> float:
     """Stop node i, start it again; seconds from the start until it reports Applied >= index."""
     cluster.stop(i)
     start = time.perf_counter()
@@ -295,7 +243,7 @@ async def _restart_follower(cluster: _Cluster, i: int, index: int, timeout: floa
 
 
 async def _run_cluster(
-    cluster: _Cluster, args: argparse.Namespace, known: tuple[bytes, bytes]
+    cluster: ProcCluster, args: argparse.Namespace, known: tuple[bytes, bytes]
 ) -> tuple[float, list[float], float, list[NodeMemory]]:
     key, value = known
     # A first start on the built directories, writes through Raft, then a clean stop: the timed
@@ -347,7 +295,7 @@ def measure(args: argparse.Namespace) -> RecoveryResult:
             per_key = (_rss() - rss_before) / args.keys
             del restored
             gc.collect()
-        cluster = _Cluster(workdir)
+        cluster = ProcCluster(workdir, _NODES, log_level="WARNING")
         try:
             restart_s, listen_s, follower_s, memory = run(_run_cluster(cluster, args, known))
         finally:

@@ -38,6 +38,7 @@ from types import FrameType
 from typing import Any, TextIO
 
 from kvserver.cli_run import stop_children
+from kvserver.node_processes import child_env
 from lincheck import read_history, write_history
 from loadgen.report import Progress
 from loadgen.spawn import SpawnedCluster, wait_for_leader
@@ -55,7 +56,6 @@ __all__ = [
     "run_benchmark",
 ]
 
-_REPO_ROOT = Path(__file__).resolve().parent.parent
 LEADER_TIMEOUT_S = 20.0
 WORKER_STOP_GRACE_S = 5.0
 # How long past its due end a worker may take to say done: its clients' last operations may
@@ -208,8 +208,7 @@ def _start_workers(
 ) -> None:
     """Start the workers, appending each to ``workers`` (and its history part to ``parts``) at
     once, so the caller can stop every one started even if a later one fails."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_REPO_ROOT), env.get("PYTHONPATH")]))
+    env = child_env()
     workload = config.workload
     shares = split_evenly(workload.clients, config.processes)
     quotas = None

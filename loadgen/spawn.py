@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import shutil
 import subprocess
 import sys
@@ -23,10 +22,10 @@ from types import TracebackType
 
 from kvserver.cli_run import format_test_conf, free_ports, stop_children
 from kvserver.cli_status import StatusPoller, leader_of
+from kvserver.node_processes import child_env
 
 __all__ = ["ClusterStartError", "SpawnedCluster", "wait_for_leader"]
 
-_REPO_ROOT = Path(__file__).resolve().parent.parent
 STOP_GRACE_S = 5.0
 _LOG_TAIL_BYTES = 2000
 
@@ -95,8 +94,7 @@ class SpawnedCluster:
             self.workdir = Path(tempfile.mkdtemp(prefix="raftkv-bench-"))
         self.servers = [("127.0.0.1", port) for port in free_ports(self.n)]
         self.conf.write_text(format_test_conf(self.servers), encoding="utf-8")
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_REPO_ROOT), env.get("PYTHONPATH")]))
+        env = child_env()
         for i in range(self.n):
             command = [sys.executable, "-m", "kvserver.cli", "server", "--id", str(i)]
             command += ["-f", str(self.conf), "--data-dir", str(self.workdir / "data")]

@@ -6,8 +6,9 @@ from collections.abc import Callable, Generator
 from pathlib import Path
 
 import pytest
-from proc_cluster import ProcCluster
 from workload import ClientLoad
+
+from kvserver.node_processes import ProcCluster
 
 
 @pytest.fixture

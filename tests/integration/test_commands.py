@@ -13,7 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from proc_cluster import REPO_ROOT, ProcCluster, child_env
+
+from kvserver.node_processes import ProcCluster, child_env
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 MakeCluster = Callable[..., ProcCluster]
 

@@ -18,10 +18,10 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
-from proc_cluster import ProcCluster, child_env
 from workload import SHARED_KEYS, ClientLoad
 
 from kvserver.kvserver_rpc_pb2 import GetArgs, GetReply
+from kvserver.node_processes import ProcCluster, child_env
 from lincheck import HistoryRecorder, OpKind, Status
 from rpc import RpcChannel, RpcError
 

@@ -14,9 +14,9 @@ from collections.abc import Callable
 
 import pytest
 from google.protobuf.message import DecodeError, Message
-from proc_cluster import ProcCluster
 
 from kvserver.kvserver_rpc_pb2 import GetArgs, GetReply, PutAppendArgs, PutAppendReply
+from kvserver.node_processes import ProcCluster
 
 MakeCluster = Callable[..., ProcCluster]
 

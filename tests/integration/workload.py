@@ -26,8 +26,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from load_client import RUNNING_LINE, Summary, log_key, put_prefix
-from proc_cluster import ProcCluster, child_env
 
+from kvserver.node_processes import ProcCluster, child_env
 from lincheck import HistoryRecorder, Operation, OpKind, Status, assert_linearizable, read_history
 
 LOAD_CLIENT = Path(__file__).resolve().parent / "load_client.py"

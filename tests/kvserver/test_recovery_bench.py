@@ -7,10 +7,11 @@ that each is there and plausible.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
+
+from kvserver.node_processes import child_env
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KEYS = 20_000
@@ -32,8 +33,8 @@ def processes_mentioning(text: str) -> list[str]:
 
 
 def test_recovery_bench_reports_every_figure_and_cleans_up(tmp_path: Path) -> None:
-    env = dict(os.environ, TMPDIR=str(tmp_path))
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    env = child_env()
+    env["TMPDIR"] = str(tmp_path)
     command = [sys.executable, "-m", "bench.recovery", "--keys", str(KEYS), "--writes", "3"]
     done = subprocess.run(
         [*command, "--json", "--timeout", "60"],

@@ -21,6 +21,7 @@ import pytest
 
 from kvserver.cli import main
 from kvserver.cli_run import format_test_conf, free_ports
+from kvserver.node_processes import child_env
 from lincheck import read_history
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -52,9 +53,8 @@ class Bench:
 
     def __init__(self, tmp: Path, *args: str) -> None:
         self.mark = uuid.uuid4().hex
-        env = dict(os.environ)
+        env = child_env()
         env["TMPDIR"] = str(tmp)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
         env[_MARK] = self.mark
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "kvserver.cli", "bench", *args],

@@ -1,10 +1,10 @@
-"""Real raftkv node processes on 127.0.0.1 for the integration tests.
+"""Real raftkv node processes on 127.0.0.1, for the integration tests and the benchmarks.
 
 Each node is a ``python -m kvserver.cli server`` child in its own process group, its output in
-``<tmp>/node<i>.log``. Nodes run with ``--exit-with-stdin``: they hold a pipe from the test
-process and stop when it closes, so even a test process killed outright leaves no node behind.
-:meth:`ProcCluster.close` (called by the fixture, also on failure) terminates, then kills, and
-reaps every node.
+``<workdir>/node<i>.log``. Nodes run with ``--exit-with-stdin``: they hold a pipe from the
+parent and stop when it closes, so even a parent killed outright leaves no node behind.
+:meth:`ProcCluster.close` (call it on every exit path) terminates, then kills, and reaps every
+node this cluster ever started.
 """
 
 from __future__ import annotations
@@ -20,23 +20,35 @@ from clerk import AsyncClerk
 from kvserver.cli_run import format_test_conf, free_ports, stop_children
 from kvserver.cli_status import NodeStatus, StatusPoller
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+__all__ = ["ProcCluster", "child_env"]
+
+# The directory holding the kvserver package: the checkout, when running from one.
+_PROJECT_ROOT = Path(__file__).resolve().parents[1]
+_STOP_GRACE_S = 5.0
 
 
 def child_env() -> dict[str, str]:
-    """The environment for a child Python that imports the project from this checkout."""
+    """The environment for a child Python that imports the project the parent imports."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_PROJECT_ROOT), env.get("PYTHONPATH")]))
     return env
 
 
 class ProcCluster:
     """N node processes sharing one test.conf in ``workdir``; node i is Raft id i + 1."""
 
-    def __init__(self, workdir: Path, n: int, *, max_raft_state: int | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        n: int,
+        *,
+        max_raft_state: int | None = None,
+        log_level: str = "INFO",
+    ) -> None:
         self.workdir = workdir
         self.n = n
         self.max_raft_state = max_raft_state
+        self.log_level = log_level
         self.servers = [("127.0.0.1", port) for port in free_ports(n)]
         self.conf = workdir / "test.conf"
         self.conf.write_text(format_test_conf(self.servers), encoding="utf-8")
@@ -47,7 +59,7 @@ class ProcCluster:
         """Start node i (again, after it was killed: same data directory, same port)."""
         command = [sys.executable, "-m", "kvserver.cli", "server", "--id", str(i)]
         command += ["-f", str(self.conf), "--data-dir", str(self.workdir / "data")]
-        command += ["--exit-with-stdin", "--log-level", "INFO"]
+        command += ["--exit-with-stdin", "--log-level", self.log_level]
         if self.max_raft_state is not None:
             command += ["--max-raft-state", str(self.max_raft_state)]
         with open(self.workdir / f"node{i}.log", "ab") as log:
@@ -71,6 +83,17 @@ class ProcCluster:
         """Send ``sig`` to node i."""
         self.procs[i].send_signal(sig)
 
+    def stop(self, i: int) -> None:
+        """SIGTERM node i and reap it (SIGKILL after a grace period)."""
+        stop_children([self.procs.pop(i)], _STOP_GRACE_S)
+
+    def check_alive(self) -> None:
+        """Raise RuntimeError, with the end of its log, if a started node has exited."""
+        for i, proc in self.procs.items():
+            if proc.poll() is not None:
+                tail = self.log(i)[-2000:]
+                raise RuntimeError(f"node{i} exited with code {proc.returncode}:\n{tail}")
+
     def kill(self, i: int) -> None:
         """kill -9 node i and reap it."""
         proc = self.procs.pop(i)
@@ -88,7 +111,7 @@ class ProcCluster:
         for proc in self._all:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGCONT)
-        stop_children(self._all, grace=5.0)
+        stop_children(self._all, grace=_STOP_GRACE_S)
 
     async def statuses(self, timeout: float = 0.5) -> list[NodeStatus]:
         """Every node's status now (unreachable nodes included, with reply None)."""
