@@ -373,6 +373,8 @@ class Node:
         except Exception as exc:
             self._fatal(exc)
             return
+        # Logged here too: under steady load every _process run ends by starting a sync.
+        self._after_ready()
         self._process()
 
     def _after_ready(self) -> None:
