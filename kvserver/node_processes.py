@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from clerk import AsyncClerk
@@ -44,11 +45,15 @@ class ProcCluster:
         *,
         max_raft_state: int | None = None,
         log_level: str = "INFO",
+        extra_args: Sequence[str] = (),
     ) -> None:
+        """Pick free ports and write ``workdir/test.conf``; ``extra_args`` go to every
+        ``raftkv server`` (e.g. ``--no-fsync``)."""
         self.workdir = workdir
         self.n = n
         self.max_raft_state = max_raft_state
         self.log_level = log_level
+        self.extra_args = list(extra_args)
         self.servers = [("127.0.0.1", port) for port in free_ports(n)]
         self.conf = workdir / "test.conf"
         self.conf.write_text(format_test_conf(self.servers), encoding="utf-8")
@@ -62,6 +67,7 @@ class ProcCluster:
         command += ["--exit-with-stdin", "--log-level", self.log_level]
         if self.max_raft_state is not None:
             command += ["--max-raft-state", str(self.max_raft_state)]
+        command += self.extra_args
         with open(self.workdir / f"node{i}.log", "ab") as log:
             proc = subprocess.Popen(
                 command,

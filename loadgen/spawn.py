@@ -1,8 +1,9 @@
 """A throwaway local cluster for ``raftkv bench --spawn N``: N node processes on free ports.
 
-Nodes are ``python -m kvserver.cli server`` children, each in its own process group (a terminal's
-Ctrl-C reaches only the bench, which then stops them in order) with ``--exit-with-stdin`` and a
-pipe from the bench on stdin, so they stop by themselves even if the bench is killed outright.
+Nodes are started by :class:`kvserver.node_processes.ProcCluster`: ``python -m kvserver.cli
+server`` children, each in its own process group (a terminal's Ctrl-C reaches only the bench,
+which then stops them in order) with ``--exit-with-stdin`` and a pipe from the bench on stdin, so
+they stop by themselves even if the bench is killed outright.
 Their data and test.conf live in a temporary directory removed afterwards, unless the caller
 names a data directory, which is then kept. :meth:`SpawnedCluster.stop` terminates, then kills,
 and reaps every node; it is idempotent and the context manager calls it on every exit path.
@@ -14,19 +15,16 @@ import asyncio
 import contextlib
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
-from kvserver.cli_run import format_test_conf, free_ports, stop_children
 from kvserver.cli_status import StatusPoller, leader_of
-from kvserver.node_processes import child_env
+from kvserver.node_processes import ProcCluster
 
 __all__ = ["ClusterStartError", "SpawnedCluster", "wait_for_leader"]
 
-STOP_GRACE_S = 5.0
 _LOG_TAIL_BYTES = 2000
 
 
@@ -77,13 +75,22 @@ class SpawnedCluster:
         self._keep = data_dir is not None
         self._given_dir = data_dir
         self.workdir = Path()
-        self.servers: list[tuple[str, int]] = []
-        self.procs: list[subprocess.Popen[bytes]] = []
+        self._nodes: ProcCluster | None = None
 
     @property
     def conf(self) -> Path:
         """The test.conf naming the nodes."""
         return self.workdir / "test.conf"
+
+    @property
+    def servers(self) -> list[tuple[str, int]]:
+        """The nodes' addresses, in test.conf order (empty before ``start``)."""
+        return [] if self._nodes is None else self._nodes.servers
+
+    @property
+    def procs(self) -> list[subprocess.Popen[bytes]]:
+        """The running node processes."""
+        return [] if self._nodes is None else list(self._nodes.procs.values())
 
     def start(self) -> None:
         """Write test.conf and start every node (OSError if the directory is unusable)."""
@@ -92,28 +99,11 @@ class SpawnedCluster:
             self.workdir = self._given_dir
         else:
             self.workdir = Path(tempfile.mkdtemp(prefix="raftkv-bench-"))
-        self.servers = [("127.0.0.1", port) for port in free_ports(self.n)]
-        self.conf.write_text(format_test_conf(self.servers), encoding="utf-8")
-        env = child_env()
-        for i in range(self.n):
-            command = [sys.executable, "-m", "kvserver.cli", "server", "--id", str(i)]
-            command += ["-f", str(self.conf), "--data-dir", str(self.workdir / "data")]
-            command += ["--exit-with-stdin", "--log-level", "WARNING"]
-            if not self.fsync:
-                command.append("--no-fsync")
-            if self.lease_reads:
-                command.append("--lease-reads")
-            with open(self.workdir / f"node{i}.log", "ab") as log:
-                self.procs.append(
-                    subprocess.Popen(
-                        command,
-                        stdin=subprocess.PIPE,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        env=env,
-                        process_group=0,
-                    )
-                )
+        extra = ([] if self.fsync else ["--no-fsync"]) + (
+            ["--lease-reads"] if self.lease_reads else []
+        )
+        self._nodes = ProcCluster(self.workdir, self.n, log_level="WARNING", extra_args=extra)
+        self._nodes.start_all()
 
     async def wait_leader(self, timeout: float) -> tuple[int, int]:
         """(node index, term) of the first leader; ClusterStartError (with the nodes' logs) if a
@@ -129,17 +119,20 @@ class SpawnedCluster:
     def log_tails(self) -> str:
         """The end of every node's log, for an error message."""
         parts = []
-        for i in range(len(self.procs)):
+        nodes = self._nodes
+        for i in range(0 if nodes is None else nodes.n):
             with contextlib.suppress(OSError):
-                text = (self.workdir / f"node{i}.log").read_bytes()[-_LOG_TAIL_BYTES:]
+                assert nodes is not None
+                text = nodes.log(i)[-_LOG_TAIL_BYTES:]
                 if text.strip():
-                    parts.append(f"--- node{i} log ---\n{text.decode(errors='replace')}")
+                    parts.append(f"--- node{i} log ---\n{text}")
         return "\n".join(parts)
 
     def stop(self) -> None:
         """Stop and reap every node; remove the temporary directory (a given one is kept)."""
-        procs, self.procs = self.procs, []
-        stop_children(procs, STOP_GRACE_S)
+        nodes, self._nodes = self._nodes, None
+        if nodes is not None:
+            nodes.close()
         if not self._keep and self.workdir != Path():
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = Path()
