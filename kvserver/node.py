@@ -337,7 +337,7 @@ class Node:
             while (written := replica.write_ready(sync=sync_thread is None)) is not None:
                 rd, installed = written
                 if sync_thread is not None and rd.must_sync:
-                    sent = replica.may_send_before_sync
+                    sent = replica.may_send_before_sync(rd)
                     if sent:
                         self._send(rd.messages)
                     replica.apply_durable(rd)

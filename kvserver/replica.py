@@ -94,14 +94,13 @@ class Replica:
         self.max_raft_state = max_raft_state
         self._persister = ReadyPersister(storage)
         self._unpersisted: Ready | None = None
-        self._stored_term = storage.initial_state()[0].term
+        self._durable_term = storage.initial_state()[0].term
         self._applied = node.applied_index
         self._pending_writes: dict[int, tuple[int, Waiter[Result]]] = {}
         self._queued_reads: list[_Read[Any]] = []
         self._reads_in_flight: dict[bytes, list[_Read[Any]]] = {}
         self._confirmed_reads: deque[tuple[int, list[_Read[Any]]]] = deque()
         self._read_seq = 0
-        self._send_early = False
         # (index, bytes) of every stored log entry above the snapshot, to know the log's size.
         self._log_sizes: deque[tuple[int, int]] = deque()
         self._log_bytes = 0
@@ -191,27 +190,23 @@ class Replica:
             if not self.node.has_ready():
                 return None
             rd = self._unpersisted = self.node.ready()
-        self._send_early = (
-            self.node.role is Role.LEADER
-            and rd.soft_state is None
-            and (rd.hard_state is None or rd.hard_state.term == self._stored_term)
-        )
         installed = self._persister.persist(rd, sync=sync)
         self._unpersisted = None
-        if rd.hard_state is not None:
-            self._stored_term = rd.hard_state.term
         return rd, installed
 
-    @property
-    def may_send_before_sync(self) -> bool:
-        """Whether the Ready just written may send its messages before its sync returns.
+    def may_send_before_sync(self, rd: Ready) -> bool:
+        """Whether ``rd`` (written, not finished) may send its messages before its sync returns.
 
         True for a leader that already led (in this term, so its term and vote are durable) when
         the Ready was taken: thesis 10.2.1 lets a leader write its log in parallel with
         replicating it. A leader's messages promise nothing about its own disk, and what they
         lead to (followers' acknowledgements, hence a new commit index) leaves this node only in
         a later Ready, after this one is durable."""
-        return self._send_early
+        return (
+            self.node.role is Role.LEADER
+            and rd.soft_state is None
+            and (rd.hard_state is None or rd.hard_state.term == self._durable_term)
+        )
 
     def finish_ready(
         self,
@@ -220,8 +215,10 @@ class Replica:
         send: Callable[[list[Message]], None] | None,
     ) -> None:
         """The second half of :meth:`handle_ready`, once ``rd`` is durable: ``send`` its
-        messages (None: they were sent already, see :attr:`may_send_before_sync`), apply it,
+        messages (None: they were sent already, see :meth:`may_send_before_sync`), apply it,
         answer, advance the core."""
+        if rd.hard_state is not None:
+            self._durable_term = rd.hard_state.term
         self._track_appended(rd.entries)
         if send is not None:
             send(rd.messages)

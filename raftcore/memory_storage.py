@@ -68,7 +68,7 @@ class MemoryStorage:
         if hard_state is not None:
             self._image.hard_state.CopyFrom(hard_state)
         if sync:
-            self._durable_commit = self._image.hard_state.commit
+            self.sync()
 
     def sync(self) -> None:
         # Only the commit index is modelled as losable: unsynced entries survive a crash here.

@@ -270,7 +270,7 @@ def test_only_a_leader_that_already_led_sends_before_its_sync() -> None:
     def cycle() -> list[Message]:
         written = replica.write_ready(sync=False)
         assert written is not None
-        early.append(replica.may_send_before_sync)
+        early.append(replica.may_send_before_sync(written[0]))
         storage.sync()
         replica.finish_ready(*written, None)
         return written[0].messages
