@@ -66,7 +66,8 @@ class KVClusterOptions:
     raft: ClusterOptions = field(default_factory=ClusterOptions)
     max_raft_state: int | None = None
     session_max_idle_ms: int = DEFAULT_MAX_IDLE_MS
-    """Idle age after which the state machine forgets a client session (1 disables dedup)."""
+    """Idle age after which the state machine forgets a client session (1: at once, so current
+    clerks' retries are refused ErrSessionExpired and legacy clerks' applied again)."""
     session_clock_step_ms: int = DEFAULT_MAX_CLOCK_STEP_MS
     """The most one command moves the session clock (a huge value: the old unbounded advance)."""
     read_only: ReadOnlyOption = ReadOnlyOption.SAFE
