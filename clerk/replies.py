@@ -1,7 +1,7 @@
 """How the clerk reads the servers' answers: Err strings into results or errors.
 
 The Err strings the clerk knows are the servers' (kvserver/state_machine.py, sessions.py,
-replica.py, service.py); they are repeated here because the clerk does not import the servers.
+replica.py, service.py); they are repeated here rather than imported from the server's modules.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ def certainly_no_effect(exc: BaseException) -> bool:
 def timeout_error(
     method: str, request: Message, budget: float, asks: int, last_error: str
 ) -> OperationTimeoutError:
+    """The error for ``method`` whose deadline ``budget`` (s) passed after ``asks`` asks."""
     is_write = method not in ("Get", "Scan")
     consequence = (
         "the outcome is UNKNOWN: the write may or may not have taken effect"
@@ -73,6 +74,8 @@ def conditional(
     ok_previous: bytes | None,
     refusals: tuple[str, ...],
 ) -> ConditionalResult:
+    """A conditional write's result: applied on OK, refused on an Err in ``refusals`` (with the
+    value that made it refuse), else ServerError."""
     err = err_bytes.decode(errors="replace")
     if err == "OK":
         return ConditionalResult(True, ok_previous)
@@ -82,6 +85,7 @@ def conditional(
 
 
 def get_value(reply: pb.GetReply) -> bytes | None:
+    """A Get's value: None for ErrNoKey; ServerError for any other Err."""
     err = reply.Err.decode(errors="replace")
     if err == "OK":
         return reply.Value
