@@ -7,8 +7,8 @@ reads the original's ``test.conf``.
 from clerk.aio import AsyncClerk, Connections, resolve_servers
 from clerk.blocking import Clerk
 from clerk.config import ConfigError, load_test_conf, parse_test_conf
-from clerk.core import Attempt, ClerkCore, RetryPolicy
-from clerk.errors import ClerkError, OperationTimeoutError, ServerError
+from clerk.core import Attempt, ClerkCore, ClerkSession, RetryPolicy
+from clerk.errors import ClerkError, OperationTimeoutError, ServerError, SessionExpiredError
 from clerk.results import ConditionalResult, StaleRead, StaleScan
 
 __all__ = [
@@ -17,12 +17,14 @@ __all__ = [
     "Clerk",
     "ClerkCore",
     "ClerkError",
+    "ClerkSession",
     "ConditionalResult",
     "ConfigError",
     "Connections",
     "OperationTimeoutError",
     "RetryPolicy",
     "ServerError",
+    "SessionExpiredError",
     "StaleRead",
     "StaleScan",
     "load_test_conf",

@@ -13,6 +13,9 @@ A write gets its request id once and keeps it through every retry, so however ma
 the log it takes effect once and every copy gets the first execution's answer. Each operation has
 a deadline (``op_timeout``, or ``timeout=`` per call); when it passes the clerk raises
 :class:`OperationTimeoutError`. For a write the outcome is then unknown, and the error says so.
+A write refused ``ErrSessionExpired`` (the servers forgot this clerk's session) renews the session
+and raises :class:`SessionExpiredError`, never sending it again, unless the refused copy was the
+only one sent: then it had no effect and goes once more in the new session (docs/sessions.md).
 
 Clerks in one process may share their connections (:class:`Connections`): each clerk keeps its
 own session (ClientId, request ids, leader cache) while their calls are multiplexed on one
@@ -40,8 +43,20 @@ from typing import Any, TypeAlias, TypeVar, cast
 from google.protobuf.message import Message
 
 from clerk.config import load_test_conf
-from clerk.core import Attempt, ClerkCore, RetryPolicy, hint_from_raft_id
-from clerk.errors import OperationTimeoutError, ServerError
+from clerk.core import Attempt, ClerkCore, ClerkSession, RetryPolicy, hint_from_raft_id
+from clerk.errors import ServerError, SessionExpiredError
+from clerk.replies import (
+    ERR_CAS_MISMATCH,
+    ERR_KEY_EXISTS,
+    ERR_NO_KEY,
+    ERR_SESSION_EXPIRED,
+    ERR_TIMEOUT,
+    ERR_WRONG_LEADER,
+    certainly_no_effect,
+    conditional,
+    get_value,
+    timeout_error,
+)
 from clerk.results import ConditionalResult, StaleRead, StaleScan
 from kvserver import kvserver_rpc_pb2 as pb
 from lincheck import HistoryRecorder, Json, Status, bytes_to_str
@@ -68,12 +83,6 @@ Key = bytes | str
 R = TypeVar("R", bound=Message)
 
 _SERVICE = "kvServerRpc"
-_ERR_WRONG_LEADER = "ErrWrongLeader"
-_ERR_TIMEOUT = "ErrTimeout"
-_ERR_NO_KEY = "ErrNoKey"
-_ERR_KEY_EXISTS = "ErrKeyExists"
-_ERR_CAS_MISMATCH = "ErrCasMismatch"
-_ERR_STALE_REQUEST = "ErrStaleRequest"
 # Remote statuses after which another server may well succeed.
 _RETRYABLE_REMOTE = frozenset(
     (RpcStatus.HANDLER_ERROR, RpcStatus.DEADLINE_EXCEEDED, RpcStatus.SHUTTING_DOWN)
@@ -194,7 +203,7 @@ class AsyncClerk:
         mode = pb.READ_LEASE if lease else pb.READ_LINEARIZABLE
         with self._record("get", k, None) as rec:
             reply = await self._read("Get", pb.GetArgs(Key=k, Mode=mode), pb.GetReply, timeout)
-            value = _get_value(reply)
+            value = get_value(reply)
             rec.output = value
             return value
 
@@ -225,7 +234,7 @@ class AsyncClerk:
         """
         args = pb.GetArgs(Key=_as_bytes(key), Mode=pb.READ_STALE)
         reply, served_by = await self._stale("Get", args, pb.GetReply, server, timeout)
-        return StaleRead(_get_value(reply), served_by)
+        return StaleRead(get_value(reply), served_by)
 
     async def scan_stale(
         self,
@@ -257,14 +266,14 @@ class AsyncClerk:
         with self._record("delete", k, None) as rec:
             reply = await self._write(
                 "Delete",
-                lambda rid, acked: pb.DeleteArgs(
-                    Key=k, ClientId=self.client_id, RequestId=rid, AckedBelow=acked
+                lambda cid, rid, acked: pb.DeleteArgs(
+                    Key=k, ClientId=cid, RequestId=rid, AckedBelow=acked
                 ),
                 pb.DeleteReply,
                 timeout,
             )
-            result = _conditional(
-                "delete", reply.Err, reply.Value, ok_previous=reply.Value, refusals=(_ERR_NO_KEY,)
+            result = conditional(
+                "delete", reply.Err, reply.Value, ok_previous=reply.Value, refusals=(ERR_NO_KEY,)
             )
             rec.output = result.applied
             return result
@@ -277,18 +286,18 @@ class AsyncClerk:
         with self._record("put_if_absent", k, v) as rec:
             reply = await self._write(
                 "PutIfAbsent",
-                lambda rid, acked: pb.PutIfAbsentArgs(
-                    Key=k, Value=v, ClientId=self.client_id, RequestId=rid, AckedBelow=acked
+                lambda cid, rid, acked: pb.PutIfAbsentArgs(
+                    Key=k, Value=v, ClientId=cid, RequestId=rid, AckedBelow=acked
                 ),
                 pb.PutIfAbsentReply,
                 timeout,
             )
-            result = _conditional(
+            result = conditional(
                 "put_if_absent",
                 reply.Err,
                 reply.Value,
                 ok_previous=None,
-                refusals=(_ERR_KEY_EXISTS,),
+                refusals=(ERR_KEY_EXISTS,),
             )
             rec.output = result.applied
             return result
@@ -301,14 +310,14 @@ class AsyncClerk:
         with self._record("update", k, v) as rec:
             reply = await self._write(
                 "Update",
-                lambda rid, acked: pb.UpdateArgs(
-                    Key=k, Value=v, ClientId=self.client_id, RequestId=rid, AckedBelow=acked
+                lambda cid, rid, acked: pb.UpdateArgs(
+                    Key=k, Value=v, ClientId=cid, RequestId=rid, AckedBelow=acked
                 ),
                 pb.UpdateReply,
                 timeout,
             )
-            result = _conditional(
-                "update", reply.Err, reply.Value, ok_previous=reply.Value, refusals=(_ERR_NO_KEY,)
+            result = conditional(
+                "update", reply.Err, reply.Value, ok_previous=reply.Value, refusals=(ERR_NO_KEY,)
             )
             rec.output = result.applied
             return result
@@ -330,24 +339,24 @@ class AsyncClerk:
         with recording as rec:
             reply = await self._write(
                 "CompareAndSwap",
-                lambda rid, acked: pb.CompareAndSwapArgs(
+                lambda cid, rid, acked: pb.CompareAndSwapArgs(
                     Key=k,
                     Expected=e or b"",
                     ExpectAbsent=e is None,
                     Value=n,
-                    ClientId=self.client_id,
+                    ClientId=cid,
                     RequestId=rid,
                     AckedBelow=acked,
                 ),
                 pb.CompareAndSwapReply,
                 timeout,
             )
-            result = _conditional(
+            result = conditional(
                 "cas",
                 reply.Err,
                 reply.Value,
                 ok_previous=e,
-                refusals=(_ERR_CAS_MISMATCH, _ERR_NO_KEY),
+                refusals=(ERR_CAS_MISMATCH, ERR_NO_KEY),
             )
             rec.output = result.applied
             return result
@@ -359,8 +368,8 @@ class AsyncClerk:
         with self._record(name, k, v):
             reply = await self._write(
                 "PutAppend",
-                lambda rid, acked: pb.PutAppendArgs(
-                    Key=k, Value=v, Op=op, ClientId=self.client_id, RequestId=rid, AckedBelow=acked
+                lambda cid, rid, acked: pb.PutAppendArgs(
+                    Key=k, Value=v, Op=op, ClientId=cid, RequestId=rid, AckedBelow=acked
                 ),
                 pb.PutAppendReply,
                 timeout,
@@ -399,23 +408,53 @@ class AsyncClerk:
     async def _write(
         self,
         method: str,
-        build: Callable[[int, int], Message],
+        build: Callable[[bytes, int, int], Message],
         reply_type: type[R],
         timeout: float | None,
     ) -> R:
-        core = self.core
-        request_id = core.new_request_id()
-        attempt = core.start()
+        """Ask until the write is answered; ErrSessionExpired renews the session and raises,
+        except when the refused copy was the only one sent: then it provably had no effect and
+        goes once more, as the new session's request."""
+        loop = asyncio.get_running_loop()
+        budget = self.op_timeout if timeout is None else timeout
+        deadline = loop.time() + budget
+        session = self.core.session
+        reply, attempt = await self._write_in(session, method, build, reply_type, budget)
+        if _expired(reply):
+            session = self.core.renew_session(session, uuid.uuid4().bytes)
+            remaining = deadline - loop.time()
+            if attempt.asks > 1 or remaining <= 0:
+                raise SessionExpiredError(method, outcome_unknown=attempt.asks > 1)
+            reply, attempt = await self._write_in(session, method, build, reply_type, remaining)
+            if _expired(reply):
+                self.core.renew_session(session, uuid.uuid4().bytes)
+                raise SessionExpiredError(method, outcome_unknown=attempt.asks > 1)
+        attempt.on_success()
+        return reply
+
+    async def _write_in(
+        self,
+        session: ClerkSession,
+        method: str,
+        build: Callable[[bytes, int, int], Message],
+        reply_type: type[R],
+        timeout: float,
+    ) -> tuple[R, Attempt]:
+        request_id = session.new_request_id()
+        attempt = self.core.start()
         try:
             # Rebuilt per ask with the SAME request id: only the acknowledgement mark may rise.
             reply = await self._ask_until_answered(
-                method, lambda: build(request_id, core.acked_below()), reply_type, attempt, timeout
+                method,
+                lambda: build(session.client_id, request_id, session.acked_below()),
+                reply_type,
+                attempt,
+                timeout,
             )
         finally:
             # Answered or abandoned, this clerk will not send the id again.
-            core.finish(request_id)
-        attempt.on_success()
-        return reply
+            session.finish(request_id)
+        return reply, attempt
 
     async def _ask_until_answered(
         self,
@@ -435,7 +474,7 @@ class AsyncClerk:
         while True:
             remaining = deadline - loop.time()
             if remaining <= 0:
-                raise _timeout_error(method, build(), budget, attempt.asks - 1, last_error)
+                raise timeout_error(method, build(), budget, attempt.asks - 1, last_error)
             channel = self._channels[attempt.server]
             try:
                 reply = await channel.call(
@@ -455,11 +494,11 @@ class AsyncClerk:
                 delay = attempt.on_failure()
             else:
                 err = cast(Any, reply).Err.decode(errors="replace")
-                if err == _ERR_WRONG_LEADER:
+                if err == ERR_WRONG_LEADER:
                     last_error = f"server {attempt.server} is not the leader"
                     hint = hint_from_raft_id(cast(Any, reply).LeaderHint, len(self.servers))
                     delay = attempt.on_wrong_leader(hint)
-                elif err == _ERR_TIMEOUT:
+                elif err == ERR_TIMEOUT:
                     last_error = f"server {attempt.server} timed out waiting for the cluster"
                     delay = attempt.on_failure()
                 else:
@@ -530,61 +569,14 @@ class _Recording:
     ) -> None:
         if exc is None:
             self._history.ret(self._handle, _to_json(self.output))
-        elif self._write and not _certainly_no_effect(exc):
+        elif self._write and not certainly_no_effect(exc):
             self._history.ret(self._handle, status=Status.UNKNOWN)
         else:
             self._history.ret(self._handle, status=Status.FAIL)
 
 
-def _certainly_no_effect(exc: BaseException) -> bool:
-    """True for a failed write that certainly did not execute: refused by the servers, or by the
-    clerk's own argument checks before anything was sent."""
-    if isinstance(exc, ValueError | TypeError):
-        return True
-    return isinstance(exc, ServerError) and exc.err in ("ErrBadRequest", _ERR_STALE_REQUEST)
-
-
-def _timeout_error(
-    method: str, request: Message, budget: float, asks: int, last_error: str
-) -> OperationTimeoutError:
-    is_write = method not in ("Get", "Scan")
-    consequence = (
-        "the outcome is UNKNOWN: the write may or may not have taken effect"
-        if is_write
-        else "the read had no effect"
-    )
-    key = request.Start if isinstance(request, pb.ScanArgs) else cast(Any, request).Key
-    shown = repr(key) if len(key) <= 40 else f"{key[:40]!r}..."
-    return OperationTimeoutError(
-        f"{method} {shown} got no answer within {budget:g}s ({asks} asks; last: {last_error}); "
-        f"{consequence}",
-        outcome_unknown=is_write,
-    )
-
-
-def _conditional(
-    operation: str,
-    err_bytes: bytes,
-    value: bytes,
-    *,
-    ok_previous: bytes | None,
-    refusals: tuple[str, ...],
-) -> ConditionalResult:
-    err = err_bytes.decode(errors="replace")
-    if err == "OK":
-        return ConditionalResult(True, ok_previous)
-    if err in refusals:
-        return ConditionalResult(False, None if err == _ERR_NO_KEY else value)
-    raise ServerError(operation, err)
-
-
-def _get_value(reply: pb.GetReply) -> bytes | None:
-    err = reply.Err.decode(errors="replace")
-    if err == "OK":
-        return reply.Value
-    if err == _ERR_NO_KEY:
-        return None
-    raise ServerError("get", err)
+def _expired(reply: Message) -> bool:
+    return bool(cast(Any, reply).Err == ERR_SESSION_EXPIRED.encode())
 
 
 def _scan_args(start: Key, end: Key | None, limit: int | None, mode: pb.ReadMode) -> pb.ScanArgs:

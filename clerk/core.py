@@ -15,6 +15,13 @@ the servers may forget older cached replies. Finishing an abandoned write is saf
 doubt about it: a late copy that reaches the log after a later write moved the servers' mark past
 it is refused (ErrStaleRequest), never applied. Reads take no id: they never enter the log.
 
+Sessions. The ids belong to a :class:`ClerkSession` (a ClientId and its numbering). When the
+servers answer ``ErrSessionExpired`` (they forgot the session), the caller starts a new one with
+:meth:`ClerkCore.renew_session`: a new ClientId whose ids start again at 1. Writes still under way
+in the expired session keep their own session object, so their ids and marks never mix with the
+new one's. Whether the refused write may be sent again is the caller's decision: only if no copy
+of it but the refused one was ever sent (see ``docs/sessions.md``).
+
 Retries. An operation starts an :class:`Attempt` at the cached leader. Each failed ask moves to the
 next server: the leader hint from a wrong-leader reply when it names another valid server, else the
 next index in order. The first ``n_servers`` asks of a round go out at once (delay 0); after that
@@ -28,7 +35,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-__all__ = ["Attempt", "ClerkCore", "RetryPolicy", "hint_from_raft_id"]
+__all__ = ["Attempt", "ClerkCore", "ClerkSession", "RetryPolicy", "hint_from_raft_id"]
 
 
 @dataclass(frozen=True)
@@ -73,26 +80,13 @@ def hint_from_raft_id(raft_id: int, n_servers: int) -> int | None:
     return None
 
 
-class ClerkCore:
-    """One client's identity, request numbering, leader cache and retry policy."""
+class ClerkSession:
+    """One session's ClientId and request numbering."""
 
-    def __init__(
-        self,
-        n_servers: int,
-        client_id: bytes,
-        rng: random.Random,
-        policy: RetryPolicy = RetryPolicy(),  # frozen, so one shared default is safe
-    ) -> None:
-        """``client_id`` must be unique per clerk (the asyncio clerk uses ``uuid4().bytes``)."""
-        if n_servers < 1:
-            raise ValueError(f"a clerk needs at least one server, not {n_servers}")
+    def __init__(self, client_id: bytes) -> None:
         if not client_id:
             raise ValueError("client_id must not be empty")
-        self.n_servers = n_servers
         self.client_id = client_id
-        self.rng = rng
-        self.policy = policy
-        self.leader = 0
         self._next_id = 1
         self._outstanding: set[int] = set()
 
@@ -111,13 +105,61 @@ class ClerkCore:
         """Record that the write ``request_id`` got its final answer or was abandoned; finishing
         twice is a no-op.
 
-        Raises ValueError for an id this clerk never issued.
+        Raises ValueError for an id this session never issued.
         """
         if not 1 <= request_id < self._next_id:
             raise ValueError(
                 f"request id {request_id} was never issued (ids so far: 1..{self._next_id - 1})"
             )
         self._outstanding.discard(request_id)
+
+
+class ClerkCore:
+    """One client's session, leader cache and retry policy."""
+
+    def __init__(
+        self,
+        n_servers: int,
+        client_id: bytes,
+        rng: random.Random,
+        policy: RetryPolicy = RetryPolicy(),  # frozen, so one shared default is safe
+    ) -> None:
+        """``client_id`` must be unique per clerk (the asyncio clerk uses ``uuid4().bytes``)."""
+        if n_servers < 1:
+            raise ValueError(f"a clerk needs at least one server, not {n_servers}")
+        self.n_servers = n_servers
+        self.session = ClerkSession(client_id)
+        """The current session: new writes take their ids from it."""
+        self.rng = rng
+        self.policy = policy
+        self.leader = 0
+
+    @property
+    def client_id(self) -> bytes:
+        """The current session's ClientId."""
+        return self.session.client_id
+
+    def new_request_id(self) -> int:
+        """A fresh id in the current session (see :meth:`ClerkSession.new_request_id`)."""
+        return self.session.new_request_id()
+
+    def acked_below(self) -> int:
+        """The current session's mark (see :meth:`ClerkSession.acked_below`)."""
+        return self.session.acked_below()
+
+    def finish(self, request_id: int) -> None:
+        """Finish a write of the current session (see :meth:`ClerkSession.finish`)."""
+        self.session.finish(request_id)
+
+    def renew_session(self, expired: ClerkSession, client_id: bytes) -> ClerkSession:
+        """The servers refused a write of ``expired`` with ErrSessionExpired: unless a later
+        session already replaced it, start a new one named ``client_id``. Returns the current
+        session."""
+        if self.session is expired:
+            if client_id == expired.client_id:
+                raise ValueError("a new session needs a new client_id")
+            self.session = ClerkSession(client_id)
+        return self.session
 
     def start(self) -> Attempt:
         """Begin one operation's walk over the servers, first asking the cached leader."""

@@ -1,8 +1,9 @@
-"""The errors a clerk raises: an operation that ran out of time, and an answer it cannot use."""
+"""The errors a clerk raises: an operation that ran out of time, a write refused because the
+servers forgot the clerk's session, and an answer it cannot use."""
 
 from __future__ import annotations
 
-__all__ = ["ClerkError", "OperationTimeoutError", "ServerError"]
+__all__ = ["ClerkError", "OperationTimeoutError", "ServerError", "SessionExpiredError"]
 
 
 class ClerkError(Exception):
@@ -33,3 +34,29 @@ class ServerError(ClerkError):
         super().__init__(f"{operation} failed: the server answered {err}")
         self.operation = operation
         self.err = err
+
+
+class SessionExpiredError(ClerkError):
+    """The servers refused a write (``ErrSessionExpired``): they no longer hold this clerk's
+    session, so they cannot tell whether an earlier copy of the write was executed, and did not
+    execute it again. The clerk has started a new session for its next operations.
+
+    ``outcome_unknown`` is True when an earlier copy was sent (this was a retry): the write may
+    have taken effect before the session expired, exactly once. False means the refused copy was
+    the only one sent: the write had no effect. ``err`` is ``"ErrSessionExpired"``.
+    """
+
+    err = "ErrSessionExpired"
+
+    def __init__(self, operation: str, *, outcome_unknown: bool) -> None:
+        consequence = (
+            "the outcome is UNKNOWN: an earlier copy may have taken effect, once"
+            if outcome_unknown
+            else "the write had no effect"
+        )
+        super().__init__(
+            f"{operation} refused: the servers no longer hold this clerk's session "
+            f"(ErrSessionExpired); {consequence}; it was not executed again"
+        )
+        self.operation = operation
+        self.outcome_unknown = outcome_unknown

@@ -73,9 +73,11 @@ class Session(_message.Message):
     def __init__(self, client_id: _Optional[bytes] = ..., last_active_ms: _Optional[int] = ..., acked_below: _Optional[int] = ..., replies: _Optional[_Iterable[_Union[CachedReply, _Mapping]]] = ...) -> None: ...
 
 class SessionTable(_message.Message):
-    __slots__ = ("clock_ms", "sessions")
+    __slots__ = ("clock_ms", "sessions", "last_stamp_ms")
     CLOCK_MS_FIELD_NUMBER: _ClassVar[int]
     SESSIONS_FIELD_NUMBER: _ClassVar[int]
+    LAST_STAMP_MS_FIELD_NUMBER: _ClassVar[int]
     clock_ms: int
     sessions: _containers.RepeatedCompositeFieldContainer[Session]
-    def __init__(self, clock_ms: _Optional[int] = ..., sessions: _Optional[_Iterable[_Union[Session, _Mapping]]] = ...) -> None: ...
+    last_stamp_ms: int
+    def __init__(self, clock_ms: _Optional[int] = ..., sessions: _Optional[_Iterable[_Union[Session, _Mapping]]] = ..., last_stamp_ms: _Optional[int] = ...) -> None: ...

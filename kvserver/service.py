@@ -4,8 +4,9 @@ Theory of operation
 -------------------
 :class:`KVService` holds one handler per method of ``kvServerRpc`` (kvserver_rpc.proto) for
 :class:`rpc.RpcProvider`. A write becomes a :class:`~kvserver.kvcommand_pb2.Command`, stamped
-with the node's clock (``clock_ms``: it drives session expiry, identically on every node because
-the stamp travels in the log), and is proposed through :meth:`Replica.propose`; a read becomes a
+with the node's wall clock (``clock_ms``: it drives session expiry, identically on every node
+because the stamp travels in the log; a jump of this clock moves the session clock by at most one
+bound, docs/sessions.md), and is proposed through :meth:`Replica.propose`; a read becomes a
 query that :meth:`Replica.read` runs at a linearizable point (or at once, for a stale read). The
 Replica answers through a :class:`FutureWaiter`, which completes an asyncio Future the handler
 awaits. After handing work to the Replica the handler calls ``wakeup`` so the node's runner

@@ -20,12 +20,22 @@ client with W requests in flight then costs O(1) amortized work per command, not
 its W cached results per command. Snapshots hold only the results at or above the mark, so
 when a replica last pruned never shows in its state.
 
-Idle sessions expire so the table stays bounded. Time is the proposing leader's clock stamped into
-each command (``now_ms``); the table's clock only moves forward and every node applies the same
-commands, so every node expires the same sessions at the same log index. The trade-off: a client
-silent for longer than ``max_idle_ms`` that then retries an old write could have it applied twice;
-the clerk's per-operation deadline is far shorter than the default idle age (one hour), so it gives
-up long before that.
+Idle sessions expire so the table stays bounded, on a session clock that every node moves the same
+way at the same log index. Each command carries its proposing leader's wall clock (``now_ms``), and
+the session clock advances by the step from the previous command's stamp, clamped to
+``[0, max_clock_step_ms]`` (1 s by default). So a leader whose wall clock is an hour ahead (an NTP
+step, a resumed VM, skew between nodes) or behind moves the session clock by at most one bound,
+once, at the jump or the leader change, and never backwards; only a run of closely stamped entries
+moves it far. Expiry thus needs ``max_idle_ms`` (one hour) of steady time as the leaders measure
+it, and an idle cluster's clock stands still (a long gap counts as one bound).
+
+A command from a session the table does not hold whose ``acked_below`` is above 1 says its client
+has had requests answered before: its session existed and expired. Executing it could run a write
+twice (its reply may have been lost before the expiry), so it is refused with
+``ErrSessionExpired``, changes nothing and is not remembered. The clerk then starts a new session.
+A client that does not say (``acked_below`` 0: the original C++ clerk, whose Gets take request ids
+too, so a first write may have any id) starts a new session as before: its retries are
+protected by the clock bound alone.
 """
 
 from __future__ import annotations
@@ -35,10 +45,19 @@ from dataclasses import dataclass, field
 
 from kvserver.kvcommand_pb2 import CachedReply, Command, Result, Session, SessionTable
 
-__all__ = ["DEFAULT_MAX_IDLE_MS", "ERR_STALE_REQUEST", "Sessions"]
+__all__ = [
+    "DEFAULT_MAX_CLOCK_STEP_MS",
+    "DEFAULT_MAX_IDLE_MS",
+    "ERR_SESSION_EXPIRED",
+    "ERR_STALE_REQUEST",
+    "Sessions",
+]
 
 DEFAULT_MAX_IDLE_MS = 3_600_000
+#: The most the session clock moves for one command, whatever the stamps say.
+DEFAULT_MAX_CLOCK_STEP_MS = 1_000
 ERR_STALE_REQUEST = "ErrStaleRequest"
+ERR_SESSION_EXPIRED = "ErrSessionExpired"
 #: A client's reply cache is never pruned below this many entries.
 _PRUNE_MIN = 8
 
@@ -55,11 +74,19 @@ class _ClientState:
 class Sessions:
     """The per-client dedup table: look a command up before executing it; record its result."""
 
-    def __init__(self, max_idle_ms: int = DEFAULT_MAX_IDLE_MS) -> None:
+    def __init__(
+        self,
+        max_idle_ms: int = DEFAULT_MAX_IDLE_MS,
+        max_clock_step_ms: int = DEFAULT_MAX_CLOCK_STEP_MS,
+    ) -> None:
         if max_idle_ms <= 0:
             raise ValueError(f"max_idle_ms must be positive, not {max_idle_ms}")
+        if max_clock_step_ms <= 0:
+            raise ValueError(f"max_clock_step_ms must be positive, not {max_clock_step_ms}")
         self.max_idle_ms = max_idle_ms
+        self.max_clock_step_ms = max_clock_step_ms
         self.clock_ms = 0
+        self.last_stamp_ms = 0
         # Ordered by last activity, oldest first: expiry pops from the front.
         self._clients: OrderedDict[bytes, _ClientState] = OrderedDict()
 
@@ -67,9 +94,12 @@ class Sessions:
         return len(self._clients)
 
     def advance_clock(self, now_ms: int) -> None:
-        """Move the table's clock to ``now_ms`` (never backwards) and expire idle sessions."""
-        if now_ms > self.clock_ms:
-            self.clock_ms = now_ms
+        """Take the next command's stamp: move the clock by its step from the previous stamp,
+        clamped to ``[0, max_clock_step_ms]``, and expire idle sessions."""
+        step = now_ms - self.last_stamp_ms
+        self.last_stamp_ms = now_ms
+        if step > 0:
+            self.clock_ms += min(step, self.max_clock_step_ms)
         horizon = self.clock_ms - self.max_idle_ms
         while self._clients:
             client_id, state = next(iter(self._clients.items()))
@@ -81,7 +111,8 @@ class Sessions:
         """The answer to give instead of executing ``command``, or None if it is new."""
         state = self._clients.get(command.client_id)
         if state is None:
-            return None
+            # AckedBelow > 1: requests of this client were answered, so its session expired.
+            return Result(err=ERR_SESSION_EXPIRED) if command.acked_below > 1 else None
         if command.request_id < state.acked_below:
             return Result(err=ERR_STALE_REQUEST)
         return state.replies.get(command.request_id)
@@ -106,7 +137,7 @@ class Sessions:
 
     def to_proto(self) -> SessionTable:
         """The whole table, for a snapshot."""
-        table = SessionTable(clock_ms=self.clock_ms)
+        table = SessionTable(clock_ms=self.clock_ms, last_stamp_ms=self.last_stamp_ms)
         for client_id, state in self._clients.items():
             table.sessions.append(
                 Session(
@@ -122,10 +153,16 @@ class Sessions:
         return table
 
     @classmethod
-    def from_proto(cls, table: SessionTable, max_idle_ms: int = DEFAULT_MAX_IDLE_MS) -> Sessions:
+    def from_proto(
+        cls,
+        table: SessionTable,
+        max_idle_ms: int = DEFAULT_MAX_IDLE_MS,
+        max_clock_step_ms: int = DEFAULT_MAX_CLOCK_STEP_MS,
+    ) -> Sessions:
         """Rebuild a table saved by :meth:`to_proto` (sessions keep their activity order)."""
-        sessions = cls(max_idle_ms)
+        sessions = cls(max_idle_ms, max_clock_step_ms)
         sessions.clock_ms = table.clock_ms
+        sessions.last_stamp_ms = table.last_stamp_ms
         for s in table.sessions:
             sessions._clients[s.client_id] = _ClientState(
                 last_active_ms=s.last_active_ms,

@@ -14,7 +14,8 @@ costing a log write, and they never touch the session table.
 Results use the original's error strings: ``OK``, ``ErrNoKey``; and for the new operations
 ``ErrKeyExists`` (PutIfAbsent on a present key), ``ErrCasMismatch`` (CompareAndSwap whose
 expectation failed; ``value`` then holds the current value) and ``ErrBadCommand`` (an entry that is
-not a Command: every node refuses it the same way rather than crash).
+not a Command: every node refuses it the same way rather than crash). The session table adds
+``ErrStaleRequest`` and ``ErrSessionExpired`` (:mod:`kvserver.sessions`, ``docs/sessions.md``).
 
 Snapshot format (version 1, integers big-endian)::
 
@@ -33,7 +34,7 @@ from collections.abc import Iterator
 from google.protobuf.message import DecodeError
 
 from kvserver.kvcommand_pb2 import Command, Op, Result, SessionTable
-from kvserver.sessions import DEFAULT_MAX_IDLE_MS, Sessions
+from kvserver.sessions import DEFAULT_MAX_CLOCK_STEP_MS, DEFAULT_MAX_IDLE_MS, Sessions
 from skiplist.skiplist import SkipList
 from skiplist.snapshot import SnapshotError, SnapshotLoader, dump_chunks
 
@@ -62,12 +63,17 @@ class KVStateMachine:
     """A bytes -> bytes ordered map plus exactly-once sessions, driven by committed entries."""
 
     def __init__(
-        self, rng: random.Random, *, session_max_idle_ms: int = DEFAULT_MAX_IDLE_MS
+        self,
+        rng: random.Random,
+        *,
+        session_max_idle_ms: int = DEFAULT_MAX_IDLE_MS,
+        session_clock_step_ms: int = DEFAULT_MAX_CLOCK_STEP_MS,
     ) -> None:
-        """``rng`` draws the skip list's tower heights (shape only; never the map's content)."""
+        """``rng`` draws the skip list's tower heights (shape only; never the map's content);
+        the session options are :class:`~kvserver.sessions.Sessions`' (every node's must match)."""
         self._rng = rng
         self._data: SkipList[bytes, bytes] = SkipList(rng)
-        self._sessions = Sessions(session_max_idle_ms)
+        self._sessions = Sessions(session_max_idle_ms, session_clock_step_ms)
 
     @property
     def sessions(self) -> Sessions:
@@ -153,7 +159,8 @@ class KVStateMachine:
 
     def snapshot_loader(self) -> KVSnapshotLoader:
         """A loader to feed a snapshot's chunks into, then pass to :meth:`restore`."""
-        return KVSnapshotLoader(self._rng, self._sessions.max_idle_ms)
+        sessions = self._sessions
+        return KVSnapshotLoader(self._rng, sessions.max_idle_ms, sessions.max_clock_step_ms)
 
     def restore(self, loader: KVSnapshotLoader) -> None:
         """Replace the whole state with a snapshot that ``loader`` has read completely."""
@@ -167,9 +174,14 @@ class KVSnapshotLoader:
     load keeps its previous state.
     """
 
-    def __init__(self, rng: random.Random, session_max_idle_ms: int) -> None:
+    def __init__(
+        self,
+        rng: random.Random,
+        session_max_idle_ms: int,
+        session_clock_step_ms: int,
+    ) -> None:
         self._rng = rng
-        self._session_max_idle_ms = session_max_idle_ms
+        self._session_options = (session_max_idle_ms, session_clock_step_ms)
         self._head = bytearray()
         self._sessions: SessionTable | None = None
         self._map: SnapshotLoader | None = None
@@ -202,4 +214,4 @@ class KVSnapshotLoader:
         """The map and the session table the snapshot holds; raises if it ended early."""
         if self._map is None or self._sessions is None:
             raise SnapshotError("the KV snapshot ended before its session table")
-        return self._map.finish(), Sessions.from_proto(self._sessions, self._session_max_idle_ms)
+        return self._map.finish(), Sessions.from_proto(self._sessions, *self._session_options)

@@ -14,15 +14,22 @@ its final answer. An operation still unanswered at its deadline raises
 :class:`OperationTimeout` and is recorded ``unknown`` if it was a write (it may yet take effect;
 its RequestId stays outstanding in the core so the servers keep its cached reply) or ``fail``
 if it was a Get (reads change nothing).
+
+Sessions as the asyncio clerk keeps them: a write refused ``ErrSessionExpired`` renews the core's
+session; it goes once more in the new session only if the refused copy was the only one sent,
+else it raises :class:`SessionExpired` (recorded ``unknown``: an earlier copy may have applied).
+With ``legacy`` options the clerk sends AckedBelow 0 like the original C++ clerk (one write at a
+time, so its RequestId is its mark), and the servers never refuse it that way.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from clerk.core import ClerkCore
+from clerk.core import ClerkCore, ClerkSession
 from kvserver.kvcommand_pb2 import Command, Op, Result
 from kvserver.replica import ERR_WRONG_LEADER
+from kvserver.sessions import ERR_SESSION_EXPIRED
 from kvserver.state_machine import ERR_NO_KEY, OK
 from kvserver.testing.wire import decode_reply, encode_get, encode_write
 from lincheck import ClientId, HistoryRecorder, OpKind, Status, bytes_to_str
@@ -30,7 +37,7 @@ from raftcore.testing.network import Port
 from raftcore.testing.process import Proc, Signal
 from raftcore.testing.scheduler import MS, Scheduler
 
-__all__ = ["ClerkOptions", "OperationTimeout", "SimClerk", "UnexpectedReply"]
+__all__ = ["ClerkOptions", "OperationTimeout", "SessionExpired", "SimClerk", "UnexpectedReply"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,8 @@ class ClerkOptions:
     """How long one ask waits for its reply before the clerk tries the next server."""
     op_deadline_ms: int = 30_000
     """How long one operation may take in all before it gives up (outcome then unknown)."""
+    legacy: bool = False
+    """Send AckedBelow 0, as the original C++ clerk does."""
 
     def __post_init__(self) -> None:
         if self.attempt_timeout_ms <= 0 or self.op_deadline_ms <= 0:
@@ -49,6 +58,10 @@ class ClerkOptions:
 
 class OperationTimeout(Exception):
     """An operation got no final answer before its deadline; a write's outcome is unknown."""
+
+
+class SessionExpired(Exception):
+    """The servers refused a retried write with ErrSessionExpired; its outcome is unknown."""
 
 
 class UnexpectedReply(AssertionError):
@@ -88,7 +101,7 @@ class SimClerk:
     def get(self, key: bytes) -> Proc[bytes | None]:
         """Linearizable Get: the value, or None if the key is absent."""
         handle = self._recorder.call(self.name, OpKind.GET, bytes_to_str(key))
-        result = yield from self._ask(encode_get(key))
+        result, _ = yield from self._ask(encode_get(key))
         if result is None:
             self._recorder.ret(handle, status=Status.FAIL)
             raise OperationTimeout(f"client {self.name}: get({key!r}) got no answer in time")
@@ -111,28 +124,47 @@ class SimClerk:
     def _write(self, op: Op, kind: OpKind, key: bytes, value: bytes) -> Proc[None]:
         core = self.core
         handle = self._recorder.call(self.name, kind, bytes_to_str(key), bytes_to_str(value))
-        request_id = core.new_request_id()
+        session = core.session
+        result, asks, request_id = yield from self._send(session, handle, op, kind, key, value)
+        if result.err == ERR_SESSION_EXPIRED and asks == 1:
+            # The only copy sent was refused unexecuted: send it once more in a new session.
+            session = core.renew_session(session, core.rng.randbytes(16))
+            result, asks, request_id = yield from self._send(session, handle, op, kind, key, value)
+        if result.err == ERR_SESSION_EXPIRED:
+            core.renew_session(session, core.rng.randbytes(16))
+            self._recorder.ret(handle, status=Status.UNKNOWN if asks > 1 else Status.FAIL)
+            raise SessionExpired(
+                f"client {self.name}: {kind}({key!r}, {value!r}) request {request_id} "
+                f"refused {ERR_SESSION_EXPIRED} after {asks} asks"
+            )
+        if result.err != OK:
+            raise UnexpectedReply(
+                f"client {self.name}: {kind}({key!r}) request {request_id} answered {result.err!r}"
+            )
+        self._recorder.ret(handle, None)
+
+    def _send(
+        self, session: ClerkSession, handle: int, op: Op, kind: OpKind, key: bytes, value: bytes
+    ) -> Proc[tuple[Result, int, int]]:
+        """One write under a fresh id of ``session``: (its answer, asks sent, the id)."""
+        request_id = session.new_request_id()
         command = Command(
-            client_id=core.client_id,
+            client_id=session.client_id,
             request_id=request_id,
-            acked_below=core.acked_below(),
+            acked_below=0 if self.options.legacy else session.acked_below(),
             op=op,
             key=key,
             value=value,
         )
-        result = yield from self._ask(encode_write(command))
+        result, asks = yield from self._ask(encode_write(command))
         if result is None:
             self._recorder.ret(handle, status=Status.UNKNOWN)
             raise OperationTimeout(
                 f"client {self.name}: {kind}({key!r}, {value!r}) got no answer in time; "
                 "it may or may not take effect"
             )
-        core.finish(request_id)
-        if result.err != OK:
-            raise UnexpectedReply(
-                f"client {self.name}: {kind}({key!r}) request {request_id} answered {result.err!r}"
-            )
-        self._recorder.ret(handle, None)
+        session.finish(request_id)
+        return result, asks, request_id
 
     # -- the retry walk -------------------------------------------------------------------------
 
@@ -141,8 +173,9 @@ class SimClerk:
         self.port.call(server, request, done.fire, timeout)
         return done
 
-    def _ask(self, request: bytes) -> Proc[Result | None]:
-        """Ask servers until one answers as leader; None once the deadline passed."""
+    def _ask(self, request: bytes) -> Proc[tuple[Result | None, int]]:
+        """Ask servers until one answers as leader: (the answer, or None once the deadline
+        passed; the number of asks sent)."""
         scheduler = self._scheduler
         deadline = scheduler.now + self.options.op_deadline_ms * MS
         attempt_timeout = self.options.attempt_timeout_ms * MS
@@ -156,9 +189,9 @@ class SimClerk:
                 reply = decode_reply(raw)
                 if reply.result.err != ERR_WRONG_LEADER:
                     attempt.on_success()
-                    return reply.result
+                    return reply.result, attempt.asks
                 delay = attempt.on_wrong_leader(self._index_of.get(reply.leader_hint))
             if scheduler.now + delay * MS >= deadline:
-                return None
+                return None, attempt.asks
             if delay:
                 yield delay * MS

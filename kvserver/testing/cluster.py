@@ -18,7 +18,12 @@ until :meth:`connect`.
 
 Every clerk of a cluster records into one :class:`lincheck.HistoryRecorder` whose clock is the
 virtual time in nanoseconds, made strictly increasing in event order (:meth:`_history_clock`), so
-a scenario ends with a history to check. Everything random comes
+a scenario ends with a history to check.
+
+Each server has a wall clock (:meth:`wall_clock_ms`), the one its leader stamps into writes for
+session expiry: virtual time from :data:`WALL_CLOCK_EPOCH_MS` plus an offset a scenario may change
+at any moment (:meth:`set_wall_clock_offset`: an NTP step, a resumed VM, skew). It is separate from
+the monotonic time the Raft runtime ticks by. Everything random comes
 from ``random.Random`` instances drawn from the one run seed: a run is a pure function of the seed
 and the options.
 """
@@ -31,18 +36,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from clerk.core import ClerkCore, RetryPolicy
-from kvserver.sessions import DEFAULT_MAX_IDLE_MS
+from kvserver.sessions import DEFAULT_MAX_CLOCK_STEP_MS, DEFAULT_MAX_IDLE_MS
 from kvserver.testing.clerk import ClerkOptions, SimClerk
 from kvserver.testing.node import KVNode
 from lincheck import ClientId, HistoryRecorder
 from raftcore import Config, ReadOnlyOption, Role
 from raftcore.memory_storage import MemoryStorage
 from raftcore.testing.runtime import ClusterOptions, SimClusterBase
+from raftcore.testing.scheduler import MS
 
-__all__ = ["CLIENT_BASE", "KVCluster", "KVClusterOptions"]
+__all__ = ["CLIENT_BASE", "WALL_CLOCK_EPOCH_MS", "KVCluster", "KVClusterOptions"]
 
 CLIENT_BASE = 1000
 """Network address of the first client; servers use 1..n."""
+
+WALL_CLOCK_EPOCH_MS = 1_764_000_000_000
+"""The servers' wall clock at virtual time 0 (ms since 1970), so clocks may jump back too."""
 
 
 @dataclass(frozen=True)
@@ -57,7 +66,10 @@ class KVClusterOptions:
     raft: ClusterOptions = field(default_factory=ClusterOptions)
     max_raft_state: int | None = None
     session_max_idle_ms: int = DEFAULT_MAX_IDLE_MS
-    """Idle age after which the state machine forgets a client session (1 disables dedup)."""
+    """Idle age after which the state machine forgets a client session (1: at once, so current
+    clerks' retries are refused ErrSessionExpired and legacy clerks' applied again)."""
+    session_clock_step_ms: int = DEFAULT_MAX_CLOCK_STEP_MS
+    """The most one command moves the session clock (a huge value: the old unbounded advance)."""
     read_only: ReadOnlyOption = ReadOnlyOption.SAFE
     """How leaders confirm reads: a heartbeat round per batch, or the check-quorum lease."""
     stale_reads: bool = False
@@ -85,6 +97,9 @@ class KVCluster(SimClusterBase[KVNode]):
     ) -> None:
         self.options = options or KVClusterOptions()
         self._last_stamp = -1
+        self._wall_offsets_ms: dict[int, int] = {}
+        self.wall_clock_jumps: list[tuple[int, int, int]] = []
+        """Every :meth:`set_wall_clock_offset`: (virtual time, node id, new offset in ms)."""
         self.recorder = HistoryRecorder(clock=self._history_clock)
         """Every clerk's operations, stamped by :meth:`_history_clock`."""
         self.clerks: list[SimClerk] = []
@@ -146,6 +161,18 @@ class KVCluster(SimClusterBase[KVNode]):
         return clerk
 
     # -- faults ---------------------------------------------------------------------------------
+
+    def set_wall_clock_offset(self, node_id: int, offset_ms: int) -> None:
+        """From now on ``node_id``'s wall clock reads true time plus ``offset_ms`` (negative:
+        behind); it survives crashes. Changing it is a jump of the difference."""
+        self._wall_offsets_ms[node_id] = offset_ms
+        self.wall_clock_jumps.append((self.scheduler.now, node_id, offset_ms))
+
+    def wall_clock_ms(self, node_id: int) -> int:
+        """``node_id``'s wall clock in ms: what its writes are stamped with."""
+        return (
+            WALL_CLOCK_EPOCH_MS + self.scheduler.now // MS + self._wall_offsets_ms.get(node_id, 0)
+        )
 
     def partition(self, *groups: Sequence[int]) -> None:
         """Only members of one group talk to each other; endpoints in no group reach everyone.

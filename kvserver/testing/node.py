@@ -8,8 +8,9 @@ tick timer, Raft messages and client requests, which arrive as ``Port.call`` req
 a scheduled drain. This module supplies the drain: Readys go through ``Replica.handle_ready``
 (persist, send, apply, serve reads, maybe snapshot, advance).
 
-The leader stamps each write with the virtual clock (``now_ms``) before proposing it; applied in
-log order, that stamp drives session expiry identically on every node.
+The leader stamps each write with its wall clock (``now_ms``, :meth:`KVCluster.wall_clock_ms`,
+which a scenario may make jump) before proposing it; applied in log order, that stamp drives
+session expiry identically on every node.
 
 The Raft-level :class:`~raftcore.testing.invariants.InvariantChecker` watches every step: the
 Replica persists each Ready itself, so the node hands the core to it as an
@@ -34,7 +35,6 @@ from raftcore import RawNode, Ready, Role
 from raftcore.memory_storage import MemoryStorage
 from raftcore.raftpb_pb2 import Message, SnapshotMetadata
 from raftcore.testing.runtime import SimNodeBase
-from raftcore.testing.scheduler import MS
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -101,7 +101,9 @@ class KVNode(SimNodeBase):
         """Snapshots this incarnation received from a leader (InstallSnapshot)."""
         options = cluster.options
         machine = KVStateMachine(
-            random.Random(rng.getrandbits(64)), session_max_idle_ms=options.session_max_idle_ms
+            random.Random(rng.getrandbits(64)),
+            session_max_idle_ms=options.session_max_idle_ms,
+            session_clock_step_ms=options.session_clock_step_ms,
         )
         restore_machine(storage, machine)
         meta = storage.snapshot_metadata()
@@ -139,7 +141,7 @@ class KVNode(SimNodeBase):
             stale = self.cluster.options.stale_reads and self.raw.role is Role.LEADER
             self.replica.read(lambda m: m.get(key), responder, stale=stale)
         else:
-            parsed.now_ms = self.cluster.scheduler.now // MS
+            parsed.now_ms = self.cluster.wall_clock_ms(self.id)
             self.replica.propose(parsed, responder)
         self.schedule_drain()
 

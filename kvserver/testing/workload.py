@@ -9,7 +9,9 @@ A :class:`LoadSpec` names the load and the faults. Each of its rounds, as in the
    operations (``think_ms``). Without random keys client ``cli`` owns key ``"<cli>"``, first
    Puts ``""`` there, and every Get must equal what it appended so far;
 2. with partitions, after 1 s a partitioner re-splits the servers at random every 1.0-1.2 s
-   (clients keep reaching every server, as labrpc partitions only servers);
+   (clients keep reaching every server, as labrpc partitions only servers); with clock jumps,
+   every 0.5-1 s the leader's wall clock jumps, alternately ahead of anything before (one hour
+   more each time) and back to true time or an hour behind;
 3. after ``round_ms`` the clients and the partitioner are told to stop; the network is healed and
    an election timeout passes; with crashes every server is crashed, an election timeout later
    all restart and reconnect (clients may still be mid-operation through all this);
@@ -21,7 +23,8 @@ Problems are collected in the returned :class:`LoadReport` (so tests that inject
 they are found) rather than raised; the history of every operation is in the cluster's recorder
 for the linearizability check. A client whose write times out with random keys records it as
 ``unknown`` and goes on; with owned keys a timeout ends the run (the expected value would be
-unknowable), as the course's clerks would hang.
+unknowable), as the course's clerks would hang. A write refused ErrSessionExpired after a retry
+is a problem (a client's session must not expire within its retry window) and ends that client.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from kvserver.testing.clerk import ClerkOptions, OperationTimeout, SimClerk
+from kvserver.testing.clerk import ClerkOptions, OperationTimeout, SessionExpired, SimClerk
 from kvserver.testing.cluster import KVCluster
 from lincheck import Operation, OpKind, Status
 from raftcore.testing.process import Proc, wait_all
@@ -49,6 +52,8 @@ __all__ = [
 ELECTION_TIMEOUT_MS = 1000
 """6.5840's electionTimeout, used for the load's waits."""
 
+HOUR_MS = 3_600_000
+
 CHECKER_OPTIONS = ClerkOptions(op_deadline_ms=60_000)
 """The checking client waits as long as it takes (like the course's clerks), whatever deadline
 the load's clients have: its reads are the checks, not part of the load."""
@@ -63,6 +68,8 @@ class LoadSpec:
     crash: bool = False
     partitions: bool = False
     random_keys: bool = False
+    clock_jumps: bool = False
+    """Make the leader's wall clock jump forward and back during each round."""
     rounds: int = 3
     round_ms: int = 5000
     """Virtual client time per round (the course's 5 s), after the partitioner's first second."""
@@ -203,6 +210,15 @@ def _client(
     return j
 
 
+def _ending_on_session_expiry(client: Proc[int], problems: list[str]) -> Proc[int]:
+    # The client's appends so far cannot be checked: its count is lost with the exception.
+    try:
+        return (yield from client)
+    except SessionExpired as exc:
+        problems.append(str(exc))
+        return 0
+
+
 def _tolerating_timeout(op: Proc[object]) -> Proc[None]:
     # Recorded as unknown (write) or fail (read) by the clerk; the load goes on.
     with contextlib.suppress(OperationTimeout):
@@ -220,6 +236,20 @@ def _partitioner(cluster: KVCluster, stop: _Flag) -> Proc[None]:
         yield (ELECTION_TIMEOUT_MS + rng.randrange(200)) * MS
 
 
+def _clock_jumper(cluster: KVCluster, stop: _Flag) -> Proc[None]:
+    rng = cluster.rng
+    ahead = 0
+    while not stop.raised:
+        leader = cluster.leader()
+        if leader is not None:
+            # Each forward jump goes further than any clock so far: an unbounded clock follows.
+            forward = (ahead // 2 + 1) * HOUR_MS
+            offset = forward if ahead % 2 == 0 else rng.choice((0, -HOUR_MS))
+            cluster.set_wall_clock_offset(leader, offset)
+            ahead += 1
+        yield (500 + rng.randrange(500)) * MS
+
+
 def run_load(cluster: KVCluster, spec: LoadSpec) -> Proc[LoadReport]:
     """Run ``spec`` on ``cluster`` (a process: pass it to :meth:`KVCluster.run`)."""
     report = LoadReport()
@@ -229,23 +259,31 @@ def run_load(cluster: KVCluster, spec: LoadSpec) -> Proc[LoadReport]:
         stop_clients, stop_partitioner = _Flag(), _Flag()
         clients = [
             cluster.spawn(
-                _client(
-                    cluster.make_clerk(),
-                    cli,
-                    random.Random(cluster.rng.getrandbits(64)),
-                    spec,
-                    stop_clients,
+                _ending_on_session_expiry(
+                    _client(
+                        cluster.make_clerk(),
+                        cli,
+                        random.Random(cluster.rng.getrandbits(64)),
+                        spec,
+                        stop_clients,
+                        report.problems,
+                    ),
                     report.problems,
                 )
             )
             for cli in range(spec.clients)
         ]
+        jumper = None
+        if spec.clock_jumps:
+            jumper = cluster.spawn(_clock_jumper(cluster, stop_partitioner))
         partitioner = None
         if spec.partitions:
             yield ELECTION_TIMEOUT_MS * MS  # some operations without interruption first
             partitioner = cluster.spawn(_partitioner(cluster, stop_partitioner))
         yield spec.round_ms * MS
         stop_clients.raised = stop_partitioner.raised = True
+        if jumper is not None:
+            yield from wait_all([jumper])
         if partitioner is not None:
             yield from wait_all([partitioner])
             cluster.connect_all()

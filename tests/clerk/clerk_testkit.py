@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from kvserver.replica import Replica
 from kvserver.service import KV_SERVICE, KVService
+from kvserver.sessions import DEFAULT_MAX_IDLE_MS
 from kvserver.state_machine import KVStateMachine
 from raftcore import Config, RawNode, ReadOnlyOption, Role
 from raftcore.memory_storage import MemoryStorage
@@ -39,7 +40,8 @@ class LocalCluster:
 
     ``cut`` holds server indexes whose Raft messages are dropped both ways; ``frozen`` stops all
     Raft traffic and ticks (nothing commits, nobody times out). ``wrap`` may replace a server's
-    handlers object (e.g. to lose replies) before it is registered.
+    handlers object (e.g. to lose replies) before it is registered. ``clock_ms`` replaces the
+    wall clock the services stamp writes with; ``session_max_idle_ms`` is the state machines'.
     """
 
     def __init__(
@@ -51,6 +53,8 @@ class LocalCluster:
         request_timeout: float = 0.5,
         lease_reads: bool = False,
         wrap: Wrap | None = None,
+        clock_ms: Callable[[], int] | None = None,
+        session_max_idle_ms: int = DEFAULT_MAX_IDLE_MS,
     ) -> None:
         self.n = n
         self.tick_s = tick_s
@@ -74,12 +78,13 @@ class LocalCluster:
                 storage,
                 random.Random(rng.random()),
             )
-            replica = Replica(node, storage, KVStateMachine(random.Random(i)))
+            machine = KVStateMachine(random.Random(i), session_max_idle_ms=session_max_idle_ms)
+            replica = Replica(node, storage, machine)
             self.replicas.append(replica)
             self.services.append(
                 KVService(
                     replica,
-                    lambda: int(time.time() * 1000),
+                    clock_ms or (lambda: int(time.time() * 1000)),
                     self._waker(i),
                     request_timeout=request_timeout,
                     lease_reads=lease_reads,

@@ -161,3 +161,20 @@ def test_hint_from_raft_id() -> None:
     assert hint_from_raft_id(3, 3) == 2
     assert hint_from_raft_id(4, 3) is None
     assert hint_from_raft_id(-1, 3) is None
+
+
+def test_a_renewed_session_numbers_from_1_and_old_writes_keep_their_own_marks() -> None:
+    core = make()
+    old = core.session
+    first, second = old.new_request_id(), old.new_request_id()
+    old.finish(first)
+    new = core.renew_session(old, b"client-2")
+    assert core.session is new and core.client_id == b"client-2"
+    assert new.new_request_id() == 1 and new.acked_below() == 1
+    assert old.acked_below() == second  # the old write still in flight keeps its mark
+    old.finish(second)
+    assert new.acked_below() == 1
+    # A second refusal from the expired session does not replace the new one.
+    assert core.renew_session(old, b"client-3") is new
+    with pytest.raises(ValueError, match="new client_id"):
+        core.renew_session(new, b"client-2")

@@ -101,6 +101,30 @@ def test_put_append_get_on_the_leader() -> None:
     run(main())
 
 
+def test_an_unknown_session_with_history_is_refused_and_a_legacy_one_is_not() -> None:
+    """A ClientId the table does not hold whose AckedBelow is above 1 had requests answered
+    before: refused ErrSessionExpired, nothing applied. A legacy client (AckedBelow 0) whose
+    first write has RequestId 2 (its Gets take ids too) starts a session."""
+
+    async def main() -> None:
+        async with local_cluster() as cluster:
+            leader = await cluster.wait_leader()
+            channel, kv = stub_for(cluster, leader)
+            async with channel:
+                args = put(b"k", b"x", 5, b"Append", client=b"forgotten")
+                args.AckedBelow = 5
+                assert (await kv.PutAppend(args)).Err == b"ErrSessionExpired"
+                assert (await kv.PutAppend(args)).Err == b"ErrSessionExpired"
+                legacy = put(b"k", b"y", 2, b"Append", client=b"legacy")
+                assert (await kv.PutAppend(legacy)).Err == b"OK"
+                fresh = put(b"k", b"z", 1, b"Append", client=b"fresh")
+                fresh.AckedBelow = 1
+                assert (await kv.PutAppend(fresh)).Err == b"OK"
+                assert (await kv.Get(pb.GetArgs(Key=b"k"))).Value == b"yz"
+
+    run(main())
+
+
 async def wait_applied(cluster: LocalCluster, index: int) -> None:
     async with asyncio.timeout(3):
         while min(r.applied_index for r in cluster.replicas) < index:

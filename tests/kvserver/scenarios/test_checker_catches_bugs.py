@@ -7,7 +7,8 @@ bug needs a leader that does not notice it was deposed, so check-quorum is off i
 
 (b) A doubled append: sessions that expire after 1 ms forget a request by the time its retry
 arrives, so on an unreliable network (10 % of replies lost after the write was applied) a retried
-Append is applied twice.
+Append is applied twice. The clients are legacy ones (AckedBelow 0, like the C++ clerk): the
+servers would refuse a current clerk's retry with ErrSessionExpired instead of applying it.
 """
 
 from __future__ import annotations
@@ -60,11 +61,12 @@ def test_without_the_bug_the_deposed_leader_serves_no_read(kv_seed: int) -> None
 
 
 def unreliable_appends(seed: int, session_max_idle_ms: int | None) -> tuple[KVCluster, LoadReport]:
-    """One 3 s round of 5 clients appending to their own keys on an unreliable network."""
+    """One 3 s round of 5 legacy clients appending to their own keys on an unreliable network."""
+    legacy = ClerkOptions(legacy=True)
     options = (
-        KVClusterOptions()
+        KVClusterOptions(clerk=legacy)
         if session_max_idle_ms is None
-        else KVClusterOptions(session_max_idle_ms=session_max_idle_ms)
+        else KVClusterOptions(session_max_idle_ms=session_max_idle_ms, clerk=legacy)
     )
     cluster = KVCluster(5, seed, options, reliable=False)
     spec = LoadSpec(clients=5, unreliable=True, rounds=1, round_ms=3000)
