@@ -306,7 +306,14 @@ class SimClusterBase(ABC, Generic[N]):
             max_msg_bytes=o.max_msg_bytes,
             max_inflight_msgs=o.max_inflight_msgs,
             snapshot_chunk_bytes=o.snapshot_chunk_bytes,
+            lease_drift_margin=o.lease_drift_margin,
         )
+
+    def core_clock(self, node_id: int) -> Callable[[], float]:
+        """The monotonic clock ``node_id``'s core reads, in ticks (``RawNode``'s ``clock``)."""
+        read = self.clocks[node_id].read
+        tick = self.raft_options.tick_ms * MS
+        return lambda: read() / tick
 
     @property
     def now(self) -> int:
