@@ -47,7 +47,7 @@ import gc
 import logging
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,8 +84,10 @@ class NodeConfig:
     ``[election_tick, 2 * election_tick)`` ticks and the leader heartbeats every
     ``heartbeat_tick`` ticks. ``max_raft_state`` (bytes of log) triggers a snapshot; None never
     snapshots. ``fsync=False`` is for benchmarks only: a crash then loses acknowledged writes.
-    ``lease_reads`` serves linearizable reads from the check-quorum lease instead of a heartbeat
-    round (assumes bounded clock drift between nodes). A client request waits at most
+    ``lease_reads`` serves linearizable reads from the leader's lease instead of a heartbeat
+    round; the lease is ``lease_drift_margin`` (a fraction) shorter than the election timeout and
+    assumes the nodes' monotonic clocks run at rates within that fraction of each other
+    (:mod:`raftcore.lease`, docs/raftcore.md). A client request waits at most
     ``request_timeout_s`` for its entry to apply before the client is told to retry.
     """
 
@@ -101,6 +103,7 @@ class NodeConfig:
     max_calls_in_flight_per_peer: int = 4
     storage_retry_s: float = 1.0
     lease_reads: bool = False
+    lease_drift_margin: float = 0.1
     request_timeout_s: float = 0.5
 
     def __post_init__(self) -> None:
@@ -209,10 +212,12 @@ class Node:
                 election_tick=cfg.election_tick,
                 heartbeat_tick=cfg.heartbeat_tick,
                 read_only=ReadOnlyOption.LEASE_BASED if cfg.lease_reads else ReadOnlyOption.SAFE,
+                lease_drift_margin=cfg.lease_drift_margin,
             ),
             storage,
             random.Random(self._rng.random()),
             applied=storage.snapshot_metadata().index,
+            clock=self._core_clock(loop),
         )
         self._replica = Replica(raw, storage, machine, max_raft_state=cfg.max_raft_state)
         self._last_snapshot_index = storage.snapshot_metadata().index
@@ -312,10 +317,19 @@ class Node:
             self._process_scheduled = True
             asyncio.get_running_loop().call_soon(self._process)
 
+    def _core_clock(self, loop: asyncio.AbstractEventLoop) -> Callable[[], float]:
+        """The core's monotonic clock in ticks: the loop's clock, the one the tick timer uses.
+
+        The lease and the vote refusal run on it rather than on ticks, which a stalled loop
+        drops (``_schedule_tick``)."""
+        ticks_per_second = 1000 / self.config.tick_ms
+        return lambda: loop.time() * ticks_per_second
+
     def _schedule_tick(self, when: float) -> None:
         loop = asyncio.get_running_loop()
         next_tick = when + self.config.tick_ms / 1000
-        # Keep the cadence after a stall instead of firing a burst of late ticks.
+        # Keep the cadence after a stall instead of firing a burst of late ticks: elections and
+        # heartbeats only run late, and the lease is measured on the clock (_core_clock).
         if next_tick < loop.time():
             next_tick = loop.time() + self.config.tick_ms / 1000
         self._tick_handle = loop.call_at(next_tick, self._on_tick, next_tick)

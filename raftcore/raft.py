@@ -301,8 +301,7 @@ class Raft:
             batch.index = first - 1
             batch.log_term = log.term(first - 1)
             batch.commit = committed
-            if self.lease is not None:
-                batch.lease_sent = self.now()
+            self._stamp(batch)
             built[first] = (batch, log.last_index())
         for peer in self.dirty:
             pr = self.prs[peer]
@@ -558,11 +557,10 @@ class Raft:
 
     def _broadcast_heartbeat(self, context: bytes) -> None:
         committed = self.log.committed
-        stamp = {} if self.lease is None else {"lease_sent": self.now()}
         for peer, pr in self.prs.items():
             if peer != self.id:
-                commit = min(pr.match, committed)
-                self._send(MSG_HEARTBEAT, peer, commit=commit, context=context, **stamp)
+                self._send(MSG_HEARTBEAT, peer, commit=min(pr.match, committed), context=context)
+                self._stamp(self.msgs[-1])
 
     def _start_read(self, context: bytes) -> None:
         committed = self.log.committed
@@ -619,8 +617,7 @@ class Raft:
                 entries=entries,
                 commit=log.committed,
             )
-            if self.lease is not None:
-                m.lease_sent = self.now()
+            self._stamp(m)
             if built is not None:
                 built[pr.next] = (m, last_sent)
             if not entries and not send_if_empty:
@@ -640,8 +637,7 @@ class Raft:
         data = storage.read_snapshot(offset, self.config.snapshot_chunk_bytes)
         done = offset + len(data) >= storage.snapshot_size()
         self._send(MSG_SNAPSHOT, to, snapshot=meta, offset=offset, data=data, done=done)
-        if self.lease is not None:
-            self.msgs[-1].lease_sent = self.now()
+        self._stamp(self.msgs[-1])
         pr.snap_in_flight = True
         pr.snap_stalled_beats = 0
 
@@ -742,6 +738,10 @@ class Raft:
         if snapshot is not None:
             m.snapshot.CopyFrom(snapshot)
         self.msgs.append(m)
+
+    def _stamp(self, m: Message) -> None:
+        if self.lease is not None:  # the round this message belongs to (raftcore.lease)
+            m.lease_sent = self.now()
 
     def _set_voters(self, voters: tuple[int, ...]) -> None:
         self.voters = voters

@@ -26,7 +26,6 @@ that never misses a tick (the unit tests).
 from __future__ import annotations
 
 import random
-
 from collections.abc import Callable
 
 from raftcore.config import Config
