@@ -4,7 +4,7 @@ Each scenario writes k = v1, cuts the leader off together with a reader client w
 majority elects a new leader and a writer overwrites k = v2, then the reader asks the old leader.
 A lease that outlives the followers' vote refusal lets the old leader answer v1 after v2 was
 acknowledged: lincheck rejects that history. The faults are a stalled leader loop, a leadership
-transfer, and a monotonic clock that runs slow or fast; the last one
+transfer, a late acknowledgement, and a monotonic clock that runs slow or fast; the last one
 also runs beyond the documented drift bound, to show the check bites.
 """
 
@@ -141,6 +141,54 @@ def test_a_leader_clock_beyond_the_drift_bound_serves_a_stale_read_lincheck_reje
     )
     assert got == b"v1"
     assert verdict is Verdict.ILLEGAL
+
+
+LATE_ACK_RUNS = 12
+"""Runs per delay: the old lease lost only when the followers' randomized timeouts fired early
+enough, about one run in five, so each test tries a dozen seeds derived from its own."""
+
+
+def late_acknowledgement_run(seed: int, delay_ms: int) -> tuple[bytes | None, Verdict]:
+    """Issue 14's interleaving on the simulated cluster: the followers' answers to the leader
+    take ``delay_ms`` (less than the 300 ms election timeout) and the leader's outgoing links
+    fail first, so answers to its last heartbeats land long after the followers last heard from
+    it; then the links towards it fail too, and the followers elect a new leader. Returns what
+    a reader that can only reach the old leader got, and lincheck's verdict."""
+    cluster = cluster_with(seed)
+    writer = cluster.make_clerk()
+    cluster.run(writer.put(b"k", b"v1"))
+    cluster.sleep(100 * MS)
+    old = cluster.leader()
+    assert old is not None
+    reader = cluster.make_clerk()
+    majority = [i for i in cluster.ids if i != old]
+    for i in majority:
+        cluster.network.slow_down(i, old, delay_ms * MS)
+        cluster.network.cut(reader.address, i)
+    cluster.network.cut(old, writer.address)
+    cluster.sleep(60 * MS)  # heartbeat rounds whose answers are on their way
+    for i in majority:
+        cluster.network.cut_one_way(old, i)
+    cluster.sleep((delay_ms + 1) * MS)  # the late answers land; then nothing reaches old
+    for i in majority:
+        cluster.network.cut_one_way(i, old)
+    cluster.run(writer.put(b"k", b"v2"))
+    assert cluster.leader() not in (None, old)
+    try:
+        got = cluster.run(reader.get(b"k"))
+    except OperationTimeout:
+        got = None
+    return got, check_history(cluster.recorder.history(), timeout=60).verdict
+
+
+@pytest.mark.parametrize("delay_ms", [150, 250, 290])
+def test_a_late_acknowledgement_does_not_stretch_the_lease(kv_seed: int, delay_ms: int) -> None:
+    outcomes = {
+        seed: late_acknowledgement_run(seed, delay_ms)
+        for seed in range(kv_seed * LATE_ACK_RUNS, (kv_seed + 1) * LATE_ACK_RUNS)
+    }
+    bad = {seed: out for seed, out in outcomes.items() if out != (None, Verdict.OK)}
+    assert bad == {}
 
 
 def test_without_faults_the_cut_off_leader_serves_no_lease_read(kv_seed: int) -> None:
