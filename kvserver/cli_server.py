@@ -75,6 +75,8 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
         "timeout; safe while the nodes' monotonic clocks run at rates within this fraction of "
         "each other (default 0.1)",
     )
+    # Tests only: scale this node's monotonic clock (a clock running fast or slow).
+    parser.add_argument("--test-clock-rate", type=float, default=1.0, help=argparse.SUPPRESS)
     parser.add_argument(
         "--exit-with-stdin",
         action="store_true",
@@ -94,6 +96,8 @@ def node_config(args: argparse.Namespace) -> NodeConfig:
         raise ConfigError(f"--max-raft-state must not be negative, not {args.max_raft_state}")
     if args.tick_ms <= 0:
         raise ConfigError(f"--tick-ms must be positive, not {args.tick_ms}")
+    if args.test_clock_rate <= 0:
+        raise ConfigError(f"--test-clock-rate must be positive, not {args.test_clock_rate}")
     if not 0 <= args.lease_drift_margin < 1:
         raise ConfigError(f"--lease-drift-margin must be in [0, 1), not {args.lease_drift_margin}")
     return NodeConfig(
@@ -105,6 +109,7 @@ def node_config(args: argparse.Namespace) -> NodeConfig:
         fsync=not args.no_fsync,
         lease_reads=args.lease_reads,
         lease_drift_margin=args.lease_drift_margin,
+        clock_rate=args.test_clock_rate,
     )
 
 

@@ -89,6 +89,8 @@ class NodeConfig:
     assumes the nodes' monotonic clocks run at rates within that fraction of each other
     (:mod:`raftcore.lease`, docs/raftcore.md). A client request waits at most
     ``request_timeout_s`` for its entry to apply before the client is told to retry.
+    ``clock_rate`` is for tests only: it makes this node's monotonic clock (its ticks and the
+    clock its core's lease reads) run that much faster or slower than the real one.
     """
 
     node_id: int
@@ -105,12 +107,20 @@ class NodeConfig:
     lease_reads: bool = False
     lease_drift_margin: float = 0.1
     request_timeout_s: float = 0.5
+    clock_rate: float = 1.0
 
     def __post_init__(self) -> None:
         if self.node_id not in self.peers:
             raise ValueError(f"node {self.node_id} is not among the peers {sorted(self.peers)}")
         if self.tick_ms <= 0:
             raise ValueError(f"tick_ms must be positive, not {self.tick_ms}")
+        if self.clock_rate <= 0:
+            raise ValueError(f"clock_rate must be positive, not {self.clock_rate}")
+
+    @property
+    def tick_s(self) -> float:
+        """Real seconds per tick: ``tick_ms`` of this node's (possibly scaled) clock."""
+        return self.tick_ms / 1000 / self.clock_rate
 
     @property
     def address(self) -> tuple[str, int]:
@@ -322,16 +332,16 @@ class Node:
 
         The lease and the vote refusal run on it rather than on ticks, which a stalled loop
         drops (``_schedule_tick``)."""
-        ticks_per_second = 1000 / self.config.tick_ms
-        return lambda: loop.time() * ticks_per_second
+        tick_s = self.config.tick_s
+        return lambda: loop.time() / tick_s
 
     def _schedule_tick(self, when: float) -> None:
         loop = asyncio.get_running_loop()
-        next_tick = when + self.config.tick_ms / 1000
+        next_tick = when + self.config.tick_s
         # Keep the cadence after a stall instead of firing a burst of late ticks: elections and
         # heartbeats only run late, and the lease is measured on the clock (_core_clock).
         if next_tick < loop.time():
-            next_tick = loop.time() + self.config.tick_ms / 1000
+            next_tick = loop.time() + self.config.tick_s
         self._tick_handle = loop.call_at(next_tick, self._on_tick, next_tick)
 
     def _on_tick(self, when: float) -> None:
