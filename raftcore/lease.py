@@ -6,10 +6,11 @@ A follower that hears from its leader at time ``h`` (its own clock) refuses to v
 else, and does not campaign itself, until ``h + E`` where E is the minimum election timeout
 (``Config.election_tick``). So once a majority has heard a round the leader *sent* at ``s``, no
 other leader can be elected before ``s + E`` in real time, give or take the clocks' drift: every
-receipt happens after the send. The leader therefore trusts the round a majority acknowledged
-most recently for ``E * (1 - lease_drift_margin)`` on its own clock from that round's send time
-(not from when the answers arrived, which may be much later), and serves reads without a round
-trip until then. The margin covers clocks that run at different rates: if any two nodes' clocks
+receipt happens after the send. A voter that restarts with a non-zero term may have answered a
+round just before it went down, so it refuses for E from its restart. The leader therefore
+trusts the round a majority acknowledged most recently for ``E * (1 - lease_drift_margin)`` on
+its own clock from that round's send time (not from when the answers arrived, which may be much
+later), and serves reads without a round trip until then. The margin covers clocks that run at different rates: if any two nodes' clocks
 differ in rate by at most that fraction, the lease ends before the refusal does.
 
 Rounds are identified by their send time: the leader stamps every append, heartbeat and snapshot

@@ -126,6 +126,9 @@ class Raft:
         self.batch: Message | None = None
         self.batch_add: Callable[[], Entry] | None = None  # self.batch.entries.add
         self.become_follower(self.term, 0)
+        # A restarted voter may have answered a leader's round just before it went down: it
+        # keeps refusing votes for an election timeout from its restart (raftcore.lease).
+        self.restarted_at = self.now() if self.term > 0 else -math.inf
 
     # -- inputs ---------------------------------------------------------------------------------
 
@@ -149,11 +152,10 @@ class Raft:
     def _in_lease(self) -> bool:
         """Whether this follower still refuses votes: it heard from its leader less than an
         election timeout ago on its own clock (the leader's lease counts on it)."""
-        return (
-            self.config.check_quorum
-            and self.lead != 0
-            and self.now() - self.heard_at < self.config.election_tick
-        )
+        if not self.config.check_quorum:
+            return False
+        since = self.now() - (self.heard_at if self.lead != 0 else self.restarted_at)
+        return since < self.config.election_tick
 
     def campaign(self, transfer: bool = False) -> None:
         """Start an election (section 5.2): a pre-vote round first when enabled, unless the

@@ -142,8 +142,8 @@ class RawNode:
         loop, provided the nodes' clocks run at rates within ``lease_drift_margin`` of each
         other and the runner passes a real monotonic ``clock`` (counted ticks stall with the
         loop). The lease is off from the start of a leadership transfer to the end of the
-        term, and a restarted follower forgets its refusal (a crash-restart inside the lease
-        is outside the assumption).
+        term; a voter restarted with a non-zero term refuses votes for an election timeout
+        from its restart, since it may have answered a round just before it went down.
 
         Raises NotLeaderError off the leader and ValueError for an empty or already pending
         context. A request pending when the node loses leadership is dropped: retry elsewhere.

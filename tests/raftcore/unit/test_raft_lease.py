@@ -197,3 +197,22 @@ def test_a_follower_refuses_votes_for_a_full_election_timeout_on_its_clock() -> 
     pump.tick(1, nodes=(2, 3))
     pump.tick(1, nodes=(2, 3))
     assert Role.LEADER in (pump.nodes[2].raw.role, pump.nodes[3].raw.role)
+
+
+def test_a_restarted_follower_keeps_refusing_votes_for_an_election_timeout() -> None:
+    """A follower that answered the leader's round and then crashed forgets when it heard from
+    the leader; after its restart it must still refuse votes for E, or a candidate could win
+    with its vote while the old leader's lease, which counted its answer, still holds."""
+    pump = lease_pump()
+    pump.tick(1)  # a round acknowledged by 2 and 3: node 1's lease runs to 1 + 0.9 E
+    pump.isolate(1)
+    pump.restart(3)
+    pump.nodes[2].raw.campaign()
+    pump.deliver()
+    assert Role.LEADER not in (pump.nodes[2].raw.role, pump.nodes[3].raw.role)
+    old = pump.nodes[1]
+    old.raw.read_index(b"in-lease")
+    pump.process(1)
+    assert old.reads == [ReadState(2, b"in-lease")]  # nothing newer is committed anywhere
+    pump.tick(E, nodes=(2, 3))
+    elect_and_write_x2(pump)  # after E the restarted node votes again
