@@ -10,8 +10,9 @@ receipt happens after the send. A voter that restarts with a non-zero term may h
 round just before it went down, so it refuses for E from its restart. The leader therefore
 trusts the round a majority acknowledged most recently for ``E * (1 - lease_drift_margin)`` on
 its own clock from that round's send time (not from when the answers arrived, which may be much
-later), and serves reads without a round trip until then. The margin covers clocks that run at different rates: if any two nodes' clocks
-differ in rate by at most that fraction, the lease ends before the refusal does.
+later), and serves reads without a round trip until then. The margin covers clocks that run at
+different rates: if any two nodes' clocks differ in rate by at most that fraction, the lease
+ends before the refusal does.
 
 Rounds are identified by their send time: the leader stamps every append, heartbeat and snapshot
 chunk with its clock (``Message.lease_sent``) and the follower echoes the stamp in its answer, so a
