@@ -64,8 +64,19 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
         "--lease-reads",
         action="store_true",
         help="serve linearizable reads from the leader's lease instead of a heartbeat round "
-        "(assumes bounded clock drift between nodes)",
+        "(assumes bounded clock drift between nodes: see --lease-drift-margin)",
     )
+    parser.add_argument(
+        "--lease-drift-margin",
+        type=float,
+        default=0.1,
+        metavar="FRACTION",
+        help="with --lease-reads, make the lease this fraction shorter than the election "
+        "timeout; safe while the nodes' monotonic clocks run at rates within this fraction of "
+        "each other (default 0.1)",
+    )
+    # Tests only: scale this node's monotonic clock (a clock running fast or slow).
+    parser.add_argument("--test-clock-rate", type=float, default=1.0, help=argparse.SUPPRESS)
     parser.add_argument(
         "--exit-with-stdin",
         action="store_true",
@@ -85,6 +96,10 @@ def node_config(args: argparse.Namespace) -> NodeConfig:
         raise ConfigError(f"--max-raft-state must not be negative, not {args.max_raft_state}")
     if args.tick_ms <= 0:
         raise ConfigError(f"--tick-ms must be positive, not {args.tick_ms}")
+    if args.test_clock_rate <= 0:
+        raise ConfigError(f"--test-clock-rate must be positive, not {args.test_clock_rate}")
+    if not 0 <= args.lease_drift_margin < 1:
+        raise ConfigError(f"--lease-drift-margin must be in [0, 1), not {args.lease_drift_margin}")
     return NodeConfig(
         node_id=args.id + 1,
         peers={i + 1: address for i, address in enumerate(servers)},
@@ -93,6 +108,8 @@ def node_config(args: argparse.Namespace) -> NodeConfig:
         max_raft_state=args.max_raft_state or None,
         fsync=not args.no_fsync,
         lease_reads=args.lease_reads,
+        lease_drift_margin=args.lease_drift_margin,
+        clock_rate=args.test_clock_rate,
     )
 
 

@@ -47,7 +47,7 @@ import gc
 import logging
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,9 +84,13 @@ class NodeConfig:
     ``[election_tick, 2 * election_tick)`` ticks and the leader heartbeats every
     ``heartbeat_tick`` ticks. ``max_raft_state`` (bytes of log) triggers a snapshot; None never
     snapshots. ``fsync=False`` is for benchmarks only: a crash then loses acknowledged writes.
-    ``lease_reads`` serves linearizable reads from the check-quorum lease instead of a heartbeat
-    round (assumes bounded clock drift between nodes). A client request waits at most
+    ``lease_reads`` serves linearizable reads from the leader's lease instead of a heartbeat
+    round; the lease is ``lease_drift_margin`` (a fraction) shorter than the election timeout and
+    assumes the nodes' monotonic clocks run at rates within that fraction of each other
+    (:mod:`raftcore.lease`, docs/raftcore.md). A client request waits at most
     ``request_timeout_s`` for its entry to apply before the client is told to retry.
+    ``clock_rate`` is for tests only: it makes this node's monotonic clock (its ticks and the
+    clock its core's lease reads) run that much faster or slower than the real one.
     """
 
     node_id: int
@@ -101,13 +105,22 @@ class NodeConfig:
     max_calls_in_flight_per_peer: int = 4
     storage_retry_s: float = 1.0
     lease_reads: bool = False
+    lease_drift_margin: float = 0.1
     request_timeout_s: float = 0.5
+    clock_rate: float = 1.0
 
     def __post_init__(self) -> None:
         if self.node_id not in self.peers:
             raise ValueError(f"node {self.node_id} is not among the peers {sorted(self.peers)}")
         if self.tick_ms <= 0:
             raise ValueError(f"tick_ms must be positive, not {self.tick_ms}")
+        if self.clock_rate <= 0:
+            raise ValueError(f"clock_rate must be positive, not {self.clock_rate}")
+
+    @property
+    def tick_s(self) -> float:
+        """Real seconds per tick: ``tick_ms`` of this node's (possibly scaled) clock."""
+        return self.tick_ms / 1000 / self.clock_rate
 
     @property
     def address(self) -> tuple[str, int]:
@@ -209,10 +222,12 @@ class Node:
                 election_tick=cfg.election_tick,
                 heartbeat_tick=cfg.heartbeat_tick,
                 read_only=ReadOnlyOption.LEASE_BASED if cfg.lease_reads else ReadOnlyOption.SAFE,
+                lease_drift_margin=cfg.lease_drift_margin,
             ),
             storage,
             random.Random(self._rng.random()),
             applied=storage.snapshot_metadata().index,
+            clock=self._core_clock(loop),
         )
         self._replica = Replica(raw, storage, machine, max_raft_state=cfg.max_raft_state)
         self._last_snapshot_index = storage.snapshot_metadata().index
@@ -312,12 +327,21 @@ class Node:
             self._process_scheduled = True
             asyncio.get_running_loop().call_soon(self._process)
 
+    def _core_clock(self, loop: asyncio.AbstractEventLoop) -> Callable[[], float]:
+        """The core's monotonic clock in ticks: the loop's clock, the one the tick timer uses.
+
+        The lease and the vote refusal run on it rather than on ticks, which a stalled loop
+        drops (``_schedule_tick``)."""
+        tick_s = self.config.tick_s
+        return lambda: loop.time() / tick_s
+
     def _schedule_tick(self, when: float) -> None:
         loop = asyncio.get_running_loop()
-        next_tick = when + self.config.tick_ms / 1000
-        # Keep the cadence after a stall instead of firing a burst of late ticks.
+        next_tick = when + self.config.tick_s
+        # Keep the cadence after a stall instead of firing a burst of late ticks: elections and
+        # heartbeats only run late, and the lease is measured on the clock (_core_clock).
         if next_tick < loop.time():
-            next_tick = loop.time() + self.config.tick_ms / 1000
+            next_tick = loop.time() + self.config.tick_s
         self._tick_handle = loop.call_at(next_tick, self._on_tick, next_tick)
 
     def _on_tick(self, when: float) -> None:

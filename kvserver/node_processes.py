@@ -14,7 +14,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from clerk import AsyncClerk
@@ -46,14 +46,16 @@ class ProcCluster:
         max_raft_state: int | None = None,
         log_level: str = "INFO",
         extra_args: Sequence[str] = (),
+        node_args: Mapping[int, Sequence[str]] | None = None,
     ) -> None:
         """Pick free ports and write ``workdir/test.conf``; ``extra_args`` go to every
-        ``raftkv server`` (e.g. ``--no-fsync``)."""
+        ``raftkv server`` (e.g. ``--no-fsync``), ``node_args[i]`` to node i's only."""
         self.workdir = workdir
         self.n = n
         self.max_raft_state = max_raft_state
         self.log_level = log_level
         self.extra_args = list(extra_args)
+        self.node_args = {i: list(args) for i, args in (node_args or {}).items()}
         self.servers = [("127.0.0.1", port) for port in free_ports(n)]
         self.conf = workdir / "test.conf"
         self.conf.write_text(format_test_conf(self.servers), encoding="utf-8")
@@ -67,7 +69,7 @@ class ProcCluster:
         command += ["--exit-with-stdin", "--log-level", self.log_level]
         if self.max_raft_state is not None:
             command += ["--max-raft-state", str(self.max_raft_state)]
-        command += self.extra_args
+        command += self.extra_args + self.node_args.get(i, [])
         with open(self.workdir / f"node{i}.log", "ab") as log:
             proc = subprocess.Popen(
                 command,

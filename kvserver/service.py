@@ -25,9 +25,9 @@ overwritten by another leader, or a read on a replica that is not (or stops bein
 
 Read modes: a stale read is served at once from local state on any replica and labelled
 ``READ_STALE`` in the reply. Other reads go through ReadIndex; whether the leader then uses its
-check-quorum lease is the node's Raft configuration (``ReadOnlyOption``), so the service is told
-``lease_reads`` and labels those replies ``READ_LEASE``. A lease read asked of a node that does
-not use leases is served the stronger way and labelled ``READ_LINEARIZABLE``.
+lease (:mod:`raftcore.lease`) is the node's Raft configuration (``ReadOnlyOption``), so the
+service is told ``lease_reads`` and labels those replies ``READ_LEASE``. A lease read asked of a
+node that does not use leases is served the stronger way and labelled ``READ_LINEARIZABLE``.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
-"""Raft as a pure, deterministic state machine: no I/O, no clocks, no global randomness.
+"""Raft as a pure, deterministic state machine: no I/O, no global randomness; the
+monotonic clock the lease needs is a reading the runner supplies.
 
 The public surface and the runner loop are described in docs/raftcore.md. Modules: ``config``
 (knobs), ``ready`` (the hand-off values), ``log`` (log view over storage + unstable tail),
 ``progress`` (per-follower replication state), ``quorum`` (majority math over a voter set),
-``read_only`` (ReadIndex queue), ``raft`` (the protocol), ``rawnode`` (Ready/advance),
-``persister`` (ReadyPersister).
+``read_only`` (ReadIndex queue), ``lease`` (leader lease and vote refusal), ``raft`` (the
+protocol), ``rawnode`` (Ready/advance), ``persister`` (ReadyPersister).
 """
 
 from raftcore.config import Config, ReadOnlyOption

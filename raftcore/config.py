@@ -12,8 +12,9 @@ class ReadOnlyOption(enum.Enum):
     """How the leader makes a linearizable read point (thesis section 6.4).
 
     SAFE confirms leadership with one heartbeat round per read batch. LEASE_BASED trusts the
-    check-quorum lease instead and answers at once; it assumes clocks on all nodes advance at
-    roughly the same rate (bounded drift), see :meth:`raftcore.RawNode.read_index`.
+    leader lease instead (:mod:`raftcore.lease`) and answers at once while it holds; it assumes
+    the nodes' monotonic clocks run at rates within ``Config.lease_drift_margin`` of each other,
+    see :meth:`raftcore.RawNode.read_index`.
     """
 
     SAFE = "safe"
@@ -30,7 +31,10 @@ class Config:
     ticks. ``max_msg_bytes`` bounds the entry bytes of one MSG_APPEND (a single larger entry is
     still sent alone); ``max_inflight_msgs`` bounds the unacknowledged MSG_APPENDs per follower
     in replicate mode; ``snapshot_chunk_bytes`` is the size of one MSG_SNAPSHOT chunk.
-    Raises ValueError when a value is out of range.
+    With ``LEASE_BASED`` reads a lease lasts ``election_tick * (1 - lease_drift_margin)`` on the
+    leader's clock from the send time of the round a majority acknowledged: safe while any two
+    nodes' monotonic clocks differ in rate by at most ``lease_drift_margin`` (a fraction in
+    [0, 1); 0.1 = 10 %). Raises ValueError when a value is out of range.
     """
 
     id: int
@@ -43,6 +47,7 @@ class Config:
     max_inflight_msgs: int = 256
     snapshot_chunk_bytes: int = 1 << 20
     read_only: ReadOnlyOption = ReadOnlyOption.SAFE
+    lease_drift_margin: float = 0.1
 
     def __post_init__(self) -> None:
         if self.id <= 0:
@@ -57,5 +62,7 @@ class Config:
             raise ValueError("max_msg_bytes and max_inflight_msgs must be positive")
         if self.snapshot_chunk_bytes <= 0:
             raise ValueError("snapshot_chunk_bytes must be positive")
+        if not 0.0 <= self.lease_drift_margin < 1.0:
+            raise ValueError(f"lease_drift_margin must be in [0, 1), not {self.lease_drift_margin}")
         if self.read_only is ReadOnlyOption.LEASE_BASED and not self.check_quorum:
             raise ValueError("LEASE_BASED reads need check_quorum: the lease is check-quorum's")

@@ -17,17 +17,21 @@ hold.
 
 Time is ``tick``: the follower's randomized election timeout (drawn from the injected
 ``random.Random``), the leader's heartbeat interval, the check-quorum period (thesis 6.2) and the
-leadership-transfer deadline (thesis 3.10) are all counted in ticks.
+leadership-transfer deadline (thesis 3.10) are all counted in ticks. The lease and the vote
+refusal behind it (thesis 6.4.1, :mod:`raftcore.lease`) are measured on the runner's monotonic
+clock instead (``now``), because a stalled runner loses ticks but not time.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
 
 from raftcore import quorum
 from raftcore.config import Config, ReadOnlyOption
 from raftcore.errors import NotLeaderError, ProposalDroppedError
+from raftcore.lease import LeaderLease, echo_round, lease_duration
 from raftcore.log import RaftLog
 from raftcore.progress import Progress, ProgressState
 from raftcore.raftpb_pb2 import (
@@ -76,9 +80,17 @@ class _Incoming:
 class Raft:
     """One node's protocol state. Driven by ``RawNode``; not thread-safe, does no I/O."""
 
-    def __init__(self, config: Config, storage: Storage, rng: random.Random, applied: int) -> None:
+    def __init__(
+        self,
+        config: Config,
+        storage: Storage,
+        rng: random.Random,
+        applied: int,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
         """Restart from ``storage``'s hard state and configuration (section 5.1: term, vote and
-        log survive crashes). Raises ValueError on an inconsistent configuration or storage."""
+        log survive crashes). ``clock``: see ``RawNode``; None counts ticks instead. Raises
+        ValueError on an inconsistent configuration or storage."""
         hard_state, conf_state = storage.initial_state()
         voters = tuple(conf_state.voters) or config.voters
         if not voters:
@@ -106,22 +118,44 @@ class Raft:
         self.read_only = ReadOnly()
         self.reads_awaiting_commit: list[bytes] = []
         self.incoming: _Incoming | None = None
+        self.clock = clock
+        self.ticks = 0  # the clock when the runner gives none
+        self.heard_at = -math.inf  # when this node last heard from its leader, on ``now()``
+        self.lease: LeaderLease | None = None  # the leader's, when reads may use it
         # The leader's proposals since the last flush, as the body of a MSG_APPEND.
         self.batch: Message | None = None
         self.batch_add: Callable[[], Entry] | None = None  # self.batch.entries.add
         self.become_follower(self.term, 0)
+        # A restarted voter may have answered a leader's round just before it went down: it
+        # keeps refusing votes for an election timeout from its restart (raftcore.lease).
+        self.restarted_at = self.now() if self.term > 0 else -math.inf
 
     # -- inputs ---------------------------------------------------------------------------------
 
+    def now(self) -> float:
+        """The clock the lease runs on, in ticks: the runner's, or the ticks counted so far."""
+        return self.clock() if self.clock is not None else float(self.ticks)
+
     def tick(self) -> None:
         """Advance logical time by one tick."""
+        self.ticks += 1
         if self.role is Role.LEADER:
             self._tick_leader()
             return
         self.election_elapsed += 1
         if self.election_elapsed >= self.randomized_timeout and self.id in self.voters:
+            if self._in_lease():
+                return  # our own vote is refused too: try again on the next tick
             self.election_elapsed = 0
             self.campaign()
+
+    def _in_lease(self) -> bool:
+        """Whether this follower still refuses votes: it heard from its leader less than an
+        election timeout ago on its own clock (the leader's lease counts on it)."""
+        if not self.config.check_quorum:
+            return False
+        since = self.now() - (self.heard_at if self.lead != 0 else self.restarted_at)
+        return since < self.config.election_tick
 
     def campaign(self, transfer: bool = False) -> None:
         """Start an election (section 5.2): a pre-vote round first when enabled, unless the
@@ -185,12 +219,8 @@ class Raft:
             if m.type == MSG_VOTE or m.type == MSG_PRE_VOTE:
                 # Leader stickiness (thesis 6.2/9.6): while we hear from a live leader, a
                 # disruptive candidate gets no answer and does not bump our term.
-                in_lease = (
-                    self.config.check_quorum
-                    and self.lead != 0
-                    and self.election_elapsed < self.config.election_tick
-                )
-                if in_lease and m.context != CAMPAIGN_TRANSFER:
+                in_lease = self.role is Role.LEADER or self._in_lease()
+                if in_lease and self.config.check_quorum and m.context != CAMPAIGN_TRANSFER:
                     return
             if m.type == MSG_PRE_VOTE or (m.type == MSG_PRE_VOTE_RESPONSE and not m.reject):
                 pass  # a pre-vote never changes terms; a granted one was asked at term + 1
@@ -226,6 +256,8 @@ class Raft:
         if self.transferee == target:
             return
         self.transferee = target
+        if self.lease is not None:
+            self.lease.end()  # the target's campaign skips the followers' refusal
         self.election_elapsed = 0  # the transfer is abandoned after one election timeout
         pr = self.prs[target]
         if pr.match == self.log.last_index():
@@ -271,6 +303,7 @@ class Raft:
             batch.index = first - 1
             batch.log_term = log.term(first - 1)
             batch.commit = committed
+            self._stamp(batch)
             built[first] = (batch, log.last_index())
         for peer in self.dirty:
             pr = self.prs[peer]
@@ -297,6 +330,7 @@ class Raft:
         self.reads_awaiting_commit = []
         self.incoming = None
         self.batch = self.batch_add = None
+        self.lease = None
 
     def become_follower(self, term: int, lead: int) -> None:
         """Become a follower in ``term`` under leader ``lead`` (0 if unknown)."""
@@ -326,6 +360,9 @@ class Raft:
         me.match = next_index - 1  # kept current by _maybe_commit and flush
         me.recent_active = True
         me.become_replicate()
+        if self.config.read_only is ReadOnlyOption.LEASE_BASED:
+            duration = lease_duration(self.config.election_tick, self.config.lease_drift_margin)
+            self.lease = LeaderLease(self.peers, duration)
         # The no-op lets the leader commit, and so learn the commit index, in its own term
         # (section 5.4.2; thesis 6.4 for reads).
         self._append(Entry(term=self.term, index=next_index))
@@ -391,21 +428,23 @@ class Raft:
 
     def _step_follower(self, m: Message) -> None:
         t = m.type
+        if t == MSG_TIMEOUT_NOW:
+            self.campaign(transfer=True)
+            return
+        if t not in _LEADER_MESSAGES:
+            return
+        self.election_elapsed = 0
+        self.lead = m.sender
+        self.heard_at = self.now()
+        first = len(self.msgs)
         if t == MSG_APPEND:
-            self.election_elapsed = 0
-            self.lead = m.sender
             self._handle_append(m)
         elif t == MSG_HEARTBEAT:
-            self.election_elapsed = 0
-            self.lead = m.sender
             self.log.commit_to(min(m.commit, self.log.last_index()))
             self._send(MSG_HEARTBEAT_RESPONSE, m.sender, context=m.context)
-        elif t == MSG_SNAPSHOT:
-            self.election_elapsed = 0
-            self.lead = m.sender
+        else:
             self._handle_snapshot(m)
-        elif t == MSG_TIMEOUT_NOW:
-            self.campaign(transfer=True)
+        echo_round(m, self.msgs, first)
 
     def _handle_append(self, m: Message) -> None:
         log = self.log
@@ -523,16 +562,12 @@ class Raft:
         for peer, pr in self.prs.items():
             if peer != self.id:
                 self._send(MSG_HEARTBEAT, peer, commit=min(pr.match, committed), context=context)
+                self._stamp(self.msgs[-1])
 
     def _start_read(self, context: bytes) -> None:
         committed = self.log.committed
-        # A lease read needs a majority heard from in the current check-quorum period (at most
-        # an election timeout ago): those followers refuse to vote for anyone else until their
-        # own election timeout passes. Without it, fall back to a heartbeat round.
-        lease = self.config.read_only is ReadOnlyOption.LEASE_BASED and quorum.has_quorum(
-            self.voters, self._recently_active
-        )
-        if lease or len(self.voters) == 1:
+        # Without a lease (raftcore.lease) confirm leadership by a heartbeat round.
+        if (self.lease is not None and self.lease.valid(self.now())) or len(self.voters) == 1:
             self.read_states.append(ReadState(committed, context))
             return
         self.read_only.add_request(committed, context, self.id)
@@ -584,6 +619,7 @@ class Raft:
                 entries=entries,
                 commit=log.committed,
             )
+            self._stamp(m)
             if built is not None:
                 built[pr.next] = (m, last_sent)
             if not entries and not send_if_empty:
@@ -603,6 +639,7 @@ class Raft:
         data = storage.read_snapshot(offset, self.config.snapshot_chunk_bytes)
         done = offset + len(data) >= storage.snapshot_size()
         self._send(MSG_SNAPSHOT, to, snapshot=meta, offset=offset, data=data, done=done)
+        self._stamp(self.msgs[-1])
         pr.snap_in_flight = True
         pr.snap_stalled_beats = 0
 
@@ -617,6 +654,8 @@ class Raft:
         pr = self.prs.get(m.sender)
         if pr is None:
             return
+        if self.lease is not None and m.HasField("lease_sent"):
+            self.lease.acknowledged(m.sender, m.lease_sent)
         t = m.type
         if t == MSG_APPEND_RESPONSE:
             pr.recent_active = True
@@ -701,6 +740,10 @@ class Raft:
         if snapshot is not None:
             m.snapshot.CopyFrom(snapshot)
         self.msgs.append(m)
+
+    def _stamp(self, m: Message) -> None:
+        if self.lease is not None:  # the round this message belongs to (raftcore.lease)
+            m.lease_sent = self.now()
 
     def _set_voters(self, voters: tuple[int, ...]) -> None:
         self.voters = voters

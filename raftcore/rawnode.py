@@ -8,11 +8,25 @@ entries, read states) and ``advance()`` records that the runner did it. The node
 last hard and soft state it handed out, so a Ready carries them only when they changed, and it
 moves its "handed out" cursors at ``ready()`` time, so nothing is handed out twice even if the
 runner steps the node between ``ready()`` and ``advance()``.
+
+Time comes in two forms. ``tick()`` is logical time: elections, heartbeats, check-quorum and
+transfer deadlines count ticks, and a runner that misses ticks (a stalled loop) only delays them.
+The leader lease and the followers' vote refusal behind it (:mod:`raftcore.lease`) must not lose
+time that way, so they read ``clock``, a monotonic clock the runner supplies, in ticks (seconds
+since any fixed origin divided by the tick length). The core calls it only while it is being
+driven (inside ``tick``, ``step``, ``read_index``, ``ready`` and the like), to stamp what it
+sends, to note when it heard from its leader and to check a lease, so every reading is as fresh
+as the event it belongs to; it never stores a reading for later checks. The clock must not go
+backwards and should be the clock the runner's tick timer runs on; it is data in the sense that
+the core does no I/O with it, and a deterministic clock (the simulation's) keeps runs
+replayable. Without one the core counts the ticks it was given, which is only right for a runner
+that never misses a tick (the unit tests).
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 from raftcore.config import Config
 from raftcore.errors import RaftError
@@ -58,13 +72,19 @@ class RawNode:
     """A Raft node without I/O. Single-threaded: call its methods from one place."""
 
     def __init__(
-        self, config: Config, storage: Storage, rng: random.Random, applied: int = 0
+        self,
+        config: Config,
+        storage: Storage,
+        rng: random.Random,
+        applied: int = 0,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         """Restart from ``storage.initial_state()``. ``applied`` is the index the application
         already holds (e.g. restored from the snapshot); committed entries are handed out from
         just after max(``applied``, snapshot index). ``rng`` draws the election timeouts.
-        Raises ValueError if the configuration or storage is inconsistent."""
-        self._raft = Raft(config, storage, rng, applied)
+        ``clock`` is the runner's monotonic clock in ticks (module docstring); None counts
+        ticks. Raises ValueError if the configuration or storage is inconsistent."""
+        self._raft = Raft(config, storage, rng, applied, clock)
         raft = self._raft
         self._prev_soft = SoftState(raft.role, raft.lead)
         self._prev_hard = (raft.term, raft.vote, raft.log.committed)
@@ -114,12 +134,16 @@ class RawNode:
         ``index``, reading its state is linearizable. With ``ReadOnlyOption.SAFE`` the leader
         waits until it has committed an entry in its term, records the commit index, and
         confirms it still leads by a heartbeat round carrying ``context`` (thesis 6.4). With
-        ``LEASE_BASED`` it answers at once if a majority answered it within the current
-        check-quorum period (otherwise it does the heartbeat round): those followers will not
-        vote for another candidate until their election timeout has passed since they heard
-        from this leader. That is only a lease if ticks on every node advance at about the same
-        rate and messages are fast relative to the election timeout (bounded clock drift, no
-        process pauses): a leader whose clock runs slow or stalls can serve a stale read.
+        ``LEASE_BASED`` it answers at once while its lease holds (otherwise it does the
+        heartbeat round): a majority acknowledged a round it sent at ``s`` on its clock, and
+        ``now < s + election_tick * (1 - lease_drift_margin)``. Those followers refuse every
+        other candidate until ``election_tick`` after they heard that round, on their clocks
+        (:mod:`raftcore.lease`). Safe under any message delay and any pause of either side's
+        loop, provided the nodes' clocks run at rates within ``lease_drift_margin`` of each
+        other and the runner passes a real monotonic ``clock`` (counted ticks stall with the
+        loop). The lease is off from the start of a leadership transfer to the end of the
+        term; a voter restarted with a non-zero term refuses votes for an election timeout
+        from its restart, since it may have answered a round just before it went down.
 
         Raises NotLeaderError off the leader and ValueError for an empty or already pending
         context. A request pending when the node loses leadership is dropped: retry elsewhere.

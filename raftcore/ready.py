@@ -61,7 +61,9 @@ class Ready:
        tolerates (the commit index is relearned from the leader), while term, vote and entries
        are never acknowledged before they are synced.
     2. Only then send ``messages``: a vote or an acknowledgement promises that what it speaks
-       for is on disk.
+       for is on disk. With lease reads a leader's messages carry its clock reading from when
+       the core built them (``lease_sent``, see ``RawNode``'s clock); sending them later only
+       shortens the lease, so the send has no deadline.
     3. If a snapshot was installed, restore the application from it; then apply
        ``committed_entries`` in order (an ENTRY_NORMAL with empty data is the leader's no-op and
        changes nothing). Every committed entry handed out is either already stable or in this

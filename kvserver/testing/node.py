@@ -114,7 +114,13 @@ class KVNode(SimNodeBase):
             hard_state,
             storage.entries(storage.first_index(), storage.last_index() + 1),
         )
-        raw = _ObservedRawNode(cluster.config_for(node_id), storage, rng, applied=meta.index)
+        raw = _ObservedRawNode(
+            cluster.config_for(node_id),
+            storage,
+            rng,
+            applied=meta.index,
+            clock=cluster.core_clock(node_id),
+        )
         self.replica = Replica(raw, storage, machine, max_raft_state=options.max_raft_state)
         self._applied = meta.index
         self._snapshot_index = meta.index

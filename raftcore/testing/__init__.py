@@ -8,7 +8,8 @@ comes from ``random.Random`` instances seeded from one run seed, so a seed repla
 * :mod:`raftcore.testing.network`: labrpc's fault model for one-way messages and calls;
 * :mod:`raftcore.testing.invariants`: Raft's safety properties, checked after every step;
 * :mod:`raftcore.testing.process`: driver processes that wait for delays or events;
-* :mod:`raftcore.testing.runtime`: what every simulated cluster shares (events, seeding, faults);
+* :mod:`raftcore.testing.runtime`: what every simulated cluster shares (events, seeding, faults,
+  each node's monotonic clock with its rate, loop stalls);
 * :mod:`raftcore.testing.app`: the recording application (its state is its applied log);
 * :mod:`raftcore.testing.cluster`: nodes, crash/restart and 6.5840's test helpers;
 * :mod:`raftcore.testing.campaign`: the seeded mixed-fault campaign.

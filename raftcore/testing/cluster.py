@@ -79,7 +79,13 @@ class SimNode(SimNodeBase):
                 raise cluster.fail(f"node {node_id}'s snapshot at {meta.index} holds other data")
             checker.on_restore(node_id, meta.index, self.app.commands())
         self._last_snapshot = meta.index
-        raw = RawNode(cluster.config_for(node_id), storage, rng, applied=meta.index)
+        raw = RawNode(
+            cluster.config_for(node_id),
+            storage,
+            rng,
+            applied=meta.index,
+            clock=cluster.core_clock(node_id),
+        )
         self.persister = ReadyPersister(storage)
         self._commit = raw.commit_index
         super().__init__(cluster, node_id, storage, raw)

@@ -25,7 +25,9 @@ Faults (labrpc's numbers, see ``reference/raft-scenarios.md``):
   one fails after 0-7000 ms (``long_delays``) or 0-100 ms;
 * duplication (beyond labrpc, off by default): a fraction of one-way messages arrives twice;
 * partitions: :meth:`disconnect` cuts a node off in both directions (labrpc's enable/disable);
-  :meth:`cut` / :meth:`partition` cut individual links, which also expresses bridges.
+  :meth:`cut` / :meth:`partition` cut individual links, which also expresses bridges;
+  :meth:`cut_one_way` cuts one direction of a link only;
+* slow links (beyond labrpc): :meth:`slow_down` adds a fixed delay to one direction of a link.
 
 Reachability is checked when a message is sent and again when it arrives. Counters follow labrpc:
 totals count every request sent (and its bytes); per-address counts are requests delivered.
@@ -148,6 +150,8 @@ class SimNetwork:
         self._incarnations: dict[int, int] = {}
         self._connected: dict[int, bool] = {}
         self._cut: set[tuple[int, int]] = set()
+        self._one_way: set[tuple[int, int]] = set()  # (src, dst) pairs cut in that direction
+        self._slow: dict[tuple[int, int], int] = {}  # (src, dst) -> extra delay in us
 
     # -- endpoints ------------------------------------------------------------------------------
 
@@ -196,8 +200,21 @@ class SimNetwork:
         self._cut.add((min(a, b), max(a, b)))
 
     def mend(self, a: int, b: int) -> None:
-        """Restore the link between ``a`` and ``b``."""
+        """Restore the link between ``a`` and ``b`` (both directions, one-way cuts too)."""
         self._cut.discard((min(a, b), max(a, b)))
+        self._one_way.discard((a, b))
+        self._one_way.discard((b, a))
+
+    def cut_one_way(self, src: int, dst: int) -> None:
+        """Drop what ``src`` sends to ``dst``; ``dst`` still reaches ``src``."""
+        self._one_way.add((src, dst))
+
+    def slow_down(self, src: int, dst: int, extra: int) -> None:
+        """Delay every message from ``src`` to ``dst`` by ``extra`` more microseconds (0: none)."""
+        if extra:
+            self._slow[(src, dst)] = extra
+        else:
+            self._slow.pop((src, dst), None)
 
     def partition(self, groups: Sequence[Sequence[int]]) -> None:
         """Replace all cut links: endpoints in different groups cannot talk, within one group can.
@@ -205,6 +222,7 @@ class SimNetwork:
         Endpoints named in no group keep all their links (a *bridge* is a node left out).
         """
         self._cut.clear()
+        self._one_way.clear()
         for gi, group in enumerate(groups):
             for other in groups[gi + 1 :]:
                 for a in group:
@@ -212,14 +230,15 @@ class SimNetwork:
                         self.cut(a, b)
 
     def heal(self) -> None:
-        """Mend every cut link (node-level disconnects stay as they are)."""
+        """Mend every cut link (node-level disconnects and slow links stay as they are)."""
         self._cut.clear()
+        self._one_way.clear()
 
     def reachable(self, a: int, b: int) -> bool:
         """Whether a message from ``a`` to ``b`` would be carried right now."""
         if not (self._connected.get(a, False) and self._connected.get(b, False)):
             return False
-        return a == b or (min(a, b), max(a, b)) not in self._cut
+        return a == b or ((min(a, b), max(a, b)) not in self._cut and (a, b) not in self._one_way)
 
     # -- carrying messages ----------------------------------------------------------------------
 
@@ -259,7 +278,7 @@ class SimNetwork:
         if self._dropped():
             return True
         dst_incarnation = endpoint.incarnation
-        delay = self._delay(is_request)
+        delay = self._delay(is_request) + self._slow.get((src, dst), 0)
 
         def deliver() -> None:
             target = self._endpoints.get(dst)

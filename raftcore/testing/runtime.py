@@ -20,6 +20,14 @@ of its seed and options. Crash keeps only the node's storage; restart builds a n
 copy of it and leaves it disconnected until :meth:`SimClusterBase.connect`, as 6.5840's
 ``crash1``/``start1`` do. Driver processes (:mod:`raftcore.testing.process`) run on the same
 scheduler.
+
+Two faults live in the node's runtime rather than the network. Each node has a monotonic clock
+of its own (:class:`SimClock`, kept across restarts as a machine's is), virtual time scaled by a
+rate (:meth:`SimClusterBase.set_clock_rate`): the node's tick timer runs on it, and so does the
+clock its core reads, so a slow clock ticks, heartbeats and measures leases slowly. And a node's
+loop can stall (:meth:`SimClusterBase.stall`, a GC pause or a long snapshot encode): nothing of it
+runs until the stall ends; then the messages and calls that arrived meanwhile are handled in
+arrival order and one late tick fires, the missed ones being dropped as ``kvserver.node`` does.
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ from raftcore.testing.scheduler import MS, SECOND, Scheduler, Timer
 __all__ = [
     "REQUEST_TYPES",
     "ClusterOptions",
+    "SimClock",
     "SimClusterBase",
     "SimNodeBase",
 ]
@@ -76,6 +85,42 @@ class ClusterOptions:
     snapshot_chunk_bytes: int = 1 << 20
     snapshot_every: int | None = None
     """The application snapshots (and compacts the log) every this many applied entries."""
+    lease_drift_margin: float = 0.1
+    """``Config.lease_drift_margin``: how much shorter than the election timeout a lease is."""
+
+
+class SimClock:
+    """One node's monotonic clock: virtual time scaled by ``rate`` (1.0 keeps true time; 0.9
+    runs 10 % slow). Readings are continuous across rate changes and never decrease."""
+
+    __slots__ = ("_base_local", "_base_real", "_rate", "_scheduler")
+
+    def __init__(self, scheduler: Scheduler) -> None:
+        self._scheduler = scheduler
+        self._base_real = scheduler.now
+        self._base_local = float(scheduler.now)
+        self._rate = 1.0
+
+    @property
+    def rate(self) -> float:
+        """How fast this clock runs relative to virtual time."""
+        return self._rate
+
+    def set_rate(self, rate: float) -> None:
+        """Run at ``rate`` from now on (positive); ValueError otherwise."""
+        if rate <= 0:
+            raise ValueError(f"a clock rate must be positive, not {rate}")
+        self._base_local = self.read()
+        self._base_real = self._scheduler.now
+        self._rate = rate
+
+    def read(self) -> float:
+        """The clock's reading in (local) microseconds."""
+        return self._base_local + (self._scheduler.now - self._base_real) * self._rate
+
+    def real_delay(self, local_us: int) -> int:
+        """Virtual microseconds until this clock has advanced ``local_us``."""
+        return -(-local_us * 1_000_000 // round(self._rate * 1_000_000))
 
 
 class SimNodeBase(ABC):
@@ -106,9 +151,11 @@ class SimNodeBase(ABC):
             on_call=None if serve is None else self._on_call,
         )
         self._drain_pending = False
+        self._stalled_until = 0
+        self.clock = cluster.clocks[node_id]
         tick = cluster.raft_options.tick_ms * MS
         self._tick_timer: Timer = cluster.scheduler.call_later(
-            cluster.rng.randrange(tick), self._on_tick
+            self.clock.real_delay(cluster.rng.randrange(tick)), self._on_tick
         )
 
     def stop(self) -> None:
@@ -116,19 +163,30 @@ class SimNodeBase(ABC):
         self.alive = False
         self._tick_timer.cancel()
 
+    def stall(self, duration: int) -> None:
+        """Freeze this node's loop for ``duration`` virtual microseconds from now."""
+        self._stalled_until = max(self._stalled_until, self.cluster.scheduler.now + duration)
+
+    def _deferred(self, callback: Callable[[], None]) -> bool:
+        """While the loop is stalled, queue ``callback`` for when it runs again: True if so."""
+        if self._stalled_until <= self.cluster.scheduler.now:
+            return False
+        self.cluster.scheduler.call_at(self._stalled_until, callback)
+        return True
+
     # -- events ---------------------------------------------------------------------------------
 
     def _on_tick(self) -> None:
-        if not self.alive:
-            return
+        if not self.alive or self._deferred(self._on_tick):
+            return  # a stalled loop fires one late tick when it resumes
         self._tick_timer = self.cluster.scheduler.call_later(
-            self.cluster.raft_options.tick_ms * MS, self._on_tick
+            self.clock.real_delay(self.cluster.raft_options.tick_ms * MS), self._on_tick
         )
         self.raw.tick()
         self.drain()
 
     def _on_message(self, src: int, payload: bytes) -> None:
-        if not self.alive:
+        if not self.alive or self._deferred(lambda: self._on_message(src, payload)):
             return
         msg = Message.FromString(payload)
         if msg.sender != src:
@@ -137,6 +195,8 @@ class SimNodeBase(ABC):
         self.drain()
 
     def _on_call(self, src: int, request: bytes, respond: Callable[[bytes], None]) -> None:
+        if self._deferred(lambda: self._on_call(src, request, respond)):
+            return
         if self.alive and self._serve is not None:
             self._serve(src, request, respond)
 
@@ -147,6 +207,8 @@ class SimNodeBase(ABC):
         self._drain_pending = True
 
         def run() -> None:
+            if self._deferred(run):
+                return
             self._drain_pending = False
             if self.alive:
                 self.drain()
@@ -206,6 +268,8 @@ class SimClusterBase(ABC, Generic[N]):
         self.messages_sent: dict[int, int] = {}
         """Raft messages the nodes handed to the network, by ``MessageType`` (lost ones too)."""
         self.ids = tuple(range(1, n + 1))
+        self.clocks = {i: SimClock(self.scheduler) for i in self.ids}
+        """Each node's monotonic clock; it outlives the node's incarnations."""
         self.nodes: dict[int, N | None] = {}
         self.saved: dict[int, MemoryStorage] = {}
         for i in self.ids:
@@ -242,7 +306,14 @@ class SimClusterBase(ABC, Generic[N]):
             max_msg_bytes=o.max_msg_bytes,
             max_inflight_msgs=o.max_inflight_msgs,
             snapshot_chunk_bytes=o.snapshot_chunk_bytes,
+            lease_drift_margin=o.lease_drift_margin,
         )
+
+    def core_clock(self, node_id: int) -> Callable[[], float]:
+        """The monotonic clock ``node_id``'s core reads, in ticks (``RawNode``'s ``clock``)."""
+        read = self.clocks[node_id].read
+        tick = self.raft_options.tick_ms * MS
+        return lambda: read() / tick
 
     @property
     def now(self) -> int:
@@ -288,6 +359,14 @@ class SimClusterBase(ABC, Generic[N]):
     def disconnect(self, i: int) -> None:
         """Cut node (or client address) ``i`` off in both directions."""
         self.network.disconnect(i)
+
+    def set_clock_rate(self, i: int, rate: float) -> None:
+        """Make node ``i``'s monotonic clock (ticks and what its core reads) run at ``rate``."""
+        self.clocks[i].set_rate(rate)
+
+    def stall(self, i: int, duration: int) -> None:
+        """Freeze running node ``i``'s loop for ``duration`` virtual microseconds."""
+        self.node(i).stall(duration)
 
     def crash(self, i: int) -> None:
         """Crash node ``i``: only its persisted storage survives; it is also disconnected."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -13,11 +13,20 @@ from kvserver.node_processes import ProcCluster
 
 @pytest.fixture
 def make_cluster(tmp_path: Path) -> Generator[Callable[..., ProcCluster]]:
-    """``make_cluster(n, max_raft_state=None)``: a started cluster, stopped after the test."""
+    """``make_cluster(n, max_raft_state=None, extra_args=(), node_args=None)``: a started
+    cluster (see ProcCluster), stopped after the test."""
     made: list[ProcCluster] = []
 
-    def make(n: int, *, max_raft_state: int | None = None) -> ProcCluster:
-        cluster = ProcCluster(tmp_path, n, max_raft_state=max_raft_state)
+    def make(
+        n: int,
+        *,
+        max_raft_state: int | None = None,
+        extra_args: Sequence[str] = (),
+        node_args: Mapping[int, Sequence[str]] | None = None,
+    ) -> ProcCluster:
+        cluster = ProcCluster(
+            tmp_path, n, max_raft_state=max_raft_state, extra_args=extra_args, node_args=node_args
+        )
         made.append(cluster)
         cluster.start_all()
         return cluster

@@ -62,9 +62,13 @@ def decode(data: bytes) -> list[bytes]:
 
 
 class Pump:
-    def __init__(self, n: int = 3, seed: int = 1, **config: object) -> None:
+    """``clocks``: give each node a monotonic clock of its own, ``now[i]`` (in ticks), which the
+    test moves; without it every node keeps the core's logical clock (its tick count)."""
+
+    def __init__(self, n: int = 3, seed: int = 1, clocks: bool = False, **config: object) -> None:
         self.ids = tuple(range(1, n + 1))
         self.config = config
+        self.now: dict[int, float] | None = dict.fromkeys(self.ids, 0.0) if clocks else None
         self.rng = random.Random(seed)
         self.nodes: dict[int, Node] = {}
         self.queue: list[Message] = []
@@ -75,7 +79,12 @@ class Pump:
 
     def start(self, i: int, storage: MemoryStorage, applied: int = 0) -> Node:
         cfg = Config(id=i, voters=self.ids, **self.config)  # type: ignore[arg-type]
-        raw = RawNode(cfg, storage, random.Random(self.rng.random()), applied=applied)
+        rng = random.Random(self.rng.random())
+        if self.now is None:
+            raw = RawNode(cfg, storage, rng, applied=applied)
+        else:
+            now = self.now
+            raw = RawNode(cfg, storage, rng, applied=applied, clock=lambda: now[i])
         node = Node(raw, storage, ReadyPersister(storage))
         if applied:
             node.restore()

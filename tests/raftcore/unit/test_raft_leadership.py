@@ -48,8 +48,10 @@ def test_9_6_pre_vote_then_vote_elects_when_the_leader_is_gone() -> None:
 
 
 def test_9_6_a_pre_vote_request_does_not_change_the_voters_term_or_vote() -> None:
-    """Thesis 9.6: granting a pre-vote changes nothing on the voter."""
-    raw, storage = single(i=2, term=3)
+    """Thesis 9.6: granting a pre-vote changes nothing on the voter. (Without check-quorum:
+    with it, a voter that just restarted in term 3 refuses every vote for an election timeout,
+    see test_raft_lease.py.)"""
+    raw, storage = single(i=2, term=3, check_quorum=False)
     raw.step(msg(MSG_PRE_VOTE, 1, 2, 4))
     (answer,) = drain(raw, storage)
     assert answer.type == MSG_PRE_VOTE_RESPONSE and not answer.reject and answer.term == 4
