@@ -203,6 +203,8 @@ class DiskStorage:
         if hard_state is not None and hard_state == self._log.hard_state:
             hard_state = None
         if not batch and hard_state is None:
+            if sync and self._dirty:
+                self._sync_active()  # nothing to write, but it must cover earlier unsynced saves
             return
         if self._active_size >= self._segment_bytes:
             self._roll()

@@ -218,3 +218,14 @@ def test_a_roll_after_a_commit_only_save_keeps_the_old_segment_whole(
         storage.sync()
     acknowledged = state_of(storage)
     assert state_of(_open(fs.crash_image(mode))) == acknowledged
+
+
+def test_a_synced_save_that_changes_nothing_still_syncs_the_saves_before_it() -> None:
+    """The contract: the next synced save makes earlier unsynced ones durable, even if it has
+    nothing of its own to write (found by test_storage_powerloss, seeds 4 and 8)."""
+    fs = SimFileSystem()
+    storage = _open(fs)
+    storage.save(hard_state(1, vote=1), entries(1, 3, term=1))
+    storage.save(hard_state(1, vote=1, commit=3), [], sync=False)
+    storage.save(hard_state(1, vote=1, commit=3), [])
+    assert state_of(_open(fs.crash_image("drop"))) == state_of(storage)
