@@ -134,7 +134,8 @@ def generate(seed: int, length: int = OPS) -> list[Op]:
             op = Snapshot(snapshot_meta(index, live.term(index)), data)
         elif kind == "install":
             term += 1
-            index = rng.randint(max(first, last - 2), last + 4)
+            # A leader's snapshot may contradict the tail, never a committed entry.
+            index = rng.randint(max(first, last - 2, hs.commit + 1), last + 4)
             op = Snapshot(snapshot_meta(index, term), b"leader's %d;" % index * rng.randint(0, 12))
         else:
             op = Restart()
