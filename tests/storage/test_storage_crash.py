@@ -3,10 +3,12 @@
 A fixed workload (appends, an overwrite of the tail, snapshots that keep, discard and overtake the
 log, restarts, segment rolls) runs once to count its file-system operations; then once per
 operation k, with the simulated machine losing power right after operation k. Each crash is
-recovered under four models of the unsynced bytes of the last written file (dropped, half kept,
-zeroed, all kept), and the recovered state must be one the workload could have been in: everything
+recovered under four models of the unsynced bytes of every file (dropped, half kept, zeroed, all
+kept), and the recovered state must be one the workload could have been in: everything
 acknowledged (each ``save()``/``commit()`` that returned), plus possibly a prefix of the operation
 that was cut. Nothing else: no lost acknowledgement, no resurrected or invented entry.
+Unsynced saves, and rolls right after them, are test_storage_powerloss.py's; the regressions it
+and issue 14 found are pinned here.
 """
 
 from __future__ import annotations
