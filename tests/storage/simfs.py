@@ -218,10 +218,13 @@ class SimFileSystem:
 
 def _survivor(inode: _Inode, mode: CrashMode) -> bytes:
     """What of ``inode`` a power cut leaves: its synced bytes and, per ``mode``, its unsynced
-    appended ones (after an unsynced truncate below the synced size, only the synced bytes)."""
+    appended ones. After an unsynced truncate below the synced size: the synced bytes, or with
+    ``keep`` the file as it is now (the truncate and what followed it reached the disk)."""
     synced = inode.synced
     data = bytes(inode.data)
-    if not data.startswith(synced) or mode == "drop":
+    if not data.startswith(synced):
+        return data if mode == "keep" else synced
+    if mode == "drop":
         return synced
     extra = data[len(synced) :]
     if mode == "tear":
