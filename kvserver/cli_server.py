@@ -23,6 +23,7 @@ from typing import Any
 
 from clerk.config import ConfigError, load_test_conf
 from kvserver.node import Node, NodeConfig
+from kvserver.storage import DEFAULT_SEGMENT_BYTES
 from raftcore.storage import StorageError
 from rpc.loop import run
 
@@ -53,6 +54,12 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=4 << 20,
         help="snapshot when the log passes this many bytes (default 4 MiB; 0: never)",
+    )
+    parser.add_argument(
+        "--segment-bytes",
+        type=int,
+        default=DEFAULT_SEGMENT_BYTES,
+        help="start a new write-ahead-log segment file past this size (default 64 MiB)",
     )
     parser.add_argument("--tick-ms", type=float, default=10.0, help="Raft tick (default 10 ms)")
     parser.add_argument(
@@ -94,6 +101,8 @@ def node_config(args: argparse.Namespace) -> NodeConfig:
         raise ConfigError(f"--id {args.id}: {args.file} names nodes 0..{len(servers) - 1}")
     if args.max_raft_state < 0:
         raise ConfigError(f"--max-raft-state must not be negative, not {args.max_raft_state}")
+    if args.segment_bytes <= 0:
+        raise ConfigError(f"--segment-bytes must be positive, not {args.segment_bytes}")
     if args.tick_ms <= 0:
         raise ConfigError(f"--tick-ms must be positive, not {args.tick_ms}")
     if args.test_clock_rate <= 0:
@@ -107,6 +116,7 @@ def node_config(args: argparse.Namespace) -> NodeConfig:
         tick_ms=args.tick_ms,
         max_raft_state=args.max_raft_state or None,
         fsync=not args.no_fsync,
+        segment_bytes=args.segment_bytes,
         lease_reads=args.lease_reads,
         lease_drift_margin=args.lease_drift_margin,
         clock_rate=args.test_clock_rate,

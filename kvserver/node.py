@@ -60,7 +60,7 @@ from kvserver.raft_transport_pb2 import DeliverReply, MessageBatch
 from kvserver.replica import Replica, restore_machine
 from kvserver.service import KVService
 from kvserver.state_machine import KVStateMachine
-from kvserver.storage import DiskStorage
+from kvserver.storage import DEFAULT_SEGMENT_BYTES, DiskStorage
 from kvserver.sync_thread import SyncThread
 from raftcore import Config, RawNode, ReadOnlyOption, Ready, Role
 from raftcore.raftpb_pb2 import Message, SnapshotMetadata
@@ -84,6 +84,7 @@ class NodeConfig:
     ``[election_tick, 2 * election_tick)`` ticks and the leader heartbeats every
     ``heartbeat_tick`` ticks. ``max_raft_state`` (bytes of log) triggers a snapshot; None never
     snapshots. ``fsync=False`` is for benchmarks only: a crash then loses acknowledged writes.
+    ``segment_bytes``: the write-ahead log starts a new segment file past this size.
     ``lease_reads`` serves linearizable reads from the leader's lease instead of a heartbeat
     round; the lease is ``lease_drift_margin`` (a fraction) shorter than the election timeout and
     assumes the nodes' monotonic clocks run at rates within that fraction of each other
@@ -101,6 +102,7 @@ class NodeConfig:
     heartbeat_tick: int = 5
     max_raft_state: int | None = 4 << 20
     fsync: bool = True
+    segment_bytes: int = DEFAULT_SEGMENT_BYTES
     peer_call_timeout_s: float = 1.0
     max_calls_in_flight_per_peer: int = 4
     storage_retry_s: float = 1.0
@@ -201,7 +203,12 @@ class Node:
         loop = asyncio.get_running_loop()
         self._stopped = loop.create_future()
         cfg = self.config
-        storage = DiskStorage(cfg.data_dir, fsync=cfg.fsync, voters=sorted(cfg.peers))
+        storage = DiskStorage(
+            cfg.data_dir,
+            fsync=cfg.fsync,
+            segment_bytes=cfg.segment_bytes,
+            voters=sorted(cfg.peers),
+        )
         self._storage = storage
         if cfg.fsync:
             self._sync_thread = SyncThread(f"fsync-{cfg.node_id}")

@@ -94,6 +94,8 @@ class DiskStorage:
         self._failure: str | None = None
         self._closed = False
         self._tmp_counter = 0
+        # Whether the active segment may hold bytes no sync covered.
+        self._dirty = False
         if not fsync:
             logger.warning(
                 "DiskStorage(%s): fsync is OFF. A crash or power cut can lose acknowledged writes "
@@ -113,6 +115,14 @@ class DiskStorage:
             self._active: FileHandle = self._fs.open_append(
                 self._segment_path(recovered.segments[-1])
             )
+            if fsync:
+                # A previous process may have left unsynced saves in the page cache: what this
+                # one read back and will act on must be durable before it acts.
+                try:
+                    self._active.sync_data()
+                except OSError:
+                    self._active.close()
+                    raise
         except OSError as exc:
             self._lock.release()
             raise _translate(exc, f"recovering {self._dir}") from exc
@@ -193,6 +203,8 @@ class DiskStorage:
         if hard_state is not None and hard_state == self._log.hard_state:
             hard_state = None
         if not batch and hard_state is None:
+            if sync and self._dirty:
+                self._sync_active()  # nothing to write, but it must cover earlier unsynced saves
             return
         if self._active_size >= self._segment_bytes:
             self._roll()
@@ -203,14 +215,19 @@ class DiskStorage:
             self._log.hard_state.CopyFrom(hard_state)
 
     def sync(self) -> None:
-        """One fdatasync of the active segment: every earlier save is then durable (a segment
-        roll already synced the older segments). Safe to call on another thread while the
-        owner only reads; a failure stops all further writes (see the contract)."""
+        """One fdatasync of the active segment: every earlier save is then durable (``_roll``
+        synced each older segment before the next one was created). Safe to call on another
+        thread while the owner only reads; a failure stops all further writes (see the
+        contract)."""
         self._check_writable()
+        self._sync_active()
+
+    def _sync_active(self) -> None:
         if not self._sync:
             return
         try:
             self._active.sync_data()
+            self._dirty = False
         except OSError as exc:
             # The kernel may have dropped the dirty pages it failed to write: nothing written
             # since the last good sync can be trusted until the WAL is read back from disk.
@@ -230,7 +247,8 @@ class DiskStorage:
         return _DiskSnapshotWriter(self, file, metadata)
 
     def close(self) -> None:
-        """Release the files and the directory lock. Everything saved is already durable."""
+        """Release the files and the directory lock (no sync: an unsynced save stays in the
+        kernel's hands, as the contract allows)."""
         if self._closed:
             return
         self._closed = True
@@ -279,6 +297,7 @@ class DiskStorage:
             self._roll_back(start, path)
             raise _translate(exc, f"appending {len(data)} bytes to {path}") from exc
         self._active_size = start + len(data)
+        self._dirty = not sync
 
     def _roll_back(self, good_size: int, path: str) -> None:
         # Cut the failed batch off: the bytes before good_size were synced by earlier saves.
@@ -286,10 +305,17 @@ class DiskStorage:
             self._active.truncate(good_size)
             if self._sync:
                 self._active.sync_data()
+                self._dirty = False
         except OSError as exc:
             self._fail(f"could not cut {path} back to its last good offset {good_size}: {exc}")
 
     def _roll(self) -> None:
+        # Unsynced saves (commit-only ones, or a runner's write-then-sync) may sit at the end of
+        # the active segment, and sync() only syncs the active one: they must be durable before
+        # any record of the next segment can be, or a power cut could tear a segment that is no
+        # longer the newest (which recovery rightly calls damage) or leave a gap in the log.
+        if self._dirty:
+            self._sync_active()
         seq = self._segments[-1] + 1
         header = SegmentHeader(SegmentKind.CONTINUATION, seq, self._log.base).encode()
         self._create_segment(seq, header)
@@ -315,6 +341,7 @@ class DiskStorage:
             self._fail(f"segment {seq} was created but cannot be opened: {exc}")
             raise _translate(exc, f"opening segment {segment_name(seq)}") from exc
         old, self._active = self._active, active
+        self._dirty = False  # segments are born synced
         old.close()
 
     def _commit_snapshot(self, file: SnapshotFileWriter, metadata: SnapshotMetadata) -> None:

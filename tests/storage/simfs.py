@@ -1,17 +1,21 @@
 """An in-memory file system for the storage tests: crashes, torn writes and full disks on demand.
 
-It models what a power cut keeps: a file's bytes only up to its last sync (``synced``), and the
-directory's names (creations, renames, unlinks) only as of its last ``sync_dir``. Every mutating
+It models what a power cut keeps: a file's bytes up to its last sync (``synced``), and the
+directory's names (creations, renames, unlinks) as of its last ``sync_dir``. Every mutating
 call counts as one operation; with ``crash_after=k`` the k-th one completes and then raises
 :class:`SimulatedCrash` (a BaseException, so the code under test cannot swallow it).
-:meth:`SimFileSystem.crash_image` then builds the file system a reboot would find, optionally
-keeping part or all of the last file's unsynced appended bytes, or zeros in their place.
+:meth:`SimFileSystem.crash_image` then builds the file system a reboot would find. Beyond the
+synced state it may keep what the kernel happened to write back before the power went: for every
+file, none, half, all, or zeros in place of its unsynced appended bytes (``mode``, or per file),
+and any prefix of the directory operations since the last ``sync_dir`` (a journalling file
+system commits them in order).
 """
 
 from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -76,7 +80,9 @@ class SimFileSystem:
         self.crash_after: int | None = None
         self.capacity: int | None = None
         self.fail_syncs: list[int] = []  # errnos the next syncs raise, in order
-        self._last_written: _Inode | None = None
+        # Directory operations not yet made durable by sync_dir, in order; each one is atomic and
+        # sets names to an inode, or (None) removes them.
+        self.pending_names: list[tuple[tuple[str, _Inode | None], ...]] = []
 
     # -- fault controls -------------------------------------------------------------------------
 
@@ -90,36 +96,41 @@ class SimFileSystem:
         """Bytes held by all files (the volatile view)."""
         return sum(len(inode.data) for inode in set(self.files.values()))
 
-    def crash_image(self, mode: CrashMode = "drop") -> SimFileSystem:
-        """The file system after a power cut now: synced names and bytes, plus per ``mode``."""
+    def crash_image(
+        self,
+        mode: CrashMode = "drop",
+        *,
+        per_file: Mapping[str, CrashMode] | None = None,
+        names_kept: int = 0,
+    ) -> SimFileSystem:
+        """The file system after a power cut now.
+
+        Synced names and bytes; plus, for every file, its unsynced appended bytes treated per
+        ``mode`` (or ``per_file[path]``); plus the first ``names_kept`` directory operations since
+        the last ``sync_dir`` (see :attr:`pending_names`)."""
+        names = dict(self.durable)
+        for operation in self.pending_names[:names_kept]:
+            for path, inode in operation:
+                if inode is None:
+                    names.pop(path, None)
+                else:
+                    names[path] = inode
         image = SimFileSystem()
         copies: dict[int, _Inode] = {}
-        for name, inode in self.durable.items():
+        for name, inode in names.items():
             if id(inode) not in copies:
-                copies[id(inode)] = _Inode(bytearray(self._survivor(inode, mode)))
+                file_mode = (per_file or {}).get(name, mode)
+                copies[id(inode)] = _Inode(bytearray(_survivor(inode, file_mode)))
             copy = copies[id(inode)]
             copy.synced = bytes(copy.data)
             image.files[name] = copy
         image.durable = dict(image.files)
         return image
 
-    def _survivor(self, inode: _Inode, mode: CrashMode) -> bytes:
-        synced = inode.synced
-        data = bytes(inode.data)
-        if inode is not self._last_written or not data.startswith(synced) or mode == "drop":
-            return synced
-        extra = data[len(synced) :]
-        if mode == "tear":
-            return synced + extra[: len(extra) // 2]
-        if mode == "zeros":
-            return synced + bytes(len(extra))
-        return data
-
     # -- the FileSystem protocol ----------------------------------------------------------------
 
     def write(self, inode: _Inode, data: bytes) -> None:
         """Append ``data`` to ``inode``; past ``capacity``, write what fits and raise ENOSPC."""
-        self._last_written = inode
         if self.capacity is not None:
             free = max(0, self.capacity - self.used())
             if free < len(data):
@@ -152,6 +163,7 @@ class SimFileSystem:
         inode = self.files.get(path)
         if inode is None:
             inode = self.files[path] = _Inode()
+            self.pending_names.append(((path, inode),))
         else:
             inode.data.clear()
         self.tick()
@@ -172,11 +184,13 @@ class SimFileSystem:
     def rename(self, src: str, dst: str) -> None:
         self.files[dst] = self._inode(src)
         del self.files[src]
+        self.pending_names.append(((dst, self.files[dst]), (src, None)))
         self.tick()
 
     def unlink(self, path: str) -> None:
         self._inode(path)
         del self.files[path]
+        self.pending_names.append(((path, None),))
         self.tick()
 
     def sync_dir(self, path: str) -> None:
@@ -186,6 +200,7 @@ class SimFileSystem:
             raise OSError(code, os.strerror(code))
         self.durable = {k: v for k, v in self.durable.items() if os.path.dirname(k) != path}
         self.durable.update((k, v) for k, v in self.files.items() if os.path.dirname(k) == path)
+        self.pending_names = [op for op in self.pending_names if os.path.dirname(op[0][0]) != path]
         self.tick()
 
     def lock(self, path: str) -> DirLock:
@@ -199,3 +214,21 @@ class SimFileSystem:
             return self.files[path]
         except KeyError:
             raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path) from None
+
+
+def _survivor(inode: _Inode, mode: CrashMode) -> bytes:
+    """What of ``inode`` a power cut leaves: its synced bytes and, per ``mode``, its unsynced
+    appended ones. After an unsynced truncate below the synced size: the synced bytes, or with
+    ``keep`` the file as it is now (the truncate and what followed it reached the disk)."""
+    synced = inode.synced
+    data = bytes(inode.data)
+    if not data.startswith(synced):
+        return data if mode == "keep" else synced
+    if mode == "drop":
+        return synced
+    extra = data[len(synced) :]
+    if mode == "tear":
+        return synced + extra[: len(extra) // 2]
+    if mode == "zeros":
+        return synced + bytes(len(extra))
+    return data

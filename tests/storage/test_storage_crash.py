@@ -3,10 +3,12 @@
 A fixed workload (appends, an overwrite of the tail, snapshots that keep, discard and overtake the
 log, restarts, segment rolls) runs once to count its file-system operations; then once per
 operation k, with the simulated machine losing power right after operation k. Each crash is
-recovered under four models of the unsynced bytes of the last written file (dropped, half kept,
-zeroed, all kept), and the recovered state must be one the workload could have been in: everything
+recovered under four models of the unsynced bytes of every file (dropped, half kept, zeroed, all
+kept), and the recovered state must be one the workload could have been in: everything
 acknowledged (each ``save()``/``commit()`` that returned), plus possibly a prefix of the operation
 that was cut. Nothing else: no lost acknowledgement, no resurrected or invented entry.
+Unsynced saves, and rolls right after them, are test_storage_powerloss.py's; the regressions it
+and issue 14 found are pinned here.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from tests.storage.helpers import (
     state_of,
     write_snapshot,
 )
-from tests.storage.simfs import CRASH_MODES, SimFileSystem, SimulatedCrash
+from tests.storage.simfs import CRASH_MODES, CrashMode, SimFileSystem, SimulatedCrash
 
 DIR = "/data"
 VOTERS = (1, 2, 3)
@@ -121,6 +123,10 @@ def _run(fs: SimFileSystem, on_op: Callable[[Op, MemoryStorage], None]) -> None:
     storage.close()
 
 
+def _segment_count(fs: SimFileSystem) -> int:
+    return sum(parse_segment_name(name) is not None for name in fs.listdir(DIR))
+
+
 def _count_operations() -> int:
     fs = SimFileSystem()
     _run(fs, lambda op, model: None)
@@ -193,3 +199,35 @@ def test_a_crash_during_recovery_is_recovered_too(crash_after: int) -> None:
             for second in ("drop", "keep"):
                 state = state_of(_open(trial.crash_image(second)))  # type: ignore[arg-type]
                 assert state in acceptable, (crash_after, mode, recovery_crash, second)
+
+
+@pytest.mark.parametrize("separate_sync", [False, True], ids=["synced-save", "save-then-sync"])
+@pytest.mark.parametrize("mode", CRASH_MODES)
+def test_a_roll_after_a_commit_only_save_keeps_the_old_segment_whole(
+    mode: CrashMode, separate_sync: bool
+) -> None:
+    """Issue 14, bug 2: entries + sync, a commit-only save (unsynced), one more entry whose save
+    rolls the segment + sync, power cut. Everything is synced, so all of it must come back."""
+    fs = SimFileSystem()
+    storage = DiskStorage(DIR, voters=VOTERS, segment_bytes=520, fs=fs)
+    storage.save(hard_state(1, vote=1), entries(1, 15, term=1, tag=b"x"))
+    assert _segment_count(fs) == 1
+    storage.save(hard_state(1, vote=1, commit=15), [], sync=False)
+    assert _segment_count(fs) == 1  # this save filled the segment past the limit...
+    storage.save(None, entries(16, 16, term=1), sync=not separate_sync)
+    assert _segment_count(fs) == 2  # ...so this one rolled
+    if separate_sync:
+        storage.sync()
+    acknowledged = state_of(storage)
+    assert state_of(_open(fs.crash_image(mode))) == acknowledged
+
+
+def test_a_synced_save_that_changes_nothing_still_syncs_the_saves_before_it() -> None:
+    """The contract: the next synced save makes earlier unsynced ones durable, even if it has
+    nothing of its own to write (found by test_storage_powerloss, seeds 4 and 8)."""
+    fs = SimFileSystem()
+    storage = _open(fs)
+    storage.save(hard_state(1, vote=1), entries(1, 3, term=1))
+    storage.save(hard_state(1, vote=1, commit=3), [], sync=False)
+    storage.save(hard_state(1, vote=1, commit=3), [])
+    assert state_of(_open(fs.crash_image("drop"))) == state_of(storage)

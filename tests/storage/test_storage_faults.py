@@ -145,3 +145,25 @@ def test_a_failed_deferred_sync_stops_writes_and_reopening_shows_what_is_durable
         storage.sync()
     storage.close()
     assert state_of(_open(fs.crash_image("drop"))) == acknowledged
+
+
+def test_a_failed_sync_of_the_full_segment_at_a_roll_stops_writes() -> None:
+    """A roll syncs the full segment first when an unsynced save sits at its end; if that sync
+    fails, the save raises, nothing is written to a new segment, and writes stop as after a
+    failed sync(): the unsynced save may be gone from the disk."""
+    fs = SimFileSystem()
+    storage = _open(fs, segment_bytes=520)
+    storage.save(hard_state(1), entries(1, 15, term=1, tag=b"x"))
+    acknowledged = state_of(_open(fs.crash_image("drop")))
+    storage.save(hard_state(1, commit=15), [], sync=False)  # fills the segment past its limit
+    segments = _segment_sizes(fs)
+    assert len(segments) == 1
+    fs.fail_syncs = [errno.EIO]
+    with pytest.raises(StorageIOError) as caught:
+        storage.save(None, entries(16, 16, term=1))
+    assert caught.value.errno == errno.EIO
+    assert _segment_sizes(fs) == segments  # no new segment
+    with pytest.raises(StorageIOError, match="reopen"):
+        storage.save(None, entries(16, 16, term=1))
+    storage.close()
+    assert state_of(_open(fs.crash_image("drop"))) == acknowledged
