@@ -319,9 +319,9 @@ class Raft:
         self.lead = self.id
         self.role = Role.LEADER
         next_index = self.log.last_index() + 1
-        max_inflight = self.config.max_inflight_msgs
+        cfg = self.config
         for v in self.voters:
-            self.prs[v] = Progress(next_index, max_inflight)
+            self.prs[v] = Progress(next_index, cfg.max_inflight_msgs, cfg.max_inflight_bytes)
         me = self.prs[self.id]
         me.match = next_index - 1  # kept current by _maybe_commit and flush
         me.recent_active = True
@@ -590,7 +590,7 @@ class Raft:
                 return
         self.msgs.append(m)
         pr.sent_commit = m.commit
-        pr.sent_entries(last_sent)
+        pr.sent_entries(last_sent, m.ByteSize() if last_sent else 0)
 
     def _send_snapshot(self, to: int, pr: Progress) -> None:
         """Send ``to`` the next chunk of the current snapshot (restarting if it changed)."""
@@ -625,7 +625,7 @@ class Raft:
             pr.recent_active = True
             pr.probe_sent = False
             if pr.state is ProgressState.REPLICATE and pr.is_paused():
-                pr.inflights.popleft()  # the window may be full of lost messages: let one out
+                pr.free_first()  # the window may be full of lost messages: let one out
             if pr.match < self.log.last_index():
                 self._send_append(m.sender, pr, True)
             if m.context:

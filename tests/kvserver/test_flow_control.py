@@ -18,22 +18,22 @@ import pytest
 
 from kvserver.cli_run import free_ports
 from kvserver.kvcommand_pb2 import Command, Op, Result
-from kvserver.node import Node, NodeConfig, _PeerSender
+from kvserver.node import Node, NodeConfig
+from kvserver.peer_sender import PeerSender
 from kvserver.service import FutureWaiter
 from raftcore import Role
 
-# What the leader may hold for one silent peer: the sender's queue bound plus its calls in
-# flight (kvserver.node: PEER_MAX_QUEUED_BYTES + max_calls_in_flight * PEER_MAX_CALL_BYTES),
-# with room for one message over each.
+# What the leader may hold for one silent peer: the queue bound plus its calls in flight, counted
+# twice (as messages and as frames not yet written), with room for one message over each
+# (kvserver.peer_sender: 8 MiB + 2 * 4 * 2 MiB).
 HELD_BOUND = 32 << 20
 VALUE = b"x" * (32 << 10)
 
 
-def held_bytes(sender: _PeerSender) -> int:
-    """Bytes the leader holds for the peer: queued messages, calls in flight, unsent writes."""
-    held = sum(m.ByteSize() for m in sender._queued)
-    held += getattr(sender, "in_flight_bytes", 0)
-    conn = sender._channel._conn
+def held_bytes(sender: PeerSender) -> int:
+    """Bytes the leader holds for the peer: messages queued or in calls, unwritten frames."""
+    held = sender.held_bytes
+    conn = sender.channel._conn
     if conn is not None and conn.transport is not None and not conn.closed:
         held += conn.transport.get_write_buffer_size() + sum(map(len, conn.out))
     return held
@@ -131,12 +131,13 @@ def test_what_the_leader_holds_for_a_cut_off_peer_stays_bounded(
     after the heal, must not pile up more than HELD_BOUND for it."""
     caplog.set_level(logging.INFO, logger="kvserver.node")
     peak, acked, caught_up = asyncio.run(asyncio.wait_for(_cut_off_peer(tmp_path), 60))
-    print("PEAK", peak, "ACKED", acked, "CATCHUP", caught_up)
     assert acked > 200  # the majority kept committing
     assert peak <= HELD_BOUND, f"the leader held {peak} bytes for the cut-off peer"
     assert "exceeds the limit" not in caplog.text
     assert caplog.text.count("peer 3 unreachable") == 1
-    assert caught_up < 3.0
+    # Three nodes share this one loop, so node 3 gains little while the load still runs (2 s
+    # of it after the heal); an unbounded queue took 12-13 s here, the bounded one 3.5-5 s.
+    assert caught_up < 8.0, f"node 3 caught up {caught_up:.1f} s after the heal"
 
 
 async def _cut_off_peer(tmp_path: Path) -> tuple[int, int, float]:

@@ -248,3 +248,23 @@ def test_single_node_cluster_commits_and_reads_alone() -> None:
     pump.deliver()
     assert pump.nodes[1].applied_data() == [b"0", b"1", b"2"]
     assert [r.index for r in pump.nodes[1].reads] == [4]
+
+
+def test_progress_in_replicate_pauses_at_its_inflight_bytes_bound() -> None:
+    """Flow control (issue 14, bug 5): besides the number of unacknowledged appends, their
+    bytes are bounded, so a follower that stopped answering holds back at most a window of
+    bytes; an acknowledgement, or the one slot a heartbeat response frees, lets more out."""
+    pr = Progress(next_index=1, max_inflight=100, max_inflight_bytes=1000)
+    pr.become_replicate()
+    pr.sent_entries(5, 600)
+    assert not pr.is_paused()
+    pr.sent_entries(9, 600)
+    assert pr.is_paused() and pr.inflight_bytes == 1200
+    pr.maybe_update(5)
+    assert not pr.is_paused() and pr.inflight_bytes == 600
+    pr.sent_entries(12, 600)
+    assert pr.is_paused()
+    pr.free_first()
+    assert not pr.is_paused() and list(pr.inflights) == [12] and pr.inflight_bytes == 600
+    pr.become_probe()
+    assert pr.inflight_bytes == 0
