@@ -40,10 +40,23 @@ from raftcore import NotLeaderError, ProposalDroppedError, RawNode, Ready, Ready
 from raftcore.raftpb_pb2 import Entry, Message, SnapshotMetadata
 from raftcore.storage import Storage
 
-__all__ = ["ERR_STORAGE_UNAVAILABLE", "ERR_WRONG_LEADER", "Replica", "Waiter", "restore_machine"]
+__all__ = [
+    "ERR_COMMAND_TOO_LARGE",
+    "ERR_STORAGE_UNAVAILABLE",
+    "ERR_WRONG_LEADER",
+    "MAX_COMMAND_BYTES",
+    "Replica",
+    "Waiter",
+    "restore_machine",
+]
 
 ERR_WRONG_LEADER = "ErrWrongLeader"
 ERR_STORAGE_UNAVAILABLE = "ErrStorageUnavailable"
+# The clerk's invalid-argument error: retrying the command cannot help.
+ERR_COMMAND_TOO_LARGE = "ErrBadRequest"
+MAX_COMMAND_BYTES = 8 << 20
+"""Largest encoded command accepted. An entry over ``max_msg_bytes`` still travels alone in one
+MSG_APPEND, which must fit the 16 MiB RPC frame with room to spare."""
 
 T = TypeVar("T")
 T_contra = TypeVar("T_contra", contravariant=True)
@@ -125,12 +138,17 @@ class Replica:
 
     def propose(self, command: Command, waiter: Waiter[Result]) -> None:
         """Replicate ``command``; ``waiter`` gets its result once applied, or ErrWrongLeader
-        (ErrStorageUnavailable while this replica cannot persist)."""
+        (ErrStorageUnavailable while this replica cannot persist, ErrBadRequest for a command
+        over MAX_COMMAND_BYTES)."""
         if self._unpersisted is not None:
             waiter.reject(ERR_STORAGE_UNAVAILABLE)
             return
+        data = command.SerializeToString()
+        if len(data) > MAX_COMMAND_BYTES:
+            waiter.reject(ERR_COMMAND_TOO_LARGE)
+            return
         try:
-            index = self.node.propose(command.SerializeToString())
+            index = self.node.propose(data)
         except (NotLeaderError, ProposalDroppedError):
             waiter.reject(ERR_WRONG_LEADER)
             return
