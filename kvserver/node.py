@@ -242,7 +242,8 @@ class Node:
         return self._replica
 
     def status(self) -> StatusReply:
-        """Where this node stands: role, term, leader and its log's indexes (``nodeAdmin``)."""
+        """Where this node stands: role, term, leader, its log's indexes and the most it holds
+        for one peer (``nodeAdmin``)."""
         raw = self.replica.node
         host, port = self.config.address
         snapshot_index = self._last_snapshot_index
@@ -259,6 +260,7 @@ class Node:
             Applied=self.replica.applied_index,
             LastIndex=raw.status().last_index,
             SnapshotIndex=snapshot_index,
+            PeerHeldBytes=max((s.held_bytes for s in self._senders.values()), default=0),
         )
 
     def _on_status(self, request: StatusRequest, controller: RpcController) -> StatusReply:
