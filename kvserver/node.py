@@ -337,6 +337,12 @@ class Node:
             if error is not None:
                 raise error
             self._replica.finish_ready(rd, installed, None if sent else self._send)
+        except StorageError as exc:
+            if error is not None:
+                self._fatal(exc)  # a failed fdatasync: only a restart knows what is durable
+            else:
+                self._on_storage_failure(exc)  # a failed snapshot, retried like any write
+            return
         except Exception as exc:
             self._fatal(exc)
             return

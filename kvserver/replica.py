@@ -205,6 +205,7 @@ class Replica:
         propagate as in :meth:`handle_ready`."""
         rd = self._unpersisted
         if rd is None:
+            self._maybe_snapshot()  # one that failed is retried before any new work
             if not self.node.has_ready():
                 return None
             rd = self._unpersisted = self.node.ready()
@@ -242,6 +243,9 @@ class Replica:
             send(rd.messages)
         self.apply_ready(rd, installed)
         self.node.advance(rd)
+        # After advance: a failed snapshot leaves nothing of the Ready undone (the next
+        # write_ready takes it again), so the runner only stalls and retries.
+        self._maybe_snapshot()
 
     def apply_ready(self, rd: Ready, installed: SnapshotMetadata | None) -> None:
         """The application half of a Ready, after it was persisted and its messages sent."""
@@ -252,8 +256,6 @@ class Replica:
         for entry in rd.committed_entries:
             self._apply(entry)
         self._serve_reads(rd)
-        if self.max_raft_state is not None and self._log_bytes > self.max_raft_state:
-            self._take_snapshot()
 
     def apply_durable(self, rd: Ready) -> None:
         """While ``rd``'s own sync runs, apply what of it is durable already: its committed
@@ -318,6 +320,10 @@ class Replica:
         # Entries this replica proposed below the snapshot can no longer be matched to a result.
         for index in [i for i in self._pending_writes if i <= meta.index]:
             self._pending_writes.pop(index)[1].reject(ERR_WRONG_LEADER)
+
+    def _maybe_snapshot(self) -> None:
+        if self.max_raft_state is not None and self._log_bytes > self.max_raft_state:
+            self._take_snapshot()
 
     def _take_snapshot(self) -> None:
         index = self._applied
