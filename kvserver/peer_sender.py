@@ -91,6 +91,9 @@ class PeerQueue:
         self.max_messages = max_messages
         self._items: deque[tuple[Message, int]] = deque()
         self.bytes = 0
+        # At least the highest previous index of a queued append (0: none queued): a streamed
+        # append starts above it and so supersedes none, which skips the scan.
+        self._append_index_bound = 0
 
     def __len__(self) -> int:
         return len(self._items)
@@ -99,7 +102,15 @@ class PeerQueue:
         """Queue ``m`` (replacing what it supersedes); False if it was dropped for lack of room."""
         size = m.ByteSize()
         items = self._items
-        if m.type in (MSG_HEARTBEAT, *_BULKY) and items:
+        kind = m.type
+        if not items:
+            self._append_index_bound = 0
+        if kind == MSG_APPEND:
+            scan = m.index <= self._append_index_bound
+            self._append_index_bound = max(self._append_index_bound, m.index)
+        else:
+            scan = kind in (MSG_HEARTBEAT, MSG_SNAPSHOT)
+        if scan and items:
             place = -1
             for i in range(len(items) - 1, -1, -1):
                 old, old_size = items[i]
@@ -113,7 +124,7 @@ class PeerQueue:
                 self.bytes += size
                 return True
         if len(items) >= self.max_messages or (
-            m.type in _BULKY and items and self.bytes + size > self.max_bytes
+            kind in _BULKY and items and self.bytes + size > self.max_bytes
         ):
             return False
         items.append((m, size))
