@@ -264,14 +264,15 @@ class Raft:
         log = self.log
         self.prs[self.id].match = log.last_index()
         committed = log.committed
-        built: dict[int, tuple[Message, int]] = {}
-        if batch is not None and batch.ByteSize() <= self.config.max_msg_bytes:
+        built: dict[int, tuple[Message, int, int]] = {}
+        size = batch.ByteSize() if batch is not None else 0
+        if batch is not None and size <= self.config.max_msg_bytes:
             # Followers whose next index is the batch's first entry all get a copy of it.
             first = batch.entries[0].index
             batch.index = first - 1
             batch.log_term = log.term(first - 1)
             batch.commit = committed
-            built[first] = (batch, log.last_index())
+            built[first] = (batch, log.last_index(), size)
         for peer in self.dirty:
             pr = self.prs[peer]
             self._send_append(peer, pr, committed > pr.sent_commit, built)
@@ -543,7 +544,7 @@ class Raft:
         to: int,
         pr: Progress,
         send_if_empty: bool,
-        built: dict[int, tuple[Message, int]] | None = None,
+        built: dict[int, tuple[Message, int, int]] | None = None,
     ) -> None:
         """Send ``to`` the entries from its next index on (or, if they were compacted, the
         snapshot) unless it is paused; an empty MSG_APPEND only if ``send_if_empty``.
@@ -555,7 +556,7 @@ class Raft:
             return
         cached = built.get(pr.next) if built is not None else None
         if cached is not None:
-            template, last_sent = cached
+            template, last_sent, size = cached
             if not last_sent and not send_if_empty:
                 return
             if template.to:
@@ -584,13 +585,14 @@ class Raft:
                 entries=entries,
                 commit=log.committed,
             )
+            size = m.ByteSize() if entries else 0  # flow control counts the window in bytes
             if built is not None:
-                built[pr.next] = (m, last_sent)
+                built[pr.next] = (m, last_sent, size)
             if not entries and not send_if_empty:
                 return
         self.msgs.append(m)
         pr.sent_commit = m.commit
-        pr.sent_entries(last_sent, m.ByteSize() if last_sent else 0)
+        pr.sent_entries(last_sent, size)
 
     def _send_snapshot(self, to: int, pr: Progress) -> None:
         """Send ``to`` the next chunk of the current snapshot (restarting if it changed)."""
