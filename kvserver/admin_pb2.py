@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14kvserver/admin.proto\x12\x06raftkv\"\x0f\n\rStatusRequest\"\xac\x01\n\x0bStatusReply\x12\n\n\x02Id\x18\x01 \x01(\x04\x12\x0c\n\x04Host\x18\x02 \x01(\x0c\x12\x0c\n\x04Port\x18\x03 \x01(\r\x12\x0c\n\x04Role\x18\x04 \x01(\x0c\x12\x0c\n\x04Term\x18\x05 \x01(\x04\x12\x0e\n\x06Leader\x18\x06 \x01(\x04\x12\x0e\n\x06\x43ommit\x18\x07 \x01(\x04\x12\x0f\n\x07\x41pplied\x18\x08 \x01(\x04\x12\x11\n\tLastIndex\x18\t \x01(\x04\x12\x15\n\rSnapshotIndex\x18\n \x01(\x04\x32\x41\n\tnodeAdmin\x12\x34\n\x06Status\x12\x15.raftkv.StatusRequest\x1a\x13.raftkv.StatusReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14kvserver/admin.proto\x12\x06raftkv\"\x0f\n\rStatusRequest\"\xc3\x01\n\x0bStatusReply\x12\n\n\x02Id\x18\x01 \x01(\x04\x12\x0c\n\x04Host\x18\x02 \x01(\x0c\x12\x0c\n\x04Port\x18\x03 \x01(\r\x12\x0c\n\x04Role\x18\x04 \x01(\x0c\x12\x0c\n\x04Term\x18\x05 \x01(\x04\x12\x0e\n\x06Leader\x18\x06 \x01(\x04\x12\x0e\n\x06\x43ommit\x18\x07 \x01(\x04\x12\x0f\n\x07\x41pplied\x18\x08 \x01(\x04\x12\x11\n\tLastIndex\x18\t \x01(\x04\x12\x15\n\rSnapshotIndex\x18\n \x01(\x04\x12\x15\n\rPeerHeldBytes\x18\x0b \x01(\x04\x32\x41\n\tnodeAdmin\x12\x34\n\x06Status\x12\x15.raftkv.StatusRequest\x1a\x13.raftkv.StatusReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,7 +34,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STATUSREQUEST']._serialized_start=32
   _globals['_STATUSREQUEST']._serialized_end=47
   _globals['_STATUSREPLY']._serialized_start=50
-  _globals['_STATUSREPLY']._serialized_end=222
-  _globals['_NODEADMIN']._serialized_start=224
-  _globals['_NODEADMIN']._serialized_end=289
+  _globals['_STATUSREPLY']._serialized_end=245
+  _globals['_NODEADMIN']._serialized_start=247
+  _globals['_NODEADMIN']._serialized_end=312
 # @@protoc_insertion_point(module_scope)

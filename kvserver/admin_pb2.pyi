@@ -9,7 +9,7 @@ class StatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class StatusReply(_message.Message):
-    __slots__ = ("Id", "Host", "Port", "Role", "Term", "Leader", "Commit", "Applied", "LastIndex", "SnapshotIndex")
+    __slots__ = ("Id", "Host", "Port", "Role", "Term", "Leader", "Commit", "Applied", "LastIndex", "SnapshotIndex", "PeerHeldBytes")
     ID_FIELD_NUMBER: _ClassVar[int]
     HOST_FIELD_NUMBER: _ClassVar[int]
     PORT_FIELD_NUMBER: _ClassVar[int]
@@ -20,6 +20,7 @@ class StatusReply(_message.Message):
     APPLIED_FIELD_NUMBER: _ClassVar[int]
     LASTINDEX_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOTINDEX_FIELD_NUMBER: _ClassVar[int]
+    PEERHELDBYTES_FIELD_NUMBER: _ClassVar[int]
     Id: int
     Host: bytes
     Port: int
@@ -30,4 +31,5 @@ class StatusReply(_message.Message):
     Applied: int
     LastIndex: int
     SnapshotIndex: int
-    def __init__(self, Id: _Optional[int] = ..., Host: _Optional[bytes] = ..., Port: _Optional[int] = ..., Role: _Optional[bytes] = ..., Term: _Optional[int] = ..., Leader: _Optional[int] = ..., Commit: _Optional[int] = ..., Applied: _Optional[int] = ..., LastIndex: _Optional[int] = ..., SnapshotIndex: _Optional[int] = ...) -> None: ...
+    PeerHeldBytes: int
+    def __init__(self, Id: _Optional[int] = ..., Host: _Optional[bytes] = ..., Port: _Optional[int] = ..., Role: _Optional[bytes] = ..., Term: _Optional[int] = ..., Leader: _Optional[int] = ..., Commit: _Optional[int] = ..., Applied: _Optional[int] = ..., LastIndex: _Optional[int] = ..., SnapshotIndex: _Optional[int] = ..., PeerHeldBytes: _Optional[int] = ...) -> None: ...

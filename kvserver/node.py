@@ -27,10 +27,11 @@ this one (``Replica.apply_durable``).
 A failed fdatasync is fatal (the kernel may have dropped the pages it could not write, so only a
 restart that reads the WAL back knows what is durable).
 
-Messages to a peer go out as one ``Deliver`` call per Ready on that peer's long-lived channel, with
-a few calls in flight at once (pipelining) and everything queued meanwhile batched into the next
-call. A failed call only tells the core the peer is unreachable: Raft retransmits on its own, so
-the transport never retries.
+Messages to a peer go out as ``Deliver`` calls on that peer's long-lived channel, with a few
+calls in flight at once (pipelining) and everything queued meanwhile batched into the next calls.
+The queue and the calls are bounded (flow control, :mod:`kvserver.peer_sender`): what does not
+fit is dropped and the core told to probe the peer. A failed call only tells the core the peer is
+unreachable: Raft retransmits on its own, so the transport never retries.
 
 A storage failure (disk full, I/O error) stalls the node instead of killing it: nothing of the
 failed Ready is sent or acknowledged, pending requests fail, and the same Ready is retried every
@@ -55,6 +56,7 @@ from google.protobuf.descriptor import ServiceDescriptor
 
 from kvserver.admin_pb2 import DESCRIPTOR as ADMIN_DESCRIPTOR
 from kvserver.admin_pb2 import StatusReply, StatusRequest
+from kvserver.peer_sender import PeerSender
 from kvserver.raft_transport_pb2 import DESCRIPTOR as TRANSPORT_DESCRIPTOR
 from kvserver.raft_transport_pb2 import DeliverReply, MessageBatch
 from kvserver.replica import Replica, restore_machine
@@ -65,7 +67,7 @@ from kvserver.sync_thread import SyncThread
 from raftcore import Config, RawNode, ReadOnlyOption, Ready, Role
 from raftcore.raftpb_pb2 import Message, SnapshotMetadata
 from raftcore.storage import StorageError
-from rpc import RpcChannel, RpcController, RpcError, RpcProvider
+from rpc import RpcChannel, RpcController, RpcProvider
 
 __all__ = ["Node", "NodeConfig"]
 
@@ -130,51 +132,6 @@ class NodeConfig:
         return self.peers[self.node_id]
 
 
-class _PeerSender:
-    """Carries one peer's messages: batches what queues up while calls are in flight."""
-
-    def __init__(self, node: Node, peer: int, channel: RpcChannel) -> None:
-        self._node = node
-        self._peer = peer
-        self._channel = channel
-        self._queued: list[Message] = []
-        self._in_flight = 0
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    def send(self, messages: list[Message]) -> None:
-        self._queued.extend(messages)
-        if self._in_flight < self._node.config.max_calls_in_flight_per_peer:
-            batch, self._queued = self._queued, []
-            self._in_flight += 1
-            task = asyncio.get_running_loop().create_task(self._deliver(batch))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    async def _deliver(self, batch: list[Message]) -> None:
-        try:
-            await self._channel.call(
-                "raftRpc",
-                "Deliver",
-                MessageBatch(messages=batch),
-                DeliverReply,
-                timeout=self._node.config.peer_call_timeout_s,
-            )
-        except RpcError as exc:
-            self._node.peer_unreachable(self._peer, exc)
-        else:
-            self._node.peer_reachable(self._peer)
-        finally:
-            self._in_flight -= 1
-        if self._queued:
-            self.send([])
-
-    async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._channel.close()
-
-
 class Node:
     """A running node. ``await start()``, then serve until ``stop()`` or a fatal error."""
 
@@ -184,7 +141,7 @@ class Node:
         self._provider = RpcProvider()
         self._storage: DiskStorage | None = None
         self._replica: Replica | None = None
-        self._senders: dict[int, _PeerSender] = {}
+        self._senders: dict[int, PeerSender] = {}
         self._unreachable: set[int] = set()
         self._process_scheduled = False
         # The fdatasync of the Ready being finished, running on _sync_thread (None when idle).
@@ -249,7 +206,15 @@ class Node:
         ).register(self._provider)
         for peer, (host, port) in cfg.peers.items():
             if peer != cfg.node_id:
-                self._senders[peer] = _PeerSender(self, peer, RpcChannel(host, port))
+                self._senders[peer] = PeerSender(
+                    peer,
+                    RpcChannel(host, port),
+                    max_calls=cfg.max_calls_in_flight_per_peer,
+                    call_timeout=cfg.peer_call_timeout_s,
+                    on_failed=self.peer_unreachable,
+                    on_delivered=self.peer_reachable,
+                    on_dropped=self.peer_overflowed,
+                )
         host, port = cfg.address
         try:
             await self._provider.start(host, port)
@@ -299,7 +264,8 @@ class Node:
         return self._replica
 
     def status(self) -> StatusReply:
-        """Where this node stands: role, term, leader and its log's indexes (``nodeAdmin``)."""
+        """Where this node stands: role, term, leader, its log's indexes and the most it holds
+        for one peer (``nodeAdmin``)."""
         raw = self.replica.node
         host, port = self.config.address
         snapshot_index = self._last_snapshot_index
@@ -316,6 +282,7 @@ class Node:
             Applied=self.replica.applied_index,
             LastIndex=raw.status().last_index,
             SnapshotIndex=snapshot_index,
+            PeerHeldBytes=max((s.held_bytes for s in self._senders.values()), default=0),
         )
 
     def _on_status(self, request: StatusRequest, controller: RpcController) -> StatusReply:
@@ -401,6 +368,12 @@ class Node:
             if error is not None:
                 raise error
             self._replica.finish_ready(rd, installed, None if sent else self._send)
+        except StorageError as exc:
+            if error is not None:
+                self._fatal(exc)  # a failed fdatasync: only a restart knows what is durable
+            else:
+                self._on_storage_failure(exc)  # a failed snapshot, retried like any write
+            return
         except Exception as exc:
             self._fatal(exc)
             return
@@ -447,6 +420,11 @@ class Node:
         if peer not in self._unreachable:
             self._unreachable.add(peer)
             _log.warning("node %d: peer %d unreachable: %s", self.config.node_id, peer, exc)
+
+    def peer_overflowed(self, peer: int) -> None:
+        """Messages to ``peer`` were dropped (its queue is full): stop streaming to it, probe."""
+        if self._replica is not None:
+            self._replica.node.report_unreachable(peer)
 
     def peer_reachable(self, peer: int) -> None:
         """A call to ``peer`` succeeded: log the recovery of a peer that had been lost."""

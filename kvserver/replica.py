@@ -40,10 +40,23 @@ from raftcore import NotLeaderError, ProposalDroppedError, RawNode, Ready, Ready
 from raftcore.raftpb_pb2 import Entry, Message, SnapshotMetadata
 from raftcore.storage import Storage
 
-__all__ = ["ERR_STORAGE_UNAVAILABLE", "ERR_WRONG_LEADER", "Replica", "Waiter", "restore_machine"]
+__all__ = [
+    "ERR_COMMAND_TOO_LARGE",
+    "ERR_STORAGE_UNAVAILABLE",
+    "ERR_WRONG_LEADER",
+    "MAX_COMMAND_BYTES",
+    "Replica",
+    "Waiter",
+    "restore_machine",
+]
 
 ERR_WRONG_LEADER = "ErrWrongLeader"
 ERR_STORAGE_UNAVAILABLE = "ErrStorageUnavailable"
+# The clerk's invalid-argument error: retrying the command cannot help.
+ERR_COMMAND_TOO_LARGE = "ErrBadRequest"
+MAX_COMMAND_BYTES = 8 << 20
+"""Largest encoded command accepted. An entry over ``max_msg_bytes`` still travels alone in one
+MSG_APPEND, which must fit the 16 MiB RPC frame with room to spare."""
 
 T = TypeVar("T")
 T_contra = TypeVar("T_contra", contravariant=True)
@@ -125,12 +138,17 @@ class Replica:
 
     def propose(self, command: Command, waiter: Waiter[Result]) -> None:
         """Replicate ``command``; ``waiter`` gets its result once applied, or ErrWrongLeader
-        (ErrStorageUnavailable while this replica cannot persist)."""
+        (ErrStorageUnavailable while this replica cannot persist, ErrBadRequest for a command
+        over MAX_COMMAND_BYTES)."""
         if self._unpersisted is not None:
             waiter.reject(ERR_STORAGE_UNAVAILABLE)
             return
+        data = command.SerializeToString()
+        if len(data) > MAX_COMMAND_BYTES:
+            waiter.reject(ERR_COMMAND_TOO_LARGE)
+            return
         try:
-            index = self.node.propose(command.SerializeToString())
+            index = self.node.propose(data)
         except (NotLeaderError, ProposalDroppedError):
             waiter.reject(ERR_WRONG_LEADER)
             return
@@ -187,6 +205,7 @@ class Replica:
         propagate as in :meth:`handle_ready`."""
         rd = self._unpersisted
         if rd is None:
+            self._maybe_snapshot()  # one that failed is retried before any new work
             if not self.node.has_ready():
                 return None
             rd = self._unpersisted = self.node.ready()
@@ -224,6 +243,9 @@ class Replica:
             send(rd.messages)
         self.apply_ready(rd, installed)
         self.node.advance(rd)
+        # After advance: a failed snapshot leaves nothing of the Ready undone (the next
+        # write_ready takes it again), so the runner only stalls and retries.
+        self._maybe_snapshot()
 
     def apply_ready(self, rd: Ready, installed: SnapshotMetadata | None) -> None:
         """The application half of a Ready, after it was persisted and its messages sent."""
@@ -234,8 +256,6 @@ class Replica:
         for entry in rd.committed_entries:
             self._apply(entry)
         self._serve_reads(rd)
-        if self.max_raft_state is not None and self._log_bytes > self.max_raft_state:
-            self._take_snapshot()
 
     def apply_durable(self, rd: Ready) -> None:
         """While ``rd``'s own sync runs, apply what of it is durable already: its committed
@@ -300,6 +320,10 @@ class Replica:
         # Entries this replica proposed below the snapshot can no longer be matched to a result.
         for index in [i for i in self._pending_writes if i <= meta.index]:
             self._pending_writes.pop(index)[1].reject(ERR_WRONG_LEADER)
+
+    def _maybe_snapshot(self) -> None:
+        if self.max_raft_state is not None and self._log_bytes > self.max_raft_state:
+            self._take_snapshot()
 
     def _take_snapshot(self) -> None:
         index = self._applied

@@ -30,7 +30,9 @@ class Config:
     ``[election_tick, 2 * election_tick)`` ticks; the leader heartbeats every ``heartbeat_tick``
     ticks. ``max_msg_bytes`` bounds the entry bytes of one MSG_APPEND (a single larger entry is
     still sent alone); ``max_inflight_msgs`` bounds the unacknowledged MSG_APPENDs per follower
-    in replicate mode; ``snapshot_chunk_bytes`` is the size of one MSG_SNAPSHOT chunk.
+    in replicate mode, ``max_inflight_bytes`` their encoded bytes (flow control: what a follower
+    that stops answering holds back; None: no byte bound); ``snapshot_chunk_bytes`` is the size
+    of one MSG_SNAPSHOT chunk.
     With ``LEASE_BASED`` reads a lease lasts ``election_tick * (1 - lease_drift_margin)`` on the
     leader's clock from the send time of the round a majority acknowledged: safe while any two
     nodes' monotonic clocks differ in rate by at most ``lease_drift_margin`` (a fraction in
@@ -45,6 +47,7 @@ class Config:
     check_quorum: bool = True
     max_msg_bytes: int = 1 << 20
     max_inflight_msgs: int = 256
+    max_inflight_bytes: int | None = 8 << 20
     snapshot_chunk_bytes: int = 1 << 20
     read_only: ReadOnlyOption = ReadOnlyOption.SAFE
     lease_drift_margin: float = 0.1
@@ -60,6 +63,8 @@ class Config:
             raise ValueError("election_tick must be greater than heartbeat_tick")
         if self.max_msg_bytes <= 0 or self.max_inflight_msgs <= 0:
             raise ValueError("max_msg_bytes and max_inflight_msgs must be positive")
+        if self.max_inflight_bytes is not None and self.max_inflight_bytes <= 0:
+            raise ValueError("max_inflight_bytes must be positive (or None)")
         if self.snapshot_chunk_bytes <= 0:
             raise ValueError("snapshot_chunk_bytes must be positive")
         if not 0.0 <= self.lease_drift_margin < 1.0:

@@ -6,8 +6,9 @@ snapshot: the leader restarted the transfer, perhaps with a newer snapshot).
 
 A runner whose storage fails (disk full) persists the very same Ready again later: the core
 hands each Ready out once. Persisting is made retry-safe for that case: the chunks of that Ready
-written before the failure are not written twice, and a snapshot it already committed is still
-reported as installed by it.
+written before the failure are not written twice, the chunk whose write failed is written again
+(a failed ``SnapshotWriter.write`` leaves the snapshot as it was), and a snapshot it already
+committed is still reported as installed by it.
 """
 
 from __future__ import annotations
@@ -58,16 +59,11 @@ class ReadyPersister:
             if writer is None or chunk.offset != self._written:
                 raise StorageError(
                     f"snapshot chunk at offset {chunk.offset} does not continue the "
-                    f"{self._written} bytes written (after a failed snapshot write, restart the "
-                    "node to receive the snapshot afresh)"
+                    f"{self._written} bytes written"
                 )
-            try:
-                writer.write(chunk.data)
-            except BaseException:
-                # A half-written chunk cannot be told apart from a whole one: drop the snapshot.
-                writer.abort()
-                self._writer = None
-                raise
+            # A failed write leaves the writer as it was (the Storage contract): the retry of
+            # this Ready writes the same chunk again.
+            writer.write(chunk.data)
             self._written += len(chunk.data)
             if chunk.done:
                 writer.commit()

@@ -10,8 +10,12 @@ A follower is in one of three modes:
   (fast back-up: the reply names a conflicting term so a whole term is skipped per round trip).
 * REPLICATE: logs match at ``match``. The leader streams MSG_APPENDs without waiting, advancing
   ``next`` optimistically, and records each message's last index in ``inflights``; at
-  ``max_inflight_msgs`` unacknowledged messages it pauses. An acknowledgement frees the slots it
-  covers. A rejection drops back to PROBE.
+  ``max_inflight`` unacknowledged messages, or ``max_inflight_bytes`` of them, it pauses. An
+  acknowledgement frees the slots it covers; a heartbeat response to a paused leader frees the
+  oldest one (its message may be lost), so a silent follower gets at most one append per
+  heartbeat. A rejection, or the runner reporting the follower unreachable, drops back to PROBE.
+  The byte bound is flow control: a follower that stops answering holds back at most that much
+  of the leader's output, whatever the size of the entries.
 * SNAPSHOT: the entries the follower needs were compacted. The leader streams the snapshot in
   chunks, one in flight at a time (``snap_offset`` is what the follower acknowledged), retrying
   from the acknowledged offset when a chunk or its reply is lost; when the last chunk is
@@ -40,9 +44,12 @@ class Progress:
     """Replication state of one follower, as seen by the leader."""
 
     __slots__ = (
+        "inflight_bytes",
+        "inflight_sizes",
         "inflights",
         "match",
         "max_inflight",
+        "max_inflight_bytes",
         "next",
         "probe_sent",
         "recent_active",
@@ -54,13 +61,19 @@ class Progress:
         "state",
     )
 
-    def __init__(self, next_index: int, max_inflight: int) -> None:
+    def __init__(
+        self, next_index: int, max_inflight: int, max_inflight_bytes: int | None = None
+    ) -> None:
+        """``max_inflight_bytes`` None: the window is bounded by its count only."""
         self.match = 0
         self.next = next_index
         self.state = ProgressState.PROBE
         self.probe_sent = False
         self.max_inflight = max_inflight
+        self.max_inflight_bytes = max_inflight_bytes
         self.inflights: deque[int] = deque()  # last index of each unacknowledged MSG_APPEND
+        self.inflight_sizes: deque[int] = deque()  # and its encoded size
+        self.inflight_bytes = 0
         self.recent_active = False
         self.sent_commit = 0  # highest commit index carried to it by a MSG_APPEND
         self.snap_meta: SnapshotMetadata | None = None
@@ -71,7 +84,10 @@ class Progress:
     def is_paused(self) -> bool:
         """Whether the leader must not send it a MSG_APPEND now."""
         if self.state is ProgressState.REPLICATE:
-            return len(self.inflights) >= self.max_inflight
+            limit = self.max_inflight_bytes
+            return len(self.inflights) >= self.max_inflight or (
+                limit is not None and self.inflight_bytes >= limit
+            )
         if self.state is ProgressState.PROBE:
             return self.probe_sent
         return True
@@ -98,17 +114,22 @@ class Progress:
         self.state = state
         self.probe_sent = False
         self.inflights.clear()
+        self.inflight_sizes.clear()
+        self.inflight_bytes = 0
         self.snap_meta = None
         self.snap_offset = 0
         self.snap_in_flight = False
         self.snap_stalled_beats = 0
 
-    def sent_entries(self, last: int) -> None:
-        """Record a MSG_APPEND whose entries end at ``last`` (0: it carried no entries)."""
+    def sent_entries(self, last: int, size: int = 0) -> None:
+        """Record a MSG_APPEND of ``size`` bytes whose entries end at ``last`` (0: it carried no
+        entries)."""
         if self.state is ProgressState.REPLICATE:
             if last:
                 self.next = last + 1
                 self.inflights.append(last)
+                self.inflight_sizes.append(size)
+                self.inflight_bytes += size
         else:
             self.probe_sent = True
 
@@ -121,8 +142,13 @@ class Progress:
         self.next = max(self.next, index + 1)
         inflights = self.inflights
         while inflights and inflights[0] <= index:
-            inflights.popleft()
+            self.free_first()
         return updated
+
+    def free_first(self) -> None:
+        """Forget the oldest unacknowledged MSG_APPEND (acknowledged, or presumed lost)."""
+        self.inflights.popleft()
+        self.inflight_bytes -= self.inflight_sizes.popleft()
 
     def maybe_decr_to(self, rejected: int, match_hint: int) -> bool:
         """Handle a rejection of the MSG_APPEND whose previous index was ``rejected``.

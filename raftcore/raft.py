@@ -296,15 +296,16 @@ class Raft:
         log = self.log
         self.prs[self.id].match = log.last_index()
         committed = log.committed
-        built: dict[int, tuple[Message, int]] = {}
-        if batch is not None and batch.ByteSize() <= self.config.max_msg_bytes:
+        built: dict[int, tuple[Message, int, int]] = {}
+        size = batch.ByteSize() if batch is not None else 0
+        if batch is not None and size <= self.config.max_msg_bytes:
             # Followers whose next index is the batch's first entry all get a copy of it.
             first = batch.entries[0].index
             batch.index = first - 1
             batch.log_term = log.term(first - 1)
             batch.commit = committed
             self._stamp(batch)
-            built[first] = (batch, log.last_index())
+            built[first] = (batch, log.last_index(), size)
         for peer in self.dirty:
             pr = self.prs[peer]
             self._send_append(peer, pr, committed > pr.sent_commit, built)
@@ -353,9 +354,9 @@ class Raft:
         self.lead = self.id
         self.role = Role.LEADER
         next_index = self.log.last_index() + 1
-        max_inflight = self.config.max_inflight_msgs
+        cfg = self.config
         for v in self.voters:
-            self.prs[v] = Progress(next_index, max_inflight)
+            self.prs[v] = Progress(next_index, cfg.max_inflight_msgs, cfg.max_inflight_bytes)
         me = self.prs[self.id]
         me.match = next_index - 1  # kept current by _maybe_commit and flush
         me.recent_active = True
@@ -578,7 +579,7 @@ class Raft:
         to: int,
         pr: Progress,
         send_if_empty: bool,
-        built: dict[int, tuple[Message, int]] | None = None,
+        built: dict[int, tuple[Message, int, int]] | None = None,
     ) -> None:
         """Send ``to`` the entries from its next index on (or, if they were compacted, the
         snapshot) unless it is paused; an empty MSG_APPEND only if ``send_if_empty``.
@@ -590,7 +591,7 @@ class Raft:
             return
         cached = built.get(pr.next) if built is not None else None
         if cached is not None:
-            template, last_sent = cached
+            template, last_sent, size = cached
             if not last_sent and not send_if_empty:
                 return
             if template.to:
@@ -620,13 +621,14 @@ class Raft:
                 commit=log.committed,
             )
             self._stamp(m)
+            size = m.ByteSize() if entries else 0  # flow control counts the window in bytes
             if built is not None:
-                built[pr.next] = (m, last_sent)
+                built[pr.next] = (m, last_sent, size)
             if not entries and not send_if_empty:
                 return
         self.msgs.append(m)
         pr.sent_commit = m.commit
-        pr.sent_entries(last_sent)
+        pr.sent_entries(last_sent, size)
 
     def _send_snapshot(self, to: int, pr: Progress) -> None:
         """Send ``to`` the next chunk of the current snapshot (restarting if it changed)."""
@@ -664,7 +666,7 @@ class Raft:
             pr.recent_active = True
             pr.probe_sent = False
             if pr.state is ProgressState.REPLICATE and pr.is_paused():
-                pr.inflights.popleft()  # the window may be full of lost messages: let one out
+                pr.free_first()  # the window may be full of lost messages: let one out
             if pr.match < self.log.last_index():
                 self._send_append(m.sender, pr, True)
             if m.context:

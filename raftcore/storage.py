@@ -50,7 +50,11 @@ class SnapshotWriter(Protocol):
     """Receives one snapshot's bytes in order; nothing is visible until :meth:`commit`."""
 
     def write(self, data: bytes) -> None:
-        """Append ``data`` to the snapshot being written."""
+        """Append ``data`` to the snapshot being written.
+
+        A failed write (StorageError, e.g. a full disk) leaves the snapshot as it was before
+        the call: the caller may write the same ``data`` again once the disk recovers, or abort.
+        """
         ...
 
     def commit(self) -> None:

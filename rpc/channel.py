@@ -12,9 +12,10 @@ cancelled) sends a cancel frame so the server stops the work too.
 Failures are never silent: a call whose deadline passes fails with RpcTimeoutError (the
 deadline also travels in the request header so the server can drop the work); when the
 connection is lost every pending call fails at once with RpcConnectionError; an error status
-from the server becomes RpcRemoteError. After a failed connect attempt the channel waits a
-backoff (doubling, capped) before trying again and fails calls fast meanwhile, so a dead peer
-costs callers nothing but an exception.
+from the server becomes RpcRemoteError. ``reset()`` aborts the connection on the caller's
+request (its unwritten bytes are dropped) and the next call reconnects. After a failed connect
+attempt the channel waits a backoff (doubling, capped) before trying again and fails calls fast
+meanwhile, so a dead peer costs callers nothing but an exception.
 """
 
 from __future__ import annotations
@@ -256,6 +257,15 @@ class RpcChannel:
         if self._conn is conn:
             self._conn = None
 
+    def reset(self) -> None:
+        """Abort the connection now, dropping the bytes it has not written yet; its pending
+        calls fail with RpcConnectionError and the next call connects afresh. For a caller that
+        found the peer not reading (a call timed out) and must not keep its frames buffered."""
+        conn = self._conn
+        self._conn = None
+        if conn is not None:
+            conn.abort(f"connection to {self.address} reset by the caller")
+
     async def close(self) -> None:
         """Close the connection; pending and later calls fail with RpcConnectionError."""
         self._closed = True
@@ -350,6 +360,13 @@ class _ClientConnection(asyncio.Protocol):
             return
         self.transport.write(out[0] if len(out) == 1 else b"".join(out))
         out.clear()
+
+    def abort(self, reason: str) -> None:
+        """Drop the connection and its unwritten bytes; pending calls fail with ``reason``."""
+        self.out.clear()
+        self._fail_all(reason)
+        if self.transport is not None:
+            self.transport.abort()
 
     def close(self) -> None:
         """Close the connection; pending calls fail with RpcConnectionError."""

@@ -420,12 +420,15 @@ class _DiskSnapshotWriter:
         self._closed = False
 
     def write(self, data: bytes) -> None:
-        """Append ``data``; a failed write aborts the snapshot and raises StorageIOError."""
+        """Append ``data``. A failed write raises StorageFullError or StorageIOError and leaves
+        the snapshot as it was, to be written again (the contract); only when the partial write
+        cannot be cut off either is the snapshot aborted."""
         self._check_open()
         try:
             self._file.write(bytes(data))
         except OSError as exc:
-            self.abort()
+            if self._file.broken:
+                self.abort()
             raise _translate(exc, f"writing snapshot file {self._file.tmp_path}") from exc
 
     def commit(self) -> None:

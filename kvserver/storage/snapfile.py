@@ -122,6 +122,7 @@ class SnapshotFileWriter:
         self.final_path = os.path.join(directory, snapshot_name(metadata.index))
         self._crc = 0
         self._size = 0
+        self.broken = False
         self._handle: FileHandle | None = fs.create(self.tmp_path)
         self._metadata = SnapshotMetadata()
         self._metadata.CopyFrom(metadata)
@@ -131,9 +132,18 @@ class SnapshotFileWriter:
         self._handle.write(head + _CRC.pack(zlib.crc32(head)))
 
     def write(self, data: bytes) -> None:
-        """Append ``data`` to the snapshot's data."""
+        """Append ``data`` to the snapshot's data. A failed write cuts off what it wrote in part,
+        so the same data can be written again; if even that fails, ``broken`` is set and the
+        file is unusable (discard it)."""
         assert self._handle is not None, "snapshot file already finished"
-        self._handle.write(data)
+        try:
+            self._handle.write(data)
+        except OSError:
+            try:
+                self._handle.truncate(self._data_offset + self._size)
+            except OSError:
+                self.broken = True
+            raise
         self._crc = zlib.crc32(data, self._crc)
         self._size += len(data)
 

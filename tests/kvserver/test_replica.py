@@ -24,6 +24,7 @@ from raftcore.raftpb_pb2 import (
     Message,
 )
 from raftcore.storage import StorageError
+from rpc.codec import DEFAULT_MAX_FRAME_SIZE
 
 
 @dataclass
@@ -333,3 +334,20 @@ def test_committed_entries_durable_before_a_ready_are_answered_during_its_sync()
         assert written is not None
         replica.finish_ready(*written, acknowledge)
     assert b.values == [Result(err=OK)]
+
+
+def test_a_command_too_large_for_one_raft_message_frame_is_refused_before_the_log() -> None:
+    """Issue 14, bug 5: an entry travels alone in a MSG_APPEND when it is larger than
+    max_msg_bytes, so a command that fits a client's 16 MiB frame could make an append that
+    fits no frame, and never reach a follower (every retry fails the same way). The replica
+    refuses a command over 8 MiB as a bad request; one under it replicates."""
+    c = Cluster()
+    leader = c.elect()
+    last = leader.node.status().last_index
+    refused, fits = Outcome(), Outcome()
+    leader.propose(put(b"k", b"x" * (DEFAULT_MAX_FRAME_SIZE - 200), 1), refused)
+    assert refused.errors == ["ErrBadRequest"]
+    assert leader.node.status().last_index == last  # nothing reached the log
+    leader.propose(put(b"k", b"x" * ((8 << 20) - 100), 2), fits)
+    c.settle()
+    assert fits.values == [Result(err=OK)]

@@ -395,3 +395,25 @@ def test_stub_checks_request_types_and_method_names() -> None:
             assert reply == kv.GetReply(Err=b"OK", Value=b"vvv")
 
     run(main())
+
+
+def test_reset_drops_the_connection_and_its_calls_and_the_next_call_reconnects() -> None:
+    """reset() is for a caller that found the peer not reading: the connection is aborted at
+    once (its unwritten bytes dropped), its pending calls fail, the next call connects anew."""
+
+    async def main() -> None:
+        async with serving() as (_, port), RpcChannel("127.0.0.1", port) as channel:
+            assert (await get(channel, b"a", timeout=1)).Err == b"ErrNoKey"
+            pending = asyncio.ensure_future(get(channel, b"sleep:5", timeout=5))
+            await asyncio.sleep(0.05)
+            first = channel._conn
+            channel.reset()
+            assert not channel.connected
+            with pytest.raises(RpcConnectionError, match="reset"):
+                await pending
+            assert (await get(channel, b"b", timeout=1)).Err == b"ErrNoKey"
+            assert channel._conn is not first and channel.connected
+            channel.reset()
+            channel.reset()  # without a connection: nothing to do
+
+    run(main())

@@ -44,10 +44,15 @@ def snapshot_meta(index: int, term: int, voters: tuple[int, ...] = (1, 2, 3)) ->
 
 
 def write_snapshot(storage: Storage, meta: SnapshotMetadata, data: bytes, chunk: int = 7) -> None:
-    """Stream ``data`` into a snapshot of ``storage`` in small chunks and commit it."""
+    """Stream ``data`` into a snapshot of ``storage`` in small chunks and commit it; on a
+    failed write, abort it (as Replica._take_snapshot does) and re-raise."""
     writer = storage.snapshot_writer(meta)
-    for start in range(0, len(data), chunk):
-        writer.write(data[start : start + chunk])
+    try:
+        for start in range(0, len(data), chunk):
+            writer.write(data[start : start + chunk])
+    except BaseException:
+        writer.abort()
+        raise
     writer.commit()
 
 

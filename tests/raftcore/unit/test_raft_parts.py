@@ -140,26 +140,31 @@ def test_persister_retry_of_the_same_ready_writes_nothing_twice() -> None:
     assert storage.last_index() == 6 and storage.initial_state()[0].term == 2
 
 
-def test_persister_drops_a_snapshot_whose_chunk_write_failed() -> None:
-    """A chunk write that fails may have left part of the chunk behind: the half-received
-    snapshot is dropped rather than continued with a hole or a duplicate in it."""
+def test_persister_writes_a_failed_chunk_again_when_its_ready_is_retried() -> None:
+    """A failed chunk write leaves the snapshot as it was (the SnapshotWriter contract), so the
+    retry of the same Ready writes that chunk again, even at a non-zero offset, and installs
+    the snapshot (issue 14, bug 4: it used to drop the snapshot and stall until a restart)."""
     storage = MemoryStorage((1, 2, 3))
     persister = ReadyPersister(storage)
     meta = SnapshotMetadata(index=5, term=2)
     persister.persist(Ready(snapshot_chunks=[SnapshotChunk(meta, 0, b"ab", False)]))
     rd = Ready(snapshot_chunks=[SnapshotChunk(meta, 2, b"cd", True)])
-    real_write = persister._writer.write  # type: ignore[union-attr]
+    writer = persister._writer
+    assert writer is not None
+    real_write = writer.write
+    failures = [StorageError("no space left on device")]
 
     def failing_write(data: bytes) -> None:
-        real_write(data[:1])
-        raise StorageError("no space left on device")
+        if failures:
+            raise failures.pop()
+        real_write(data)
 
-    persister._writer.write = failing_write  # type: ignore[union-attr, method-assign]
+    writer.write = failing_write  # type: ignore[method-assign]
     with pytest.raises(StorageError):
         persister.persist(rd)
-    with pytest.raises(StorageError, match="restart the node"):
-        persister.persist(rd)
     assert storage.snapshot_metadata().index == 0
+    assert persister.persist(rd) == meta
+    assert storage.read_snapshot(0, 10) == b"abcd"
 
 
 def test_ready_must_be_advanced_before_the_next_one() -> None:
@@ -248,3 +253,23 @@ def test_single_node_cluster_commits_and_reads_alone() -> None:
     pump.deliver()
     assert pump.nodes[1].applied_data() == [b"0", b"1", b"2"]
     assert [r.index for r in pump.nodes[1].reads] == [4]
+
+
+def test_progress_in_replicate_pauses_at_its_inflight_bytes_bound() -> None:
+    """Flow control (issue 14, bug 5): besides the number of unacknowledged appends, their
+    bytes are bounded, so a follower that stopped answering holds back at most a window of
+    bytes; an acknowledgement, or the one slot a heartbeat response frees, lets more out."""
+    pr = Progress(next_index=1, max_inflight=100, max_inflight_bytes=1000)
+    pr.become_replicate()
+    pr.sent_entries(5, 600)
+    assert not pr.is_paused()
+    pr.sent_entries(9, 600)
+    assert pr.is_paused() and pr.inflight_bytes == 1200
+    pr.maybe_update(5)
+    assert not pr.is_paused() and pr.inflight_bytes == 600
+    pr.sent_entries(12, 600)
+    assert pr.is_paused()
+    pr.free_first()
+    assert not pr.is_paused() and list(pr.inflights) == [12] and pr.inflight_bytes == 600
+    pr.become_probe()
+    assert pr.inflight_bytes == 0
