@@ -1,0 +1,338 @@
+"""The torture tier's cluster: nodes in network namespaces, a client load, faults, and checks.
+
+Theory of operation
+-------------------
+:class:`Torture` owns one :class:`netns.Network`, a :class:`NetnsCluster` of ``raftkv server``
+processes started inside its namespaces with ``ip netns exec`` (which execs, so the pid is the
+node's and ``--exit-with-stdin`` still ties the node to this process), optionally a
+:class:`DelayProxy` every node-to-node connection goes through, and a
+:class:`workload.ClientLoad` (the integration tests' recorded load clients, in the root
+namespace). A scenario injects faults through it; each fault is written to a timeline (with the
+seed) that a failure prints. :meth:`Torture.finish` heals everything and checks:
+
+1. a leader is elected and every client gets writes acknowledged after the heal;
+2. every node applies everything the leader had committed at the heal (no node is left behind);
+3. every acknowledged write is in the store, appends exactly once and in order;
+4. the merged history (load clients, checking reads, and the test's own reads asked of single
+   nodes, e.g. an isolated leader) is linearizable.
+
+:meth:`Torture.close` (the fixture calls it on every exit path) stops every process, then
+deletes the namespaces.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from netns import Network, run_prefix
+from workload import SHARED_KEYS, ClientLoad
+
+from kvserver.kvserver_rpc_pb2 import GetArgs, GetReply
+from kvserver.node_processes import ProcCluster, child_env
+from lincheck import HistoryRecorder, OpKind, Status
+from rpc import RpcChannel, RpcError
+
+__all__ = ["NODE_PORT", "DelayProxy", "NetnsCluster", "Torture"]
+
+# Every node has a namespace of its own, where nothing else listens: one fixed port is free.
+NODE_PORT = 7100
+_PROXY_PORT_BASE = 20000
+DELAY_PROXY = Path(__file__).resolve().parent / "delay_proxy.py"
+ELECTION_BOUND_S = 5.0
+HEAL_BOUND_S = 20.0
+KNOWN_FRAME_BUG = "exceeds the limit of"
+
+
+class NetnsCluster(ProcCluster):
+    """A :class:`ProcCluster` whose node i runs in ``net``'s namespace i, at its address."""
+
+    def __init__(
+        self, workdir: Path, net: Network, *, lease_reads: bool, log_level: str = "INFO"
+    ) -> None:
+        extra = ["--lease-reads"] if lease_reads else []
+        servers = [(host, NODE_PORT) for host in net.hosts]
+        super().__init__(workdir, net.n, servers=servers, extra_args=extra, log_level=log_level)
+        self.net = net
+
+    def command(self, i: int) -> list[str]:
+        return [*self.net.exec_prefix(i), *super().command(i)]
+
+
+class DelayProxy:
+    """``delay_proxy.py`` in the bridge namespace, carrying every node-to-node connection."""
+
+    def __init__(self, workdir: Path, net: Network) -> None:
+        self.ports = {
+            (i, j): _PROXY_PORT_BASE + i * net.n + j
+            for i in range(net.n)
+            for j in range(net.n)
+            if i != j
+        }
+        command = ["ip", "netns", "exec", net.bridge_ns, sys.executable, str(DELAY_PROXY)]
+        command += ["--listen", net.bridge_host]
+        for (_, j), port in self.ports.items():
+            command += ["--route", f"{port}={net.hosts[j]}:{NODE_PORT}"]
+        self.proc = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=open(workdir / "proxy.log", "ab"),  # noqa: SIM115 (the child holds it)
+            env=child_env(),
+            process_group=0,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if line.strip() != b"listening":
+            self.close()
+            raise RuntimeError(f"the delay proxy did not start: {line!r}")
+        net.route_peers_through(NODE_PORT, self.ports)
+
+    def set(self, delay_ms: float, jitter_ms: float = 0.0) -> None:
+        """Delay every chunk from now on by ``delay_ms`` plus up to ``jitter_ms``."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(f"{delay_ms} {jitter_ms}\n".encode())
+        self.proc.stdin.flush()
+
+    def close(self) -> None:
+        if self.proc.stdin is not None and not self.proc.stdin.closed:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+async def raw_get(address: tuple[str, int], key: str, history: HistoryRecorder) -> None:
+    """One Get asked of one server only, recorded: ok with its value, else failed."""
+    handle = history.call("raw", "get", key)
+    channel = RpcChannel(*address, connect_timeout=0.5)
+    try:
+        reply = await channel.call(
+            "kvServerRpc", "Get", GetArgs(Key=key.encode()), GetReply, timeout=0.5
+        )
+    except RpcError:
+        history.ret(handle, status=Status.FAIL)
+        return
+    finally:
+        await channel.close()
+    if reply.Err == b"OK":
+        history.ret(handle, reply.Value.decode())
+    elif reply.Err == b"ErrNoKey":
+        history.ret(handle, None)
+    else:
+        history.ret(handle, status=Status.FAIL)
+
+
+class Torture:
+    """One torture run: network, nodes, load, faults and their timeline (module docstring)."""
+
+    _networks = 0
+
+    def __init__(
+        self, workdir: Path, n: int, *, lease_reads: bool, seed: int, delay_proxy: bool = False
+    ) -> None:
+        self.workdir = workdir
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.timeline: list[str] = []
+        self._t0 = time.monotonic()
+        self.raw = HistoryRecorder()
+        self.stopped: set[int] = set()
+        self.killed: set[int] = set()
+        self.load: ClientLoad | None = None
+        self.proxy: DelayProxy | None = None
+        self.cluster: NetnsCluster | None = None
+        Torture._networks += 1
+        self.net = Network(f"{run_prefix()}{Torture._networks}", n, self.rng)
+        try:
+            self.note(f"seed {seed}, {n} nodes, lease_reads={lease_reads}, subnet {self.net.subnet}")
+            if delay_proxy:
+                self.proxy = DelayProxy(workdir, self.net)
+            self.cluster = NetnsCluster(workdir, self.net, lease_reads=lease_reads)
+            self.cluster.start_all()
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def nodes(self) -> NetnsCluster:
+        assert self.cluster is not None
+        return self.cluster
+
+    def note(self, event: str) -> None:
+        """Add an event to the timeline (also written to ``faults.log``)."""
+        line = f"{time.monotonic() - self._t0:7.2f}s {event}"
+        self.timeline.append(line)
+        with open(self.workdir / "faults.log", "a", encoding="utf-8") as log:
+            log.write(line + "\n")
+
+    def describe(self) -> str:
+        """The seed and the timeline, for a failure message."""
+        return "\n".join([f"torture seed {self.seed}; timeline:", *self.timeline])
+
+    async def start_load(self, clients: int = 3, op_timeout: float = 2.0) -> ClientLoad:
+        """Wait for a leader, then start the load clients and wait until each is running."""
+        await self.nodes.wait_leader(timeout=30)
+        self.load = ClientLoad(self.nodes, clients, op_timeout=op_timeout)
+        self.load.start()
+        await self.load.wait_running(timeout=30)
+        self.note("load running")
+        return self.load
+
+    async def leader(self, among: set[int] | None = None, above_term: int = 0) -> tuple[int, int]:
+        """The leader (index, term), within the election bound."""
+        return await self.nodes.wait_leader(
+            among=among, above_term=above_term, timeout=ELECTION_BOUND_S
+        )
+
+    # Faults, each noted on the timeline -----------------------------------------------------
+
+    def partition(self, groups: Sequence[set[int]]) -> None:
+        self.note(f"partition {' | '.join(str(sorted(g)) for g in groups)}")
+        self.net.partition(groups)
+
+    def cut(self, pairs: Sequence[tuple[int, int]]) -> None:
+        self.note(f"cut links {sorted(pairs)}")
+        self.net.cut(pairs)
+
+    def loss(self, peer_percent: int, client_percent: int = 0) -> None:
+        self.note(f"loss {peer_percent}% between nodes, {client_percent}% from clients")
+        self.net.loss(peer_percent, client_percent)
+
+    def delay(self, delay_ms: float, jitter_ms: float = 0.0) -> None:
+        assert self.proxy is not None, "start the Torture with delay_proxy=True"
+        self.note(f"delay {delay_ms} ms + up to {jitter_ms} ms between nodes")
+        self.proxy.set(delay_ms, jitter_ms)
+
+    def heal_network(self) -> None:
+        self.note("heal the network")
+        self.net.heal()
+
+    def kill(self, i: int) -> None:
+        self.note(f"kill -9 node{i}")
+        self.nodes.kill(i)
+        self.killed.add(i)
+
+    def restart(self, i: int) -> None:
+        self.note(f"restart node{i}")
+        self.nodes.start(i)
+        self.killed.discard(i)
+
+    def pause(self, i: int) -> None:
+        self.note(f"SIGSTOP node{i}")
+        self.nodes.signal(i, signal.SIGSTOP)
+        self.stopped.add(i)
+
+    def resume(self, i: int) -> None:
+        self.note(f"SIGCONT node{i}")
+        self.nodes.signal(i, signal.SIGCONT)
+        self.stopped.discard(i)
+
+    async def read_from(self, i: int, duration: float, every: float = 0.05) -> None:
+        """Ask node i alone for the shared keys for ``duration`` seconds (recorded)."""
+        end = time.monotonic() + duration
+        while time.monotonic() < end:
+            address = self.nodes.servers[i]
+            await asyncio.gather(*(raw_get(address, key, self.raw) for key in SHARED_KEYS))
+            await asyncio.sleep(every)
+
+    def acked_between(self, start_ns: int, end_ns: int) -> int:
+        """The load's writes called and acknowledged within [start_ns, end_ns] (its history is
+        read when it stops)."""
+        assert self.load is not None
+        return sum(
+            op.status is Status.OK
+            and op.op is not OpKind.GET
+            and start_ns <= op.call
+            and op.ret is not None
+            and op.ret <= end_ns
+            for op in self.load.history
+        )
+
+    # The checks ------------------------------------------------------------------------------
+
+    async def finish(self, progress_windows: Sequence[tuple[str, int, int]] = ()) -> None:
+        """Heal everything, then the checks of the module docstring; ``progress_windows``
+        (name, start_ns, end_ns) must each hold an acknowledged write."""
+        assert self.load is not None
+        self.heal_network()
+        if self.proxy is not None:
+            self.delay(0, 0)
+        for i in sorted(self.stopped):
+            self.resume(i)
+        for i in sorted(self.killed):
+            self.restart(i)
+        healed_ns = time.monotonic_ns()
+        await self.nodes.wait_leader(timeout=HEAL_BOUND_S)
+        await asyncio.sleep(1.5)
+        commit = await self._leader_commit()
+        self.note(f"leader commit {commit} after the heal")
+        await self._converge(commit)
+        self.load.stop()
+        self.note("load stopped")
+        progressing = self.load.clients_progressing_after(healed_ns)
+        assert progressing == self.load.client_ids(), (
+            f"clients {sorted(self.load.client_ids() - progressing)} got no write acknowledged "
+            f"after the heal\n{self.describe()}"
+        )
+        for name, start_ns, end_ns in progress_windows:
+            assert self.acked_between(start_ns, end_ns), (
+                f"no write acknowledged during {name}\n{self.describe()}"
+            )
+        await self.load.verify()
+        self.load.check_linearizable(self.raw.history())
+        self.note(f"checked: {self.load.acknowledged_writes()} acknowledged writes")
+
+    async def _leader_commit(self) -> int:
+        for status in await self.nodes.statuses():
+            reply = status.reply
+            if reply is not None and reply.Role == b"leader":
+                return int(reply.Commit)
+        raise AssertionError(f"no leader answers its status\n{self.describe()}")
+
+    async def _converge(self, commit: int) -> None:
+        """Every node applies up to ``commit`` within the heal bound."""
+        deadline = time.monotonic() + HEAL_BOUND_S
+        while True:
+            behind = {
+                s.index: (None if s.reply is None else int(s.reply.Applied))
+                for s in await self.nodes.statuses()
+                if s.reply is None or s.reply.Applied < commit
+            }
+            if not behind:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"nodes still behind commit {commit} {HEAL_BOUND_S} s after the heal "
+                    f"(index: applied) {behind}\n{self.describe()}"
+                )
+            await asyncio.sleep(0.1)
+
+    def known_frame_bug(self) -> list[str]:
+        """The nodes' log lines that show issue 14's unbounded peer queue (item 5)."""
+        return [
+            line
+            for i in range(self.net.n)
+            for line in self.nodes.log(i).splitlines()
+            if KNOWN_FRAME_BUG in line
+        ]
+
+    def close(self) -> None:
+        """Stop every process, then delete the namespaces (on every exit path)."""
+        try:
+            if self.load is not None:
+                self.load.close()
+            if self.cluster is not None:
+                self.cluster.close()
+            if self.proxy is not None:
+                self.proxy.close()
+        finally:
+            self.net.close()
