@@ -1,8 +1,9 @@
 """Fixtures for the torture tier: networks of namespaces, always torn down, and the seed.
 
 Every test module here sets ``pytestmark = pytest.mark.torture`` (deselected by the default
-run; ``make torture`` runs them). ``TORTURE_SEED`` fixes the seed of the faults (default: a fresh one, printed with any
-failure); ``TORTURE_SECONDS`` is how long the randomized campaign runs (default 20).
+run; ``make torture`` runs them). ``TORTURE_SEED`` fixes the seed of the faults (default: a
+fresh one, printed with any failure); ``TORTURE_SECONDS`` is how long the randomized campaign
+runs (default 20).
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ import pytest
 # The load clients and their checks are the integration tests' (tests/integration/workload.py).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 
-from harness import Torture  # noqa: E402
-from netns import NetworkUnavailable, check_available, remove_leftovers, run_prefix  # noqa: E402
+from harness import Torture
+from netns import NetworkUnavailable, check_available, remove_leftovers, run_prefix
 
 _SEED_KEY = pytest.StashKey[int]()
 _unavailable: list[str] = []

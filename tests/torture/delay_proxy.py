@@ -84,9 +84,7 @@ async def serve(args: argparse.Namespace) -> None:
             except OSError:
                 client_w.close()
                 return
-            await asyncio.gather(
-                pump(client_r, server_w, delay), pump(server_r, client_w, delay)
-            )
+            await asyncio.gather(pump(client_r, server_w, delay), pump(server_r, client_w, delay))
 
         servers.append(await asyncio.start_server(handle, args.listen, int(lport)))
     print("listening", flush=True)

@@ -153,7 +153,9 @@ class Torture:
         Torture._networks += 1
         self.net = Network(f"{run_prefix()}{Torture._networks}", n, self.rng)
         try:
-            self.note(f"seed {seed}, {n} nodes, lease_reads={lease_reads}, subnet {self.net.subnet}")
+            self.note(
+                f"seed {seed}, {n} nodes, lease_reads={lease_reads}, subnet {self.net.subnet}"
+            )
             if delay_proxy:
                 self.proxy = DelayProxy(workdir, self.net)
             self.cluster = NetnsCluster(workdir, self.net, lease_reads=lease_reads)

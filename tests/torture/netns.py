@@ -182,14 +182,14 @@ class Network:
             ns, port = self.ns(i), f"p{i}"
             _run(["ip", "netns", "add", ns])
             # Both ends are made inside their namespaces: nothing appears in the root one.
-            _run(["ip", "link", "add", "eth0", "netns", ns, "type", "veth"]
-                 + ["peer", "name", port, "netns", br])  # fmt: skip
+            veth = ["ip", "link", "add", "eth0", "netns", ns, "type", "veth"]
+            _run([*veth, "peer", "name", port, "netns", br])
             _run(["ip", "-n", br, "link", "set", port, "master", "br0", "up"])
             _run(["ip", "-n", ns, "addr", "add", f"{self.hosts[i]}/{mask}", "dev", "eth0"])
             _run(["ip", "-n", ns, "link", "set", "eth0", "up"])
             _run(["ip", "-n", ns, "link", "set", "lo", "up"])
-        _run(["ip", "link", "add", self.root_link, "type", "veth"]
-             + ["peer", "name", "c", "netns", br])  # fmt: skip
+        veth = ["ip", "link", "add", self.root_link, "type", "veth"]
+        _run([*veth, "peer", "name", "c", "netns", br])
         _run(["ip", "-n", br, "link", "set", "c", "master", "br0", "up"])
         _run(["ip", "addr", "add", f"{self.client_host}/{mask}", "dev", self.root_link])
         _run(["ip", "link", "set", self.root_link, "up"])
@@ -234,7 +234,9 @@ class Network:
                 f"ip saddr {{ {', '.join(peers)} }} numgen random mod 100 < {self.peer_loss} drop"
             )
         if self.client_loss:
-            rules.append(f"ip saddr {self.client_host} numgen random mod 100 < {self.client_loss} drop")
+            rules.append(
+                f"ip saddr {self.client_host} numgen random mod 100 < {self.client_loss} drop"
+            )
         body = "".join(f"\n    {rule}" for rule in rules)
         return (
             f"table inet {_TABLE} {{}}\ndelete table inet {_TABLE}\n"
