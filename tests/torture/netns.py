@@ -41,6 +41,7 @@ __all__ = [
     "NetworkUnavailable",
     "check_available",
     "remove_leftovers",
+    "render_ruleset",
     "run_prefix",
 ]
 
@@ -138,6 +139,30 @@ def _free_subnet(rng: random.Random) -> ipaddress.IPv4Network:
     raise NetworkUnavailable("no free 10.x.y.0/24 subnet for the test network")
 
 
+def render_ruleset(
+    *, blocked: Sequence[str], lossy: Sequence[str], peer_loss: int, client: str, client_loss: int
+) -> str:
+    """An nft -f script that replaces table ``inet torture`` with one input chain: drop every
+    packet from ``blocked``, ``peer_loss`` percent of those from ``lossy`` and ``client_loss``
+    percent of those from ``client``; accept everything else."""
+    for percent in (peer_loss, client_loss):
+        if not 0 <= percent <= 100:
+            raise ValueError(f"a loss is a percentage, not {percent}")
+    rules = []
+    if blocked:
+        rules.append(f"ip saddr {{ {', '.join(sorted(blocked))} }} drop")
+    if peer_loss:
+        rules.append(f"ip saddr {{ {', '.join(lossy)} }} numgen random mod 100 < {peer_loss} drop")
+    if client_loss:
+        rules.append(f"ip saddr {client} numgen random mod 100 < {client_loss} drop")
+    body = "".join(f"\n    {rule}" for rule in rules)
+    return (
+        f"table inet {_TABLE} {{}}\ndelete table inet {_TABLE}\n"
+        f"table inet {_TABLE} {{\n  chain input {{\n"
+        f"    type filter hook input priority 0; policy accept;{body}\n  }}\n}}\n"
+    )
+
+
 class Network:
     """``n`` node namespaces on one bridge, reachable from the root namespace; see the module
     docstring. Call :meth:`close` on every exit path (it is idempotent)."""
@@ -221,27 +246,17 @@ class Network:
         self.apply()
 
     def ruleset(self, i: int) -> str:
-        """Node i's nft table for the current faults (an nft -f script replacing it)."""
-        blocked = sorted(self.hosts[j] for j in range(self.n) if frozenset((i, j)) in self.cuts)
+        """Node i's nft script for the current faults."""
+        peers = [h for j, h in enumerate(self.hosts) if j != i]
+        blocked = [self.hosts[j] for j in range(self.n) if frozenset((i, j)) in self.cuts]
         # Peers' packets come from their own hosts, or from the bridge when the delay proxy
         # carries them.
-        peers = [h for j, h in enumerate(self.hosts) if j != i] + [self.bridge_host]
-        rules = []
-        if blocked:
-            rules.append(f"ip saddr {{ {', '.join(blocked)} }} drop")
-        if self.peer_loss:
-            rules.append(
-                f"ip saddr {{ {', '.join(peers)} }} numgen random mod 100 < {self.peer_loss} drop"
-            )
-        if self.client_loss:
-            rules.append(
-                f"ip saddr {self.client_host} numgen random mod 100 < {self.client_loss} drop"
-            )
-        body = "".join(f"\n    {rule}" for rule in rules)
-        return (
-            f"table inet {_TABLE} {{}}\ndelete table inet {_TABLE}\n"
-            f"table inet {_TABLE} {{\n  chain input {{\n"
-            f"    type filter hook input priority 0; policy accept;{body}\n  }}\n}}\n"
+        return render_ruleset(
+            blocked=blocked,
+            lossy=[*peers, self.bridge_host],
+            peer_loss=self.peer_loss,
+            client=self.client_host,
+            client_loss=self.client_loss,
         )
 
     def apply(self) -> None:
