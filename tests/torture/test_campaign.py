@@ -22,6 +22,7 @@ MakeTorture = Callable[..., Torture]
 
 pytestmark = [pytest.mark.torture, pytest.mark.timeout(900)]
 HERE = Path(__file__).resolve().parent
+EPOCH_S = 30.0
 
 
 async def one_fault(t: Torture, n: int) -> None:
@@ -72,8 +73,12 @@ def test_random_faults_campaign(
     async def main() -> None:
         await t.start_load()
         end = time.monotonic() + torture_seconds
+        epoch_end = time.monotonic() + EPOCH_S
         while time.monotonic() < end:
             await one_fault(t, 3)
+            if time.monotonic() > epoch_end and time.monotonic() < end:
+                await t.start_load()  # a fresh epoch of clients (see Torture.start_load)
+                epoch_end = time.monotonic() + EPOCH_S
         await t.finish()
 
     asyncio.run(asyncio.wait_for(main(), torture_seconds + 180))

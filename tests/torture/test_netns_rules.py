@@ -1,11 +1,17 @@
 """The torture tier's own parts that need no namespace (these run in the default suite): the nft
-rules a fault becomes, the partition arithmetic, and the reason given where it cannot run."""
+rules a fault becomes, the partition arithmetic, the reason given where it cannot run, and the
+history check."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import netns
 import pytest
+from harness import Torture
 from netns import Network, NetworkUnavailable, check_available, render_ruleset
+
+from lincheck import Operation, OpKind, Status
 
 
 def test_a_ruleset_drops_the_blocked_and_a_share_of_the_lossy_only() -> None:
@@ -64,3 +70,15 @@ def test_without_root_or_nft_the_tier_skips_with_its_reason(
     monkeypatch.setattr(netns.shutil, "which", lambda tool: None if tool == "nft" else tool)
     with pytest.raises(NetworkUnavailable, match=r"^nft is missing \(apt-get install nftables\)"):
         check_available()
+
+
+def test_the_history_check_runs_lincheck_and_rejects_a_stale_read(tmp_path: Path) -> None:
+    torture = Torture.__new__(Torture)
+    torture.workdir, torture.seed, torture.timeline = tmp_path, 7, ["   0.00s a fault"]
+    put = Operation("a", OpKind.PUT, "x", "1", None, 0, 10, Status.OK)
+    fresh = Operation("b", OpKind.GET, "x", None, "1", 20, 30, Status.OK)
+    assert torture._check_linearizable([put, fresh]).startswith("linearizable: 2 operations")
+    stale = Operation("b", OpKind.GET, "x", None, None, 40, 50, Status.OK)
+    with pytest.raises(AssertionError, match=r"(?s)lincheck exited 1 .*NOT linearizable.*seed 7"):
+        torture._check_linearizable([put, fresh, stale])
+    assert (tmp_path / "history.jsonl").exists()
