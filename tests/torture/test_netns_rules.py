@@ -8,7 +8,8 @@ from pathlib import Path
 
 import netns
 import pytest
-from harness import Torture
+from harness import Torture, check_single_writer_log
+from load_client import Summary
 from netns import Network, NetworkUnavailable, check_available, render_ruleset
 
 from lincheck import Operation, OpKind, Status
@@ -82,3 +83,17 @@ def test_the_history_check_runs_lincheck_and_rejects_a_stale_read(tmp_path: Path
     with pytest.raises(AssertionError, match=r"(?s)lincheck exited 1 .*NOT linearizable.*seed 7"):
         torture._check_linearizable([put, fresh, stale])
     assert (tmp_path / "history.jsonl").exists()
+
+
+def test_an_append_log_passes_with_late_unknown_rounds_and_fails_otherwise() -> None:
+    summary = Summary("7", acked_appends=["0", "1", "3"], unknown_appends=["2", "4"])
+    check_single_writer_log(summary, ["0", "1", "3", "2"])  # unknown round 2 landed late
+    check_single_writer_log(summary, ["0", "1", "3", "4"])
+    for stored, complaint in [
+        (["0", "2", "1", "3"], r"rounds \[2\] applied before round 1"),
+        (["0", "1", "3", "3"], "applied twice"),
+        (["0", "1"], r"\['3'\] lost"),
+        (["0", "1", "3", "9"], "nobody made"),
+    ]:
+        with pytest.raises(AssertionError, match=complaint):
+            check_single_writer_log(summary, stored)
