@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-test
 BENCH_STAMP := $(VENV)/.installed-bench
 PROTOS := $(shell find rpc raftcore kvserver clerk examples -name '*.proto' 2>/dev/null | sort)
 
-.PHONY: run test lint proto bench clean
+.PHONY: run test lint proto bench clean torture
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,16 @@ run: $(STAMP)
 ## test: lint, type-check and the whole default test suite
 test: lint
 	$(PY) -m pytest
+
+## torture: real network faults, each node in its own network namespace (root; installs nft)
+##   TORTURE_SECONDS=600 lengthens the random campaign; TORTURE_SEED=S replays one;
+##   TORTURE_ARGS passes pytest options (e.g. -k lease)
+TORTURE_SECONDS ?= 20
+TORTURE_ARGS ?=
+torture: $(STAMP)
+	command -v nft >/dev/null || (apt-get update -q && apt-get install -y -q nftables) \
+		|| echo "nftables not installable: the torture tests will skip"
+	TORTURE_SECONDS=$(TORTURE_SECONDS) $(PY) -m pytest -m torture tests/torture $(TORTURE_ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

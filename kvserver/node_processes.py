@@ -47,29 +47,37 @@ class ProcCluster:
         log_level: str = "INFO",
         extra_args: Sequence[str] = (),
         node_args: Mapping[int, Sequence[str]] | None = None,
+        servers: Sequence[tuple[str, int]] | None = None,
     ) -> None:
-        """Pick free ports and write ``workdir/test.conf``; ``extra_args`` go to every
-        ``raftkv server`` (e.g. ``--no-fsync``), ``node_args[i]`` to node i's only."""
+        """Write ``workdir/test.conf`` naming ``servers`` (default: free ports on 127.0.0.1);
+        ``extra_args`` go to every ``raftkv server`` (e.g. ``--no-fsync``), ``node_args[i]`` to
+        node i's only."""
         self.workdir = workdir
         self.n = n
         self.max_raft_state = max_raft_state
         self.log_level = log_level
         self.extra_args = list(extra_args)
         self.node_args = {i: list(args) for i, args in (node_args or {}).items()}
-        self.servers = [("127.0.0.1", port) for port in free_ports(n)]
+        self.servers = (
+            [("127.0.0.1", port) for port in free_ports(n)] if servers is None else list(servers)
+        )
         self.conf = workdir / "test.conf"
         self.conf.write_text(format_test_conf(self.servers), encoding="utf-8")
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
         self._all: list[subprocess.Popen[bytes]] = []
 
-    def start(self, i: int) -> None:
-        """Start node i (again, after it was killed: same data directory, same port)."""
+    def command(self, i: int) -> list[str]:
+        """The command line that runs node i (a subclass may wrap it, e.g. in a namespace)."""
         command = [sys.executable, "-m", "kvserver.cli", "server", "--id", str(i)]
         command += ["-f", str(self.conf), "--data-dir", str(self.workdir / "data")]
         command += ["--exit-with-stdin", "--log-level", self.log_level]
         if self.max_raft_state is not None:
             command += ["--max-raft-state", str(self.max_raft_state)]
-        command += self.extra_args + self.node_args.get(i, [])
+        return command + self.extra_args + self.node_args.get(i, [])
+
+    def start(self, i: int) -> None:
+        """Start node i (again, after it was killed: same data directory, same port)."""
+        command = self.command(i)
         with open(self.workdir / f"node{i}.log", "ab") as log:
             proc = subprocess.Popen(
                 command,

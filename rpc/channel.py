@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import socket
 from typing import TypeVar, cast
 
 from google.protobuf.message import DecodeError, Message
@@ -63,6 +64,10 @@ class RpcChannel:
     Timeouts are in seconds; ``default_timeout`` applies to calls that give none (None: no
     deadline). ``connect_timeout`` bounds one connect attempt; after failed attempts the
     channel refuses calls for ``backoff_initial`` seconds, doubling up to ``backoff_max``.
+    ``unacked_timeout`` (TCP_USER_TIMEOUT, where the platform has it) drops a connection whose
+    sent bytes the peer's kernel has not acknowledged for that long: a silent partition then
+    ends in a fresh connect once it heals, instead of waiting out TCP's retransmission backoff
+    (seconds to minutes) on the old connection. None leaves the system's default.
     """
 
     def __init__(
@@ -75,6 +80,7 @@ class RpcChannel:
         backoff_initial: float = 0.05,
         backoff_max: float = 2.0,
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        unacked_timeout: float | None = 2.0,
     ) -> None:
         self.host = host
         self.port = port
@@ -83,6 +89,7 @@ class RpcChannel:
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.max_frame_size = max_frame_size
+        self.unacked_timeout = unacked_timeout
         self._conn: _ClientConnection | None = None
         self._connecting: asyncio.Task[_ClientConnection] | None = None
         self._failures = 0
@@ -232,9 +239,10 @@ class RpcChannel:
     async def _open(self, loop: asyncio.AbstractEventLoop) -> _ClientConnection:
         try:
             async with asyncio.timeout(self.connect_timeout):
-                _, conn = await loop.create_connection(
+                transport, conn = await loop.create_connection(
                     lambda: _ClientConnection(self), self.host, self.port
                 )
+            _set_user_timeout(transport, self.unacked_timeout)
         except (OSError, TimeoutError) as exc:
             self._failures += 1
             backoff = min(self.backoff_max, self.backoff_initial * 2 ** (self._failures - 1))
@@ -282,6 +290,13 @@ class RpcChannel:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
+
+
+def _set_user_timeout(transport: asyncio.BaseTransport, timeout: float | None) -> None:
+    option = getattr(socket, "TCP_USER_TIMEOUT", None)
+    sock = transport.get_extra_info("socket")
+    if timeout is not None and option is not None and sock is not None:
+        sock.setsockopt(socket.IPPROTO_TCP, option, max(1, round(timeout * 1000)))
 
 
 def _remote_error(header: RpcResponseHeader) -> RpcRemoteError:

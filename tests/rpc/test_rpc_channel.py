@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -417,3 +418,24 @@ def test_reset_drops_the_connection_and_its_calls_and_the_next_call_reconnects()
             channel.reset()  # without a connection: nothing to do
 
     run(main())
+
+
+@pytest.mark.parametrize("uvloop", [False, True])
+def test_connections_drop_when_the_peer_acknowledges_nothing_for_unacked_timeout(
+    uvloop: bool,
+) -> None:
+    # A silent partition must end the connection (then a fresh connect once it heals) rather
+    # than leave calls behind TCP's retransmission backoff: tests/torture showed a healed link
+    # idle for seconds without it.
+    async def main() -> tuple[int, int]:
+        async with serving() as (_, port):
+            values = []
+            for timeout in (2.0, 0.25):
+                async with RpcChannel("127.0.0.1", port, unacked_timeout=timeout) as channel:
+                    await get(channel, b"k", timeout=5)
+                    assert channel._conn is not None and channel._conn.transport is not None
+                    sock = channel._conn.transport.get_extra_info("socket")
+                    values.append(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT))
+            return values[0], values[1]
+
+    assert run(main(), uvloop=uvloop) == (2000, 250)
