@@ -18,12 +18,10 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
-from workload import SHARED_KEYS, ClientLoad
+from workload import SHARED_KEYS, ClientLoad, raw_get
 
-from kvserver.kvserver_rpc_pb2 import GetArgs, GetReply
 from kvserver.node_processes import ProcCluster, child_env
 from lincheck import HistoryRecorder, OpKind, Status
-from rpc import RpcChannel, RpcError
 
 MakeCluster = Callable[..., ProcCluster]
 MakeLoad = Callable[..., ClientLoad]
@@ -122,27 +120,6 @@ def test_kill_every_node_and_restart_keeps_every_acknowledged_write(
         load.check_linearizable()
 
     run(main())
-
-
-async def raw_get(address: tuple[str, int], key: str, history: HistoryRecorder) -> None:
-    """One Get asked of one server only, recorded: ok with its value, else failed."""
-    handle = history.call("raw", "get", key)
-    channel = RpcChannel(*address)
-    try:
-        reply = await channel.call(
-            "kvServerRpc", "Get", GetArgs(Key=key.encode()), GetReply, timeout=1.0
-        )
-    except RpcError:
-        history.ret(handle, status=Status.FAIL)
-        return
-    finally:
-        await channel.close()
-    if reply.Err == b"OK":
-        history.ret(handle, reply.Value.decode())
-    elif reply.Err == b"ErrNoKey":
-        history.ret(handle, None)
-    else:
-        history.ret(handle, status=Status.FAIL)
 
 
 @pytest.mark.parametrize("n", SIZES)

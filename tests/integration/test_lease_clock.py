@@ -17,8 +17,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
-from test_failures import raw_get
-from workload import SHARED_KEYS, ClientLoad
+from workload import SHARED_KEYS, ClientLoad, raw_get
 
 from kvserver.node_processes import ProcCluster
 from lincheck import HistoryRecorder, OpKind, Status

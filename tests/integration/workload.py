@@ -27,8 +27,10 @@ from pathlib import Path
 
 from load_client import RUNNING_LINE, Summary, log_key, put_prefix
 
+from kvserver.kvserver_rpc_pb2 import GetArgs, GetReply
 from kvserver.node_processes import ProcCluster, child_env
 from lincheck import HistoryRecorder, Operation, OpKind, Status, assert_linearizable, read_history
+from rpc import RpcChannel, RpcError
 
 LOAD_CLIENT = Path(__file__).resolve().parent / "load_client.py"
 SHARED_KEYS = ("s0", "s1")
@@ -163,3 +165,27 @@ def check_appends(summary: Summary, stored: list[str]) -> None:
     position = {token: i for i, token in enumerate(stored)}
     order = [position[token] for token in summary.acked_appends]
     assert order == sorted(order), f"client {client}: appends out of order: {stored}"
+
+
+async def raw_get(
+    address: tuple[str, int], key: str, history: HistoryRecorder, timeout: float = 1.0
+) -> None:
+    """One Get asked of one server only (no clerk, no retry), recorded: ok with its value, else
+    failed. It shows what that server itself answers, e.g. a deposed leader's stale state."""
+    handle = history.call("raw", "get", key)
+    channel = RpcChannel(*address, connect_timeout=timeout)
+    try:
+        reply = await channel.call(
+            "kvServerRpc", "Get", GetArgs(Key=key.encode()), GetReply, timeout=timeout
+        )
+    except RpcError:
+        history.ret(handle, status=Status.FAIL)
+        return
+    finally:
+        await channel.close()
+    if reply.Err == b"OK":
+        history.ret(handle, reply.Value.decode())
+    elif reply.Err == b"ErrNoKey":
+        history.ret(handle, None)
+    else:
+        history.ret(handle, status=Status.FAIL)

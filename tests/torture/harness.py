@@ -36,12 +36,10 @@ from pathlib import Path
 
 from load_client import Summary, log_key
 from netns import Network, run_prefix
-from workload import SHARED_KEYS, ClientLoad
+from workload import SHARED_KEYS, ClientLoad, raw_get
 
-from kvserver.kvserver_rpc_pb2 import GetArgs, GetReply
 from kvserver.node_processes import ProcCluster, child_env
 from lincheck import HistoryRecorder, Operation, OpKind, Status, write_history
-from rpc import RpcChannel, RpcError
 
 __all__ = ["NODE_PORT", "DelayProxy", "NetnsCluster", "Torture", "check_single_writer_log"]
 
@@ -116,27 +114,6 @@ class DelayProxy:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-
-
-async def raw_get(address: tuple[str, int], key: str, history: HistoryRecorder) -> None:
-    """One Get asked of one server only, recorded: ok with its value, else failed."""
-    handle = history.call("raw", "get", key)
-    channel = RpcChannel(*address, connect_timeout=0.5)
-    try:
-        reply = await channel.call(
-            "kvServerRpc", "Get", GetArgs(Key=key.encode()), GetReply, timeout=0.5
-        )
-    except RpcError:
-        history.ret(handle, status=Status.FAIL)
-        return
-    finally:
-        await channel.close()
-    if reply.Err == b"OK":
-        history.ret(handle, reply.Value.decode())
-    elif reply.Err == b"ErrNoKey":
-        history.ret(handle, None)
-    else:
-        history.ret(handle, status=Status.FAIL)
 
 
 def check_single_writer_log(summary: Summary, stored: list[str]) -> None:
@@ -287,7 +264,9 @@ class Torture:
         end = time.monotonic() + duration
         while time.monotonic() < end:
             address = self.nodes.servers[i]
-            await asyncio.gather(*(raw_get(address, key, self.raw) for key in SHARED_KEYS))
+            await asyncio.gather(
+                *(raw_get(address, key, self.raw, timeout=0.5) for key in SHARED_KEYS)
+            )
             await asyncio.sleep(every)
 
     def acked_between(self, start_ns: int, end_ns: int) -> int:
