@@ -150,17 +150,21 @@ class Raft:
             self.campaign()
 
     def _in_lease(self) -> bool:
-        """Whether this follower still refuses votes: it heard from its leader less than an
-        election timeout ago on its own clock (the leader's lease counts on it)."""
+        """Whether this node still refuses votes: it heard from a leader (or restarted) less than
+        an election timeout ago on its own clock (a leader's lease may count on it). Not whether
+        it still follows that leader: any higher-term message forgets the leader, none may end
+        the refusal early."""
         if not self.config.check_quorum:
             return False
-        since = self.now() - (self.heard_at if self.lead != 0 else self.restarted_at)
-        return since < self.config.election_tick
+        return self.now() - max(self.heard_at, self.restarted_at) < self.config.election_tick
 
     def campaign(self, transfer: bool = False) -> None:
         """Start an election (section 5.2): a pre-vote round first when enabled, unless the
-        leader asked us to take over (``transfer``), which skips pre-vote and stickiness."""
+        leader asked us to take over (``transfer``), which skips pre-vote and stickiness. A node
+        that still refuses votes (``_in_lease``) does not start one of its own either."""
         if self.role is Role.LEADER or self.id not in self.voters:
+            return
+        if not transfer and self._in_lease():
             return
         if self.config.pre_vote and not transfer:
             self._become_pre_candidate()
@@ -396,10 +400,10 @@ class Raft:
 
     def _handle_vote_request(self, m: Message) -> None:
         pre = m.type == MSG_PRE_VOTE
-        can_vote = (
-            self.vote == m.sender
-            or (self.vote == 0 and self.lead == 0)
-            or (pre and m.term > self.term)
+        can_vote = self.vote == m.sender or (
+            # A higher term that reached us by another message does not end the refusal.
+            (m.context == CAMPAIGN_TRANSFER or not self._in_lease())
+            and ((self.vote == 0 and self.lead == 0) or (pre and m.term > self.term))
         )
         if can_vote and self.log.is_up_to_date(m.index, m.log_term):
             # A granted pre-vote answers at the term it was asked for, so the asker can tell it

@@ -190,12 +190,14 @@ def test_a_follower_refuses_votes_for_a_full_election_timeout_on_its_clock() -> 
         pump.tick(1, nodes=(2, 3))
         assert pump.nodes[2].raw.role is Role.FOLLOWER, k
         assert pump.nodes[3].raw.role is Role.FOLLOWER, k
-    pump.nodes[2].raw.campaign()  # a pre-vote: node 3 refuses it
+    pump.nodes[2].raw.campaign()  # asked to, it does not campaign either
     pump.deliver()
-    assert pump.nodes[2].raw.role is not Role.LEADER
+    assert pump.nodes[2].raw.role is Role.FOLLOWER
     now[2] = now[3] = 5.0 + E
-    pump.tick(1, nodes=(2, 3))
-    pump.tick(1, nodes=(2, 3))
+    for _ in range(4 * E):  # both campaign at once now: a split vote may need another round
+        pump.tick(1, nodes=(2, 3))
+        if Role.LEADER in (pump.nodes[2].raw.role, pump.nodes[3].raw.role):
+            break
     assert Role.LEADER in (pump.nodes[2].raw.role, pump.nodes[3].raw.role)
 
 
@@ -216,3 +218,52 @@ def test_a_restarted_follower_keeps_refusing_votes_for_an_election_timeout() -> 
     assert old.reads == [ReadState(2, b"in-lease")]  # nothing newer is committed anywhere
     pump.tick(E, nodes=(2, 3))
     elect_and_write_x2(pump)  # after E the restarted node votes again
+
+
+def test_a_term_bump_by_a_stale_rejection_does_not_end_a_followers_refusal() -> None:
+    """A follower that just acknowledged the leader's round has its term bumped by a message
+    that is not a vote (here a delayed pre-vote rejection from its own earlier pre-campaign), so
+    it forgets its leader; the candidate's vote then arrives at the follower's own term. The
+    refusal is about *when it last heard a leader*, not whom it follows now: it must still hold,
+    or the candidate wins while the old leader serves reads from a lease that vote backed."""
+    from raftcore.raftpb_pb2 import MSG_PRE_VOTE_RESPONSE, MSG_VOTE
+
+    pump = lease_pump()
+    term = pump.nodes[1].raw.term
+    held: list[Message] = []
+    cut_leader = [True]
+
+    def drop(m: Message) -> bool:
+        if {m.sender, m.to} == {1, 3} or (cut_leader[0] and 1 in (m.sender, m.to)):
+            return True
+        if (m.type == MSG_VOTE and m.to != 1) or (
+            m.type == MSG_PRE_VOTE_RESPONSE and m.reject and m.term > term
+        ):
+            held.append(m)  # delayed: delivered by hand below
+            return True
+        return False
+
+    pump.drop = drop
+    # Node 1 is cut off; one of nodes 2, 3 wins a pre-vote and campaigns in term + 1 while the
+    # other pre-campaigns and is rejected by it (both its vote and that rejection are held).
+    for _ in range(4 * E):
+        pump.tick(1)
+        candidates = [i for i in (2, 3) if pump.nodes[i].raw.role is Role.CANDIDATE]
+        if candidates and any(m.type == MSG_PRE_VOTE_RESPONSE for m in held):
+            break
+    else:
+        raise AssertionError("no candidate with a rejected pre-campaign beside it")
+    candidate = candidates[0]
+    follower = 5 - candidate
+    # The leader reaches the other node for one round, which it acknowledges: the lease holds.
+    cut_leader[0] = False
+    pump.tick(1, nodes=(1,))
+    cut_leader[0] = True
+    assert pump.nodes[follower].raw.leader_id == 1
+    raw = pump.nodes[follower].raw
+    raw.step(next(m for m in held if m.type == MSG_PRE_VOTE_RESPONSE))
+    pump.deliver()
+    assert raw.term == term + 1  # the stale rejection bumped its term
+    raw.step(next(m for m in held if m.type == MSG_VOTE and m.to == follower))
+    pump.deliver()
+    assert pump.nodes[candidate].raw.role is not Role.LEADER, "the refusal was skipped"
