@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import os
 from pathlib import Path
 
 import pytest
@@ -17,11 +18,12 @@ import pytest
 from kvserver.cli_run import free_ports
 from kvserver.kvcommand_pb2 import Result
 from kvserver.node import Node, NodeConfig
+from kvserver.replica import Replica
 from kvserver.state_machine import OK
-from kvserver.storage import DiskStorage, StorageFullError
+from kvserver.storage import DiskStorage, FileHandle, StorageFullError
 from raftcore import Ready, ReadyPersister, SnapshotChunk
 from raftcore.memory_storage import MemoryStorage
-from raftcore.raftpb_pb2 import Message, SnapshotMetadata
+from raftcore.raftpb_pb2 import MSG_SNAPSHOT_RESPONSE, Message, SnapshotMetadata
 from raftcore.storage import StorageError
 from tests.kvserver.test_node import leader_of, write
 from tests.kvserver.test_replica import Cluster, Outcome, put
@@ -165,3 +167,173 @@ async def _node_snapshots_fail(tmp_path: Path, failing: dict[str, bool]) -> None
     finally:
         for node in nodes.values():
             await node.stop()
+
+
+class SnapshotFaultFS(SimFileSystem):
+    """A SimFileSystem whose faults hit only the snapshot files a DiskStorage writes.
+
+    ``snapshot_limit``: a write that would take a temporary snapshot file past this many bytes
+    writes what fits and raises ENOSPC. ``fail_truncates``: cutting such a file back raises EIO.
+    ``fail_installs``: renaming one into place (the commit) raises EIO."""
+
+    snapshot_limit: int | None = None
+    fail_truncates = False
+    fail_installs = False
+
+    def create(self, path: str) -> FileHandle:
+        handle = super().create(path)
+        return (
+            _SnapshotHandle(self, handle) if path.endswith(".tmp") and ".snap" in path else handle
+        )
+
+    def rename(self, src: str, dst: str) -> None:
+        if self.fail_installs and dst.endswith(".snap"):
+            self.tick()
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        super().rename(src, dst)
+
+
+class _SnapshotHandle:
+    def __init__(self, fs: SnapshotFaultFS, inner: FileHandle) -> None:
+        self._fs = fs
+        self._inner = inner
+        self._size = 0
+
+    def write(self, data: bytes) -> None:
+        limit = self._fs.snapshot_limit
+        if limit is not None and self._size + len(data) > limit:
+            part = data[: max(0, limit - self._size)]
+            self._inner.write(part)
+            self._size += len(part)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self._inner.write(data)
+        self._size += len(data)
+
+    def sync_data(self) -> None:
+        self._inner.sync_data()
+
+    def sync(self) -> None:
+        self._inner.sync()
+
+    def truncate(self, size: int) -> None:
+        if self._fs.fail_truncates:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        self._inner.truncate(size)
+        self._size = size
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def drive_ticking(c: Cluster, rounds: int) -> int:
+    """Like ``drive``, with a tick per round (the leader retries unanswered snapshot chunks on
+    heartbeats) and ``c.cut`` honoured; also checks that no replica reports a snapshot done
+    that its storage does not hold."""
+    failures = 0
+    for _ in range(rounds):
+        for r in c.replicas.values():
+            r.node.tick()
+            try:
+                r.handle_ready(c.queue.extend)
+            except StorageError:
+                failures += 1
+        queue, c.queue = c.queue, []
+        for m in queue:
+            if m.type == MSG_SNAPSHOT_RESPONSE and m.done and not m.reject:
+                held = c.replicas[m.sender].storage.snapshot_metadata()
+                assert held.index >= m.snapshot.index, "a snapshot reported done is not durable"
+            if m.to not in c.cut and m.sender not in c.cut:
+                c.replicas[m.to].node.step(Message.FromString(m.SerializeToString()))
+    return failures
+
+
+def lagging_follower_on(fs: SimFileSystem) -> tuple[Cluster, Replica, Replica]:
+    """Three replicas, 3 on a DiskStorage over ``fs``, cut off while the leader's log moved on
+    past a snapshot of several chunks: 3 can only catch up by receiving that snapshot."""
+    c = Cluster(max_raft_state=300)
+    follower = c.start(3, DiskStorage(DIR, voters=c.ids, fs=fs))  # type: ignore[arg-type]
+    leader = c.elect(1)
+    c.cut = {3}
+    for n in range(60):
+        w = Outcome()
+        leader.propose(put(b"k%d" % (n % 20), b"v%d" % n, n + 1), w)
+        c.settle()
+        assert w.values == [Result(err=OK)]
+    assert leader.storage.snapshot_size() > 4 * 64  # several chunks of snapshot_chunk_bytes
+    c.cut = set()
+    return c, leader, follower
+
+
+def assert_caught_up(c: Cluster, leader: Replica, follower: Replica, fs: SimFileSystem) -> None:
+    for _ in range(200):
+        if follower.applied_index == leader.applied_index:
+            break
+        assert drive_ticking(c, 1) == 0
+    assert follower.applied_index == leader.applied_index
+    assert follower.machine.scan() == leader.machine.scan()
+    assert not follower.storage_failed
+    installed = follower.storage.snapshot_metadata().index
+    assert installed > 0
+    reopened = DiskStorage(DIR, voters=c.ids, fs=fs.crash_image("drop"))
+    assert reopened.snapshot_metadata().index == installed
+
+
+@pytest.mark.parametrize("fault", ["commit", "truncate"])
+def test_a_received_snapshot_lost_by_a_failed_commit_or_cut_back_is_received_again(
+    fault: str,
+) -> None:
+    """The snapshot being received cannot be finished: its commit failed (here the rename that
+    installs it), or a chunk written in part at a non-zero offset could not be cut back. The
+    replica stalls; once the disk works it receives the snapshot again from its first byte."""
+    fs = SnapshotFaultFS()
+    c, leader, follower = lagging_follower_on(fs)
+    if fault == "commit":
+        fs.fail_installs = True
+    else:
+        fs.snapshot_limit = 150  # past the header and the first chunk: offset > 0
+        fs.fail_truncates = True
+    failures = drive_ticking(c, 60)
+    assert failures > 0
+    assert follower.storage.snapshot_metadata().index == 0
+    fs.fail_installs = fs.fail_truncates = False
+    fs.snapshot_limit = None
+    assert_caught_up(c, leader, follower, fs)
+
+
+class UnreadableSnapshotStorage(MemoryStorage):
+    """Fails every snapshot read while ``failing`` is set, as an I/O error on its file would."""
+
+    failing = False
+
+    def read_snapshot(self, offset: int, length: int) -> bytes:
+        if self.failing:
+            raise StorageError("reading the snapshot: Input/output error")
+        return super().read_snapshot(offset, length)
+
+
+def test_a_snapshot_that_cannot_be_read_back_into_the_machine_stalls_and_is_retried() -> None:
+    c = Cluster(max_raft_state=300)
+    storage = UnreadableSnapshotStorage(c.ids)
+    follower = c.start(3, storage)
+    leader = c.elect(1)
+    c.cut = {3}
+    for n in range(60):
+        leader.propose(put(b"k%d" % (n % 10), b"v%d" % n, n + 1), Outcome())
+        c.settle()
+    c.cut = set()
+    storage.failing = True
+    failures = drive_ticking(c, 60)  # no RaftError ("advance() the previous Ready")
+    assert failures > 0
+    assert storage.snapshot_metadata().index > 0  # installed, durable: only the restore fails
+    assert follower.machine.scan() != leader.machine.scan()
+    storage.failing = False
+    for _ in range(200):
+        if follower.applied_index == leader.applied_index:
+            break
+        assert drive_ticking(c, 1) == 0
+    assert follower.machine.scan() == leader.machine.scan()
+    assert not follower.storage_failed
+    w = Outcome()
+    leader.propose(put(b"after", b"x", 1000), w)
+    drive_ticking(c, 5)
+    assert w.values == [Result(err=OK)] and follower.machine.get(b"after") == b"x"
