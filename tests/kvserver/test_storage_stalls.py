@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import logging
 import os
 from pathlib import Path
 
@@ -20,7 +21,8 @@ from kvserver.kvcommand_pb2 import Result
 from kvserver.node import Node, NodeConfig
 from kvserver.replica import Replica
 from kvserver.state_machine import OK
-from kvserver.storage import DiskStorage, FileHandle, StorageFullError
+from kvserver.storage import DiskStorage, FileHandle, StorageFullError, StorageIOError
+from kvserver.storage.snapfile import SnapshotFileWriter
 from raftcore import Ready, ReadyPersister, SnapshotChunk
 from raftcore.memory_storage import MemoryStorage
 from raftcore.raftpb_pb2 import MSG_SNAPSHOT_RESPONSE, Message, SnapshotMetadata
@@ -337,3 +339,99 @@ def test_a_snapshot_that_cannot_be_read_back_into_the_machine_stalls_and_is_retr
     leader.propose(put(b"after", b"x", 1000), w)
     drive_ticking(c, 5)
     assert w.values == [Result(err=OK)] and follower.machine.get(b"after") == b"x"
+
+
+@pytest.mark.parametrize("fault", ["commit", "restore"])
+def test_a_node_that_cannot_install_a_received_snapshot_stalls_and_catches_up_later(
+    fault: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Real nodes: node 3 starts late and must catch up by snapshot. Its disk fails either the
+    snapshot's commit (ENOSPC writing the file's trailer: the transfer is lost) or the read
+    that restores the state machine from it (EIO, after the install). Node 3 stays up, logs one
+    line, and once the disk works it catches up with the right data."""
+    failing = {"on": False}
+    slow_dir = str(tmp_path / "n3")
+    if fault == "commit":
+        real_finish = SnapshotFileWriter.finish
+
+        def finish(self: SnapshotFileWriter, *, sync: bool) -> object:
+            if failing["on"] and self.final_path.startswith(slow_dir):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return real_finish(self, sync=sync)
+
+        monkeypatch.setattr(SnapshotFileWriter, "finish", finish)
+    else:
+        real_read = DiskStorage.read_snapshot
+
+        def read_snapshot(self: DiskStorage, offset: int, length: int) -> bytes:
+            if failing["on"] and str(self._dir).startswith(slow_dir):
+                raise StorageIOError("reading the snapshot: Input/output error", errno.EIO)
+            return real_read(self, offset, length)
+
+        monkeypatch.setattr(DiskStorage, "read_snapshot", read_snapshot)
+    caplog.set_level(logging.INFO, logger="kvserver.node")
+    asyncio.run(asyncio.wait_for(_late_node_snapshot_fails(tmp_path, failing), 30))
+    lines = [r.getMessage() for r in caplog.records if r.name == "kvserver.node"]
+    assert len([m for m in lines if m.startswith("node 3: storage failed")]) == 1, lines
+    assert len([m for m in lines if m.startswith("node 3: storage works again")]) == 1, lines
+    assert not [m for m in lines if "fatal" in m]
+
+
+async def _late_node_snapshot_fails(tmp_path: Path, failing: dict[str, bool]) -> None:
+    ports = free_ports(3)
+    peers = {i + 1: ("127.0.0.1", ports[i]) for i in range(3)}
+    nodes = {
+        i: Node(
+            NodeConfig(
+                node_id=i,
+                peers=peers,
+                data_dir=tmp_path / f"n{i}",
+                tick_ms=5,
+                max_raft_state=4096,
+                storage_retry_s=0.05,
+            )
+        )
+        for i in peers
+    }
+    started = []
+    try:
+        for i in (1, 2):
+            await nodes[i].start()
+            started.append(nodes[i])
+        leader = await leader_of({i: nodes[i] for i in (1, 2)})
+        # 20 keys of 64 KiB: a snapshot of two chunks (Config.snapshot_chunk_bytes is 1 MiB),
+        # so the chunk that fails is not at offset 0.
+        for rid in range(1, 31):
+            value = b"%d" % rid * (64 << 10)
+            assert await write(leader, rid, b"k%d" % (rid % 20), value[: 64 << 10]) == Result(
+                err=OK
+            )
+        assert leader.status().SnapshotIndex > 0
+        assert leader._storage is not None and leader._storage.snapshot_size() > 1 << 20
+        late = nodes[3]
+        failing["on"] = True
+        await late.start()
+        started.append(late)
+        async with asyncio.timeout(5):
+            while late._storage_failure is None:
+                await asyncio.sleep(0.01)
+        await asyncio.sleep(0.3)  # several retries (and transfers), all failing
+        assert not late._stopped.done()  # type: ignore[union-attr]
+        assert late.replica.applied_index < leader.replica.applied_index
+        failing["on"] = False
+        async with asyncio.timeout(5):
+            while late.replica.applied_index < leader.replica.applied_index:
+                await asyncio.sleep(0.01)
+        assert late.status().SnapshotIndex > 0
+        assert late.replica.machine.scan() == leader.replica.machine.scan()
+        assert await write(leader, 100, b"after", b"v") == Result(err=OK)
+        async with asyncio.timeout(5):
+            while late.replica.machine.get(b"after") != b"v":
+                await asyncio.sleep(0.01)
+        assert late._storage_failure is None and not late._stopped.done()  # type: ignore[union-attr]
+    finally:
+        for node in started:
+            await node.stop()
