@@ -2,7 +2,9 @@
 
 A received snapshot chunk whose write fails (disk full) at a non-zero offset, and a snapshot the
 replica takes of its own state that fails, are retried once the disk works again, as a failed
-WAL write is; nothing is lost and the core is never left un-advanced.
+WAL write is; nothing is lost and the core is never left un-advanced. A received snapshot that
+is lost (its commit failed, or a partial chunk could not be cut back) is received again from
+offset 0, and a restore from an installed snapshot that fails (a read error) is retried.
 """
 
 from __future__ import annotations
