@@ -35,7 +35,9 @@ unreachable: Raft retransmits on its own, so the transport never retries.
 
 A storage failure (disk full, I/O error) stalls the node instead of killing it: nothing of the
 failed Ready is sent or acknowledged, pending requests fail, and the same Ready is retried every
-``storage_retry_s`` until the disk accepts it again. Any other error inside the loop is fatal: it
+``storage_retry_s`` until the disk accepts it again (a lost snapshot transfer, or a failed restore
+from a snapshot, is retried the ways ``kvserver.replica`` describes). It is logged once when it
+starts and once when it ends. Any other error inside the loop is fatal: it
 is logged and :meth:`Node.wait_stopped` raises it, so the process exits non-zero instead of
 hanging.
 """
@@ -372,7 +374,7 @@ class Node:
             if error is not None:
                 self._fatal(exc)  # a failed fdatasync: only a restart knows what is durable
             else:
-                self._on_storage_failure(exc)  # a failed snapshot, retried like any write
+                self._on_storage_failure(exc)  # a failed snapshot or restore: retried
             return
         except Exception as exc:
             self._fatal(exc)
@@ -382,7 +384,8 @@ class Node:
         self._process()
 
     def _after_ready(self) -> None:
-        if self._storage_failure is not None:
+        # Not before the replica agrees: after a lost snapshot, Readys that touch no disk work.
+        if self._storage_failure is not None and not self.replica.storage_failed:
             _log.warning("node %d: storage works again", self.config.node_id)
             self._storage_failure = None
         self._log_role_change()

@@ -20,7 +20,18 @@ from local state on any replica, exist only when the caller asks for them.
 Storage failures: if persisting a Ready fails (disk full, I/O error), the error propagates to the
 runner, nothing of that Ready is sent or applied, and the very same Ready is persisted again on the
 next call (the core hands out each Ready once). Meanwhile writes are refused with
-``ErrStorageUnavailable`` rather than queued behind a disk that may stay full.
+``ErrStorageUnavailable`` rather than queued behind a disk that may stay full. Two failures need
+more than a retry of the same call:
+
+- The snapshot being received is lost (``SnapshotAbortedError``: its commit failed, or a chunk
+  could not be cut back): that Ready can never be persisted. The replica gives it up, restarts
+  the core from storage in place (``RawNode.restart``; none of the Ready was sent, and the core
+  answers the leader's next chunk so that the transfer starts again from offset 0), fails the
+  pending requests, and counts as failed until a later Ready installs a snapshot or saves
+  entries (so a node stalls once, not once per attempt at the transfer).
+- Restoring the state machine from a snapshot that was installed fails (a read error): the
+  Ready is durable and its messages are out, but nothing after the snapshot may be applied
+  first. Its apply and ``advance`` are retried before any new work, the way a failed Ready is.
 
 Snapshots: every replica compacts its own log. When the bytes of its log since the last snapshot
 pass ``max_raft_state``, it writes the state machine through ``storage.snapshot_writer`` at its
@@ -38,7 +49,7 @@ from kvserver.kvcommand_pb2 import Command, Result
 from kvserver.state_machine import KVStateMachine
 from raftcore import NotLeaderError, ProposalDroppedError, RawNode, Ready, ReadyPersister, Role
 from raftcore.raftpb_pb2 import Entry, Message, SnapshotMetadata
-from raftcore.storage import Storage
+from raftcore.storage import SnapshotAbortedError, Storage
 
 __all__ = [
     "ERR_COMMAND_TOO_LARGE",
@@ -107,6 +118,9 @@ class Replica:
         self.max_raft_state = max_raft_state
         self._persister = ReadyPersister(storage)
         self._unpersisted: Ready | None = None
+        # Durable and sent, but not applied and advanced: restoring its snapshot failed.
+        self._unapplied: tuple[Ready, SnapshotMetadata | None] | None = None
+        self._snapshot_lost = False  # a Ready was given up (module docstring)
         self._durable_term = storage.initial_state()[0].term
         self._applied = node.applied_index
         self._pending_writes: dict[int, tuple[int, Waiter[Result]]] = {}
@@ -126,8 +140,9 @@ class Replica:
 
     @property
     def storage_failed(self) -> bool:
-        """True while a Ready could not be persisted (it is retried on the next handle_ready)."""
-        return self._unpersisted is not None
+        """True while a Ready could not be persisted or applied (it is retried on the next
+        handle_ready), and after a lost snapshot until storage took the next one or entries."""
+        return self._unpersisted is not None or self._unapplied is not None or self._snapshot_lost
 
     @property
     def log_bytes(self) -> int:
@@ -140,7 +155,7 @@ class Replica:
         """Replicate ``command``; ``waiter`` gets its result once applied, or ErrWrongLeader
         (ErrStorageUnavailable while this replica cannot persist, ErrBadRequest for a command
         over MAX_COMMAND_BYTES)."""
-        if self._unpersisted is not None:
+        if self.storage_failed:
             waiter.reject(ERR_STORAGE_UNAVAILABLE)
             return
         data = command.SerializeToString()
@@ -188,7 +203,9 @@ class Replica:
         """Do one Ready's work synchronously: persist, ``send`` its messages, apply, advance.
 
         Returns False if there was nothing to do. Raises whatever storage raises; the Ready is
-        then kept, neither sent nor advanced, and persisted again by the next call."""
+        then kept, neither sent nor advanced, and persisted again by the next call (given up
+        instead on a SnapshotAbortedError, and only applied again after a failed restore: see
+        the module docstring)."""
         written = self.write_ready()
         if written is None:
             return False
@@ -205,13 +222,33 @@ class Replica:
         propagate as in :meth:`handle_ready`."""
         rd = self._unpersisted
         if rd is None:
+            if self._unapplied is not None:
+                self._finish_applying()
             self._maybe_snapshot()  # one that failed is retried before any new work
             if not self.node.has_ready():
                 return None
             rd = self._unpersisted = self.node.ready()
-        installed = self._persister.persist(rd, sync=sync)
+        try:
+            installed = self._persister.persist(rd, sync=sync)
+        except SnapshotAbortedError:
+            self._give_up()
+            raise
         self._unpersisted = None
+        if installed is not None or rd.entries:
+            self._snapshot_lost = False
         return rd, installed
+
+    def _give_up(self) -> None:
+        """Drop the Ready the persister cannot finish: restart the core from storage."""
+        self._unpersisted = None
+        self._snapshot_lost = True
+        self._fail_all(ERR_WRONG_LEADER)
+        self.node.restart(self._applied)
+        meta = self.storage.snapshot_metadata()
+        if meta.index > self._applied:
+            # The Ready installed a snapshot before it lost the next one, and the restarted
+            # core counts it applied: restore it first (an empty Ready advances nothing).
+            self._unapplied = (Ready(), meta)
 
     def may_send_before_sync(self, rd: Ready) -> bool:
         """Whether ``rd`` (written, not finished) may send its messages before its sync returns.
@@ -235,20 +272,33 @@ class Replica:
     ) -> None:
         """The second half of :meth:`handle_ready`, once ``rd`` is durable: ``send`` its
         messages (None: they were sent already, see :meth:`may_send_before_sync`), apply it,
-        answer, advance the core."""
+        answer, advance the core. Raises StorageError if restoring the snapshot ``rd``
+        installed fails: ``rd`` is then applied and advanced by the next :meth:`write_ready`
+        (its messages are not sent twice)."""
         if rd.hard_state is not None:
             self._durable_term = rd.hard_state.term
         self._track_appended(rd.entries)
         if send is not None:
             send(rd.messages)
-        self.apply_ready(rd, installed)
-        self.node.advance(rd)
+        self._unapplied = (rd, installed)
+        self._finish_applying()
         # After advance: a failed snapshot leaves nothing of the Ready undone (the next
         # write_ready takes it again), so the runner only stalls and retries.
         self._maybe_snapshot()
 
+    def _finish_applying(self) -> None:
+        """Apply and advance ``_unapplied``. A failed restore from its snapshot raises before
+        anything is applied, and leaves it to the next :meth:`write_ready` to do again."""
+        assert self._unapplied is not None
+        rd, installed = self._unapplied
+        self.apply_ready(rd, installed)
+        self._unapplied = None
+        self.node.advance(rd)
+
     def apply_ready(self, rd: Ready, installed: SnapshotMetadata | None) -> None:
-        """The application half of a Ready, after it was persisted and its messages sent."""
+        """The application half of a Ready, after it was persisted and its messages sent.
+        Raises StorageError, having applied nothing, if restoring ``installed`` fails; calling
+        it again with the same arguments is then safe."""
         if rd.soft_state is not None and rd.soft_state.role is not Role.LEADER:
             self._fail_all(ERR_WRONG_LEADER)
         if installed is not None:

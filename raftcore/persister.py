@@ -9,13 +9,23 @@ hands each Ready out once. Persisting is made retry-safe for that case: the chun
 written before the failure are not written twice, the chunk whose write failed is written again
 (a failed ``SnapshotWriter.write`` leaves the snapshot as it was), and a snapshot it already
 committed is still reported as installed by it.
+
+One failure cannot be retried: losing the snapshot being received (its commit failed, or a chunk
+written in part could not be cut back), for its earlier chunks came in earlier Readys and are gone.
+The core already counts that snapshot as received (it answers the leader's last chunk as done in
+this very Ready), so the Ready can never be persisted. ``persist`` then raises
+:class:`SnapshotAbortedError` and forgets the Ready; the runner gives the Ready up and restarts
+the core from storage in place (``RawNode.restart``), as a crash would, but nothing sent is
+undone: none of that Ready left the node, and the snapshot was never reported done. The restarted
+core holds no transfer, so it answers the leader's next chunk (a resend, at a non-zero offset) with
+a reject at offset 0 and the leader sends the snapshot again from its first byte.
 """
 
 from __future__ import annotations
 
 from raftcore.raftpb_pb2 import SnapshotMetadata
 from raftcore.ready import Ready
-from raftcore.storage import SnapshotWriter, Storage, StorageError
+from raftcore.storage import SnapshotAbortedError, SnapshotWriter, Storage, StorageError
 
 __all__ = ["ReadyPersister"]
 
@@ -39,8 +49,9 @@ class ReadyPersister:
         Returns the metadata of a snapshot installed by this call: the runner must then
         restore the application from ``storage.read_snapshot`` before applying
         ``rd.committed_entries``. Raises StorageError if a chunk does not continue the
-        snapshot being written (nothing is written for it). After any error, call it again with
-        the same ``rd`` to finish the job.
+        snapshot being written (nothing is written for it). After any error but one, call it
+        again with the same ``rd`` to finish the job. The one is SnapshotAbortedError: the
+        snapshot being received was lost, and ``rd`` must be given up (module docstring).
         """
         done_chunks = 0
         installed: SnapshotMetadata | None = None
@@ -53,6 +64,7 @@ class ReadyPersister:
             if chunk.offset == 0:
                 if self._writer is not None:
                     self._writer.abort()
+                    self._writer = None
                 self._writer = self._storage.snapshot_writer(chunk.metadata)
                 self._written = 0
             writer = self._writer
@@ -61,16 +73,31 @@ class ReadyPersister:
                     f"snapshot chunk at offset {chunk.offset} does not continue the "
                     f"{self._written} bytes written"
                 )
-            # A failed write leaves the writer as it was (the Storage contract): the retry of
-            # this Ready writes the same chunk again.
-            writer.write(chunk.data)
+            try:
+                # A failed write leaves the writer as it was (the Storage contract): the retry of
+                # this Ready writes the same chunk again.
+                writer.write(chunk.data)
+            except SnapshotAbortedError:
+                self._lose_snapshot()
+                raise
             self._written += len(chunk.data)
             if chunk.done:
-                writer.commit()
-                self._writer = None
+                self._writer = None  # commit closes it, whether it succeeds or not
+                try:
+                    writer.commit()
+                except StorageError as exc:
+                    self._lose_snapshot()
+                    raise SnapshotAbortedError(
+                        f"the received snapshot at index {chunk.metadata.index} is lost: {exc}"
+                    ) from exc
                 installed = chunk.metadata
             self._retry = (rd, n + 1, installed)
         if rd.hard_state is not None or rd.entries:
             self._storage.save(rd.hard_state, rd.entries, sync=sync and rd.must_sync)
         self._retry = None
         return installed
+
+    def _lose_snapshot(self) -> None:
+        self._writer = None
+        self._written = 0
+        self._retry = None

@@ -84,11 +84,31 @@ class RawNode:
         just after max(``applied``, snapshot index). ``rng`` draws the election timeouts.
         ``clock`` is the runner's monotonic clock in ticks (module docstring); None counts
         ticks. Raises ValueError if the configuration or storage is inconsistent."""
-        self._raft = Raft(config, storage, rng, applied, clock)
-        raft = self._raft
+        self._open(config, storage, rng, applied, clock)
+
+    def _open(
+        self,
+        config: Config,
+        storage: Storage,
+        rng: random.Random,
+        applied: int,
+        clock: Callable[[], float] | None,
+    ) -> None:
+        self._raft = raft = Raft(config, storage, rng, applied, clock)
         self._prev_soft = SoftState(raft.role, raft.lead)
         self._prev_hard = (raft.term, raft.vote, raft.log.committed)
         self._awaiting_advance = False
+
+    def restart(self, applied: int) -> None:
+        """Forget everything storage does not hold, as a crash and restart would, in place.
+
+        For a runner that must give up the Ready it could not persist (``ReadyPersister``: a
+        received snapshot was lost): that Ready needs no ``advance``, and it and everything
+        stepped in since are dropped, which is safe only because none of it was sent. The node
+        comes back a follower that knows no leader, with the configuration, clock and random
+        source it had; ``applied`` is what the application holds, as for the constructor."""
+        raft = self._raft
+        self._open(raft.config, raft.log.storage, raft.rng, applied, raft.clock)
 
     # -- inputs ---------------------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from raftcore.raftpb_pb2 import ConfState, Entry, HardState, SnapshotMetadata
 
 __all__ = [
     "CompactedError",
+    "SnapshotAbortedError",
     "SnapshotWriter",
     "Storage",
     "StorageError",
@@ -46,6 +47,11 @@ class UnavailableError(StorageError):
     """The requested index is above ``last_index()``."""
 
 
+class SnapshotAbortedError(StorageError):
+    """The snapshot being written was thrown away (its writer is closed): what was written of it
+    is lost, and only writing it again from its first byte can install it."""
+
+
 class SnapshotWriter(Protocol):
     """Receives one snapshot's bytes in order; nothing is visible until :meth:`commit`."""
 
@@ -54,6 +60,8 @@ class SnapshotWriter(Protocol):
 
         A failed write (StorageError, e.g. a full disk) leaves the snapshot as it was before
         the call: the caller may write the same ``data`` again once the disk recovers, or abort.
+        Only if that cannot be done (the partial write cannot be cut off) does the writer abort
+        itself and raise :class:`SnapshotAbortedError`.
         """
         ...
 
@@ -67,6 +75,9 @@ class SnapshotWriter(Protocol):
         or below ``metadata.index`` are always dropped, and their memory released. The hard state's
         commit is raised to ``metadata.index`` if it was lower. A snapshot older than the current
         one is ignored (committing it changes nothing).
+
+        The writer is closed afterwards, whatever happens: a failed commit (StorageError)
+        installed nothing, and the snapshot must be written again from its first byte.
         """
         ...
 

@@ -52,7 +52,7 @@ from kvserver.storage.segments import (
 from kvserver.storage.snapfile import SnapshotFile, SnapshotFileWriter, snapshot_name
 from raftcore.log_image import check_consecutive
 from raftcore.raftpb_pb2 import ConfState, Entry, HardState, SnapshotMetadata
-from raftcore.storage import Storage, StorageError
+from raftcore.storage import SnapshotAbortedError, Storage, StorageError
 
 __all__ = ["DEFAULT_SEGMENT_BYTES", "DiskStorage"]
 
@@ -422,14 +422,19 @@ class _DiskSnapshotWriter:
     def write(self, data: bytes) -> None:
         """Append ``data``. A failed write raises StorageFullError or StorageIOError and leaves
         the snapshot as it was, to be written again (the contract); only when the partial write
-        cannot be cut off either is the snapshot aborted."""
+        cannot be cut off either is the snapshot aborted (SnapshotAbortedError)."""
         self._check_open()
         try:
             self._file.write(bytes(data))
         except OSError as exc:
+            error = _translate(exc, f"writing snapshot file {self._file.tmp_path}")
             if self._file.broken:
                 self.abort()
-            raise _translate(exc, f"writing snapshot file {self._file.tmp_path}") from exc
+                raise SnapshotAbortedError(
+                    f"{error}; the partial write could not be cut back, so the snapshot "
+                    "was abandoned"
+                ) from exc
+            raise error from exc
 
     def commit(self) -> None:
         """Durably install the snapshot and compact the log, as the contract says."""

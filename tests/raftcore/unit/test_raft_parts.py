@@ -20,12 +20,14 @@ from raftcore.raftpb_pb2 import (
     MSG_APPEND_RESPONSE,
     MSG_HEARTBEAT,
     MSG_PRE_VOTE,
+    MSG_SNAPSHOT,
+    MSG_SNAPSHOT_RESPONSE,
     ConfState,
     Entry,
     HardState,
     SnapshotMetadata,
 )
-from raftcore.storage import StorageError
+from raftcore.storage import SnapshotAbortedError, StorageError
 
 
 @given(st.lists(st.integers(0, 50), min_size=1, max_size=7))
@@ -165,6 +167,49 @@ def test_persister_writes_a_failed_chunk_again_when_its_ready_is_retried() -> No
     assert storage.snapshot_metadata().index == 0
     assert persister.persist(rd) == meta
     assert storage.read_snapshot(0, 10) == b"abcd"
+
+
+def test_persister_reports_a_snapshot_lost_by_a_failed_commit_and_forgets_its_ready() -> None:
+    """A failed commit closes the writer (the SnapshotWriter contract): the chunks of earlier
+    Readys are gone, so the persister raises SnapshotAbortedError instead of a retryable error,
+    and a transfer started again from offset 0 installs as usual."""
+    storage = MemoryStorage((1, 2, 3))
+    persister = ReadyPersister(storage)
+    meta = SnapshotMetadata(index=5, term=2)
+    persister.persist(Ready(snapshot_chunks=[SnapshotChunk(meta, 0, b"ab", False)]))
+    writer = persister._writer
+    assert writer is not None
+
+    def failing_commit() -> None:
+        writer.abort()
+        raise StorageError("no space left on device")
+
+    writer.commit = failing_commit  # type: ignore[method-assign]
+    with pytest.raises(SnapshotAbortedError, match="index 5 is lost: no space left"):
+        persister.persist(Ready(snapshot_chunks=[SnapshotChunk(meta, 2, b"cd", True)]))
+    assert storage.snapshot_metadata().index == 0
+    again = [SnapshotChunk(meta, 0, b"ab", False), SnapshotChunk(meta, 2, b"cd", True)]
+    assert persister.persist(Ready(snapshot_chunks=again)) == meta
+    assert storage.read_snapshot(0, 10) == b"abcd"
+
+
+def test_restart_forgets_an_unpersisted_snapshot_and_asks_the_leader_to_start_again() -> None:
+    """RawNode.restart drops a Ready the runner gave up (no advance needed), and the rebuilt
+    core, holding no transfer, answers the leader's resent last chunk with a reject at 0."""
+    raw, storage = single(i=2, term=1)
+    meta = SnapshotMetadata(index=7, term=1, conf_state=ConfState(voters=[1, 2, 3]))
+    raw.step(msg(MSG_SNAPSHOT, 1, 2, 1, snapshot=meta, offset=0, data=b"ab", done=False))
+    ReadyPersister(storage).persist(first := raw.ready())
+    raw.advance(first)
+    raw.step(msg(MSG_SNAPSHOT, 1, 2, 1, snapshot=meta, offset=2, data=b"cd", done=True))
+    lost = raw.ready()
+    assert [m.done for m in lost.messages if m.type == MSG_SNAPSHOT_RESPONSE] == [True]
+    raw.restart(0)  # the runner could not install the snapshot: lost is given up
+    assert raw.commit_index == 0 and raw.status().last_index == 0
+    raw.step(msg(MSG_SNAPSHOT, 1, 2, 1, snapshot=meta, offset=2, data=b"cd", done=True))
+    rd = raw.ready()
+    answers = [(m.reject, m.offset, m.done) for m in rd.messages]
+    assert answers == [(True, 0, False)] and not rd.snapshot_chunks
 
 
 def test_ready_must_be_advanced_before_the_next_one() -> None:
