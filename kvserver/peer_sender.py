@@ -20,7 +20,9 @@ same index for each. So, per peer:
   alone), so no frame comes near the RPC frame limit; at most ``max_calls`` are in flight.
 * A call that times out resets the connection: the frames buffered for a peer that does not
   read are freed at once, and the next call opens a fresh connection instead of waiting behind
-  stale bytes and TCP's retransmission backoff.
+  stale bytes and TCP's retransmission backoff. A call's deadline is the call timeout plus the
+  time its bytes and those of the calls ahead of it take at :data:`MIN_LINK_BYTES_PER_S`, so a
+  big frame on a slow but working link is not cut short at every attempt.
 
 What the node holds for one peer is therefore about ``MAX_QUEUED_BYTES + max_calls *
 MAX_CALL_BYTES`` of messages (their encoded size; the frames being written count again).
@@ -50,6 +52,10 @@ MAX_QUEUED_MESSAGES = 4096
 """Messages one peer's queue holds before it drops them."""
 MAX_CALL_BYTES = 2 << 20
 """Encoded bytes of messages one Deliver call carries (a larger single message goes alone)."""
+MIN_LINK_BYTES_PER_S = 1 << 20
+"""The slowest link a call waits for: its deadline grows by the bytes it and the calls before it
+on the connection carry at this rate, so a timeout (which resets the connection) means a peer
+that does not read, never a big frame still crossing a slow but working link."""
 
 _BULKY = (MSG_APPEND, MSG_SNAPSHOT)
 
@@ -195,18 +201,20 @@ class PeerSender:
             batch, size = self.queue.take(MAX_CALL_BYTES)
             self.in_flight += 1
             self.in_flight_bytes += size
-            task = asyncio.get_running_loop().create_task(self._deliver(batch, size))
+            # The calls in flight share one connection: this one's bytes cross after theirs.
+            timeout = self.call_timeout + self.in_flight_bytes / MIN_LINK_BYTES_PER_S
+            task = asyncio.get_running_loop().create_task(self._deliver(batch, size, timeout))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _deliver(self, batch: list[Message], size: int) -> None:
+    async def _deliver(self, batch: list[Message], size: int, timeout: float) -> None:
         try:
             await self.channel.call(
                 "raftRpc",
                 "Deliver",
                 MessageBatch(messages=batch),
                 DeliverReply,
-                timeout=self.call_timeout,
+                timeout=timeout,
             )
         except RpcError as exc:
             if isinstance(exc, RpcTimeoutError):
