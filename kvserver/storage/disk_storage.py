@@ -291,11 +291,21 @@ class DiskStorage:
         path = self._segment_path(self._segments[-1])
         try:
             self._active.write(data)
-            if self._sync and sync:
-                self._active.sync_data()
         except OSError as exc:
             self._roll_back(start, path)
             raise _translate(exc, f"appending {len(data)} bytes to {path}") from exc
+        if self._sync and sync:
+            if self._dirty:
+                # Earlier unsynced saves precede this batch: a failed fdatasync may have dropped
+                # their pages too, which cutting this batch off cannot undo.
+                self._active_size = start + len(data)
+                self._sync_active()
+            else:
+                try:
+                    self._active.sync_data()
+                except OSError as exc:
+                    self._roll_back(start, path)
+                    raise _translate(exc, f"syncing {len(data)} bytes to {path}") from exc
         self._active_size = start + len(data)
         self._dirty = not sync
 

@@ -106,6 +106,25 @@ def test_failed_sync_rolls_back_and_the_next_save_works() -> None:
     assert state_of(_open(fs.crash_image("drop"))) == state_of(storage)
 
 
+def test_a_failed_synced_save_after_unsynced_ones_stops_writes() -> None:
+    """A commit-only save (no sync) then a synced save whose fdatasync fails: the kernel may have
+    dropped the earlier save's dirty pages too, which cutting the failed batch off does not
+    bring back, so storage stops writes as a failed sync() does (only a clean tail may be cut
+    off and retried)."""
+    fs = SimFileSystem()
+    storage = _open(fs)
+    storage.save(hard_state(1), entries(1, 3, term=1))
+    acknowledged = state_of(_open(fs.crash_image("drop")))
+    storage.save(hard_state(1, commit=3), [], sync=False)
+    fs.fail_syncs = [errno.EIO]
+    with pytest.raises(StorageIOError):
+        storage.save(None, entries(4, 4, term=1))
+    with pytest.raises(StorageIOError, match="reopen"):
+        storage.save(None, entries(4, 4, term=1))
+    storage.close()
+    assert state_of(_open(fs.crash_image("drop"))) == acknowledged
+
+
 def test_a_failed_rollback_stops_writes_until_reopened() -> None:
     fs = SimFileSystem()
     storage = _open(fs)
