@@ -126,8 +126,10 @@ class RawNode:
         self._raft.step(msg)
 
     def campaign(self) -> None:
-        """Start an election now (with a pre-vote round first if enabled). No-op on a leader
-        or a non-voter."""
+        """Start an election now (with a pre-vote round first if enabled). No-op on a leader,
+        a non-voter, and (with check-quorum) a node that heard from a leader or restarted less
+        than an election timeout ago: its vote backs that leader's lease (``raftcore.lease``).
+        To move leadership at once use ``transfer_leadership`` on the leader."""
         self._raft.campaign()
 
     def propose(self, data: bytes) -> int:
