@@ -45,19 +45,17 @@ from google.protobuf.message import Message
 from clerk.config import load_test_conf
 from clerk.core import Attempt, ClerkCore, ClerkSession, RetryPolicy, hint_from_raft_id
 from clerk.errors import ServerError, SessionExpiredError
-from clerk.replies import (
+from clerk.replies import certainly_no_effect, conditional, get_value, timeout_error
+from clerk.results import ConditionalResult, StaleRead, StaleScan
+from kvapi.codes import (
     ERR_CAS_MISMATCH,
     ERR_KEY_EXISTS,
     ERR_NO_KEY,
     ERR_SESSION_EXPIRED,
+    ERR_STORAGE_UNAVAILABLE,
     ERR_TIMEOUT,
     ERR_WRONG_LEADER,
-    certainly_no_effect,
-    conditional,
-    get_value,
-    timeout_error,
 )
-from clerk.results import ConditionalResult, StaleRead, StaleScan
 from kvserver import kvserver_rpc_pb2 as pb
 from lincheck import HistoryRecorder, Json, Status, bytes_to_str
 from rpc import RpcChannel, RpcConnectionError, RpcRemoteError, RpcTimeoutError
@@ -500,6 +498,10 @@ class AsyncClerk:
                     delay = attempt.on_wrong_leader(hint)
                 elif err == ERR_TIMEOUT:
                     last_error = f"server {attempt.server} timed out waiting for the cluster"
+                    delay = attempt.on_failure()
+                elif err == ERR_STORAGE_UNAVAILABLE:
+                    # Refused before anything was proposed: that node's disk failed for now.
+                    last_error = f"server {attempt.server} cannot persist (storage unavailable)"
                     delay = attempt.on_failure()
                 else:
                     return reply

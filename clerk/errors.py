@@ -3,6 +3,8 @@ servers forgot the clerk's session, and an answer it cannot use."""
 
 from __future__ import annotations
 
+from kvapi.codes import ERR_SESSION_EXPIRED
+
 __all__ = ["ClerkError", "OperationTimeoutError", "ServerError", "SessionExpiredError"]
 
 
@@ -46,7 +48,7 @@ class SessionExpiredError(ClerkError):
     the only one sent: the write had no effect. ``err`` is ``"ErrSessionExpired"``.
     """
 
-    err = "ErrSessionExpired"
+    err = ERR_SESSION_EXPIRED
 
     def __init__(self, operation: str, *, outcome_unknown: bool) -> None:
         consequence = (

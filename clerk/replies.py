@@ -1,7 +1,6 @@
 """How the clerk reads the servers' answers: Err strings into results or errors.
 
-The Err strings the clerk knows are the servers' (kvserver/state_machine.py, sessions.py,
-replica.py, service.py); they are repeated here rather than imported from the server's modules.
+The Err strings are the protocol's, defined once in :mod:`kvapi.codes`.
 """
 
 from __future__ import annotations
@@ -12,29 +11,15 @@ from google.protobuf.message import Message
 
 from clerk.errors import OperationTimeoutError, ServerError, SessionExpiredError
 from clerk.results import ConditionalResult
+from kvapi.codes import ERR_BAD_REQUEST, ERR_NO_KEY, ERR_STALE_REQUEST
 from kvserver import kvserver_rpc_pb2 as pb
 
 __all__ = [
-    "ERR_CAS_MISMATCH",
-    "ERR_KEY_EXISTS",
-    "ERR_NO_KEY",
-    "ERR_SESSION_EXPIRED",
-    "ERR_STALE_REQUEST",
-    "ERR_TIMEOUT",
-    "ERR_WRONG_LEADER",
     "certainly_no_effect",
     "conditional",
     "get_value",
     "timeout_error",
 ]
-
-ERR_WRONG_LEADER = "ErrWrongLeader"
-ERR_TIMEOUT = "ErrTimeout"
-ERR_NO_KEY = "ErrNoKey"
-ERR_KEY_EXISTS = "ErrKeyExists"
-ERR_CAS_MISMATCH = "ErrCasMismatch"
-ERR_STALE_REQUEST = "ErrStaleRequest"
-ERR_SESSION_EXPIRED = "ErrSessionExpired"
 
 
 def certainly_no_effect(exc: BaseException) -> bool:
@@ -44,7 +29,7 @@ def certainly_no_effect(exc: BaseException) -> bool:
         return True
     if isinstance(exc, SessionExpiredError):
         return not exc.outcome_unknown
-    return isinstance(exc, ServerError) and exc.err in ("ErrBadRequest", ERR_STALE_REQUEST)
+    return isinstance(exc, ServerError) and exc.err in (ERR_BAD_REQUEST, ERR_STALE_REQUEST)
 
 
 def timeout_error(

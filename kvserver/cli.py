@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 from clerk import AsyncClerk, ClerkError, ConfigError, OperationTimeoutError, ServerError
 from clerk.config import load_test_conf
+from kvapi.codes import ERR_BAD_REQUEST
 from kvserver.cli_server import add_server_arguments, run_server
 from kvserver.cli_status import StatusPoller, format_table, leader_of
 from rpc.loop import run
@@ -162,7 +163,7 @@ async def _client_command(servers: list[tuple[str, int]], args: argparse.Namespa
             return EXIT_UNAVAILABLE
         except ServerError as exc:
             print(f"raftkv: {exc}", file=sys.stderr)
-            return EXIT_USAGE if exc.err == "ErrBadRequest" else EXIT_UNAVAILABLE
+            return EXIT_USAGE if exc.err == ERR_BAD_REQUEST else EXIT_UNAVAILABLE
         except (ClerkError, ValueError) as exc:
             print(f"raftkv: {exc}", file=sys.stderr)
             return EXIT_USAGE

@@ -45,6 +45,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Generic, Protocol, TypeVar
 
+from kvapi.codes import ERR_BAD_REQUEST, ERR_STORAGE_UNAVAILABLE, ERR_WRONG_LEADER
 from kvserver.kvcommand_pb2 import Command, Result
 from kvserver.state_machine import KVStateMachine
 from raftcore import NotLeaderError, ProposalDroppedError, RawNode, Ready, ReadyPersister, Role
@@ -52,19 +53,12 @@ from raftcore.raftpb_pb2 import Entry, Message, SnapshotMetadata
 from raftcore.storage import SnapshotAbortedError, Storage
 
 __all__ = [
-    "ERR_COMMAND_TOO_LARGE",
-    "ERR_STORAGE_UNAVAILABLE",
-    "ERR_WRONG_LEADER",
     "MAX_COMMAND_BYTES",
     "Replica",
     "Waiter",
     "restore_machine",
 ]
 
-ERR_WRONG_LEADER = "ErrWrongLeader"
-ERR_STORAGE_UNAVAILABLE = "ErrStorageUnavailable"
-# The clerk's invalid-argument error: retrying the command cannot help.
-ERR_COMMAND_TOO_LARGE = "ErrBadRequest"
 MAX_COMMAND_BYTES = 8 << 20
 """Largest encoded command accepted. An entry over ``max_msg_bytes`` still travels alone in one
 MSG_APPEND, which must fit the 16 MiB RPC frame with room to spare."""
@@ -160,7 +154,7 @@ class Replica:
             return
         data = command.SerializeToString()
         if len(data) > MAX_COMMAND_BYTES:
-            waiter.reject(ERR_COMMAND_TOO_LARGE)
+            waiter.reject(ERR_BAD_REQUEST)
             return
         try:
             index = self.node.propose(data)

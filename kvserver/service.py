@@ -37,16 +37,15 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
+from kvapi.codes import ERR_BAD_REQUEST, ERR_NO_KEY, ERR_TIMEOUT, OK
 from kvserver import kvserver_rpc_pb2 as pb
 from kvserver.kvcommand_pb2 import Command, Op, Result
 from kvserver.replica import Replica
-from kvserver.state_machine import ERR_NO_KEY, OK, KVStateMachine
+from kvserver.state_machine import KVStateMachine
 from rpc import RpcController, RpcProvider
 
 __all__ = [
     "DEFAULT_REQUEST_TIMEOUT",
-    "ERR_BAD_REQUEST",
-    "ERR_TIMEOUT",
     "KV_SERVICE",
     "FutureWaiter",
     "KVService",
@@ -56,8 +55,6 @@ __all__ = [
 KV_SERVICE = pb.DESCRIPTOR.services_by_name["kvServerRpc"]
 """The ``kvServerRpc`` service descriptor."""
 
-ERR_TIMEOUT = "ErrTimeout"
-ERR_BAD_REQUEST = "ErrBadRequest"
 DEFAULT_REQUEST_TIMEOUT = 0.5
 
 T = TypeVar("T")

@@ -43,21 +43,18 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from kvapi.codes import ERR_SESSION_EXPIRED, ERR_STALE_REQUEST
 from kvserver.kvcommand_pb2 import CachedReply, Command, Result, Session, SessionTable
 
 __all__ = [
     "DEFAULT_MAX_CLOCK_STEP_MS",
     "DEFAULT_MAX_IDLE_MS",
-    "ERR_SESSION_EXPIRED",
-    "ERR_STALE_REQUEST",
     "Sessions",
 ]
 
 DEFAULT_MAX_IDLE_MS = 3_600_000
 #: The most the session clock moves for one command, whatever the stamps say.
 DEFAULT_MAX_CLOCK_STEP_MS = 1_000
-ERR_STALE_REQUEST = "ErrStaleRequest"
-ERR_SESSION_EXPIRED = "ErrSessionExpired"
 #: A client's reply cache is never pruned below this many entries.
 _PRUNE_MIN = 8
 

@@ -33,26 +33,17 @@ from collections.abc import Iterator
 
 from google.protobuf.message import DecodeError
 
+from kvapi.codes import ERR_BAD_COMMAND, ERR_CAS_MISMATCH, ERR_KEY_EXISTS, ERR_NO_KEY, OK
 from kvserver.kvcommand_pb2 import Command, Op, Result, SessionTable
 from kvserver.sessions import DEFAULT_MAX_CLOCK_STEP_MS, DEFAULT_MAX_IDLE_MS, Sessions
 from skiplist.skiplist import SkipList
 from skiplist.snapshot import SnapshotError, SnapshotLoader, dump_chunks
 
 __all__ = [
-    "ERR_BAD_COMMAND",
-    "ERR_CAS_MISMATCH",
-    "ERR_KEY_EXISTS",
-    "ERR_NO_KEY",
-    "OK",
     "KVSnapshotLoader",
     "KVStateMachine",
 ]
 
-OK = "OK"
-ERR_NO_KEY = "ErrNoKey"
-ERR_KEY_EXISTS = "ErrKeyExists"
-ERR_CAS_MISMATCH = "ErrCasMismatch"
-ERR_BAD_COMMAND = "ErrBadCommand"
 
 _MAGIC = b"RKVS"
 _VERSION = 1

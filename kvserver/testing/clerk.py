@@ -27,10 +27,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from clerk.core import ClerkCore, ClerkSession
+from kvapi.codes import ERR_NO_KEY, ERR_SESSION_EXPIRED, ERR_WRONG_LEADER, OK
 from kvserver.kvcommand_pb2 import Command, Op, Result
-from kvserver.replica import ERR_WRONG_LEADER
-from kvserver.sessions import ERR_SESSION_EXPIRED
-from kvserver.state_machine import ERR_NO_KEY, OK
 from kvserver.testing.wire import decode_reply, encode_get, encode_write
 from lincheck import ClientId, HistoryRecorder, OpKind, Status, bytes_to_str
 from raftcore.testing.network import Port

@@ -27,9 +27,10 @@ from __future__ import annotations
 import random
 from typing import TYPE_CHECKING
 
+from kvapi.codes import ERR_BAD_REQUEST, ERR_NO_KEY, OK
 from kvserver.kvcommand_pb2 import Result
 from kvserver.replica import Replica, restore_machine
-from kvserver.state_machine import ERR_NO_KEY, OK, KVStateMachine
+from kvserver.state_machine import KVStateMachine
 from kvserver.testing.wire import GetRequest, WireError, decode_request, encode_reply
 from raftcore import RawNode, Ready, Role
 from raftcore.memory_storage import MemoryStorage
@@ -43,7 +44,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ERR_BAD_REQUEST", "KVNode"]
 
-ERR_BAD_REQUEST = "ErrBadRequest"
 """The error a server answers to request bytes it cannot parse."""
 
 

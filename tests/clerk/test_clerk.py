@@ -393,6 +393,37 @@ def test_an_unexpected_err_or_a_server_without_the_service_is_a_server_error() -
     run(main())
 
 
+def test_a_node_that_cannot_persist_for_a_moment_is_retried_not_an_error() -> None:
+    """ErrStorageUnavailable (a replica whose disk failed refuses new work until it recovers,
+    kvserver/replica.py) means "not now, nothing done": the clerk backs off and asks again, as
+    for ErrTimeout, instead of raising ServerError."""
+    refusals = {"left": 3}
+
+    class FullDiskPut:
+        def __init__(self, inner: KVService) -> None:
+            self.inner = inner
+
+        async def PutAppend(self, request: Any, controller: RpcController) -> Any:
+            if refusals["left"] > 0:
+                refusals["left"] -= 1
+                return pb.PutAppendReply(Err=b"ErrStorageUnavailable")
+            return await self.inner.PutAppend(request, controller)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+    async def main() -> None:
+        async with (
+            local_cluster(wrap=lambda i, s: FullDiskPut(s)) as cluster,
+            clerk_for(cluster) as kv,
+        ):
+            await kv.put("k", "v")
+            assert refusals["left"] == 0
+            assert await kv.get("k") == b"v"
+
+    run(main())
+
+
 def test_history_records_every_operation_kind() -> None:
     history = HistoryRecorder()
 

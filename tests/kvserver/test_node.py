@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 
 from clerk import AsyncClerk
+from kvapi.codes import OK
 from kvserver.cli_run import free_ports
 from kvserver.kvcommand_pb2 import Command, Op, Result
 from kvserver.node import Node, NodeConfig
 from kvserver.service import FutureWaiter
-from kvserver.state_machine import OK
 from kvserver.storage import DiskStorage, StorageIOError
 from raftcore import Role
 

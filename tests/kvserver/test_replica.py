@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
+from kvapi.codes import ERR_STORAGE_UNAVAILABLE, ERR_WRONG_LEADER, OK
 from kvserver.kvcommand_pb2 import Command, Op, Result
-from kvserver.replica import ERR_STORAGE_UNAVAILABLE, ERR_WRONG_LEADER, Replica, restore_machine
-from kvserver.state_machine import OK, KVStateMachine
+from kvserver.replica import Replica, restore_machine
+from kvserver.state_machine import KVStateMachine
 from raftcore import Config, RawNode, Role
 from raftcore.memory_storage import MemoryStorage
 from raftcore.raftpb_pb2 import (

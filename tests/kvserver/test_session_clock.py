@@ -9,14 +9,10 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kvapi.codes import ERR_SESSION_EXPIRED, OK
 from kvserver.kvcommand_pb2 import Command, Op, Result
-from kvserver.sessions import (
-    DEFAULT_MAX_CLOCK_STEP_MS,
-    DEFAULT_MAX_IDLE_MS,
-    ERR_SESSION_EXPIRED,
-    Sessions,
-)
-from kvserver.state_machine import OK, KVStateMachine
+from kvserver.sessions import DEFAULT_MAX_CLOCK_STEP_MS, DEFAULT_MAX_IDLE_MS, Sessions
+from kvserver.state_machine import KVStateMachine
 
 HOUR_MS = 3_600_000
 T0 = 1_764_000_000_000  # a wall-clock time in ms, as the leaders stamp it

@@ -5,8 +5,9 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
+from kvapi.codes import ERR_STALE_REQUEST
 from kvserver.kvcommand_pb2 import Command, Result
-from kvserver.sessions import ERR_STALE_REQUEST, Sessions
+from kvserver.sessions import Sessions
 
 
 def cmd(client: bytes, rid: int, acked_below: int = 0, now_ms: int = 0) -> Command:

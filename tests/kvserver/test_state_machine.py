@@ -8,16 +8,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kvserver.kvcommand_pb2 import Command, Op, Result
-from kvserver.sessions import ERR_STALE_REQUEST
-from kvserver.state_machine import (
+from kvapi.codes import (
     ERR_BAD_COMMAND,
     ERR_CAS_MISMATCH,
     ERR_KEY_EXISTS,
     ERR_NO_KEY,
+    ERR_STALE_REQUEST,
     OK,
-    KVStateMachine,
 )
+from kvserver.kvcommand_pb2 import Command, Op, Result
+from kvserver.state_machine import KVStateMachine
 from skiplist.snapshot import SnapshotError
 
 

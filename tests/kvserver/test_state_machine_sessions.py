@@ -8,8 +8,9 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kvapi.codes import ERR_STALE_REQUEST
 from kvserver.kvcommand_pb2 import Command, Result
-from kvserver.sessions import ERR_STALE_REQUEST, Sessions
+from kvserver.sessions import Sessions
 
 
 def cmd(client: bytes, rid: int, acked_below: int) -> Command:

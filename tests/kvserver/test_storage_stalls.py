@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from kvapi.codes import OK
 from kvserver.cli_run import free_ports
 from kvserver.kvcommand_pb2 import Result
 from kvserver.node import Node, NodeConfig
 from kvserver.replica import Replica
-from kvserver.state_machine import OK
 from kvserver.storage import DiskStorage, FileHandle, StorageFullError, StorageIOError
 from kvserver.storage.snapfile import SnapshotFileWriter
 from raftcore import Ready, ReadyPersister, SnapshotChunk

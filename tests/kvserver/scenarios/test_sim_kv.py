@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from kvapi.codes import ERR_BAD_REQUEST
 from kvserver.kvcommand_pb2 import Command, Op, Result
 from kvserver.testing.cluster import KVCluster, KVClusterOptions
-from kvserver.testing.node import ERR_BAD_REQUEST
 from kvserver.testing.wire import (
     GetRequest,
     WireError,

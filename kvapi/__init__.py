@@ -1,0 +1,1 @@
+"""The client protocol shared by the servers and the clerk (see ../shared/DESIGN.md: kvapi)."""
