@@ -134,7 +134,11 @@ def test_what_the_leader_holds_for_a_cut_off_peer_stays_bounded(
     assert acked > 200  # the majority kept committing
     assert peak <= HELD_BOUND, f"the leader held {peak} bytes for the cut-off peer"
     assert "exceeds the limit" not in caplog.text
-    assert caplog.text.count("peer 3 unreachable") == 1
+    # A call's deadline grows with the bytes in flight (PeerSender), so a 3 s cut may pass
+    # without a timeout; if the peer was reported lost, that is said once and undone.
+    lost = caplog.text.count("peer 3 unreachable")
+    assert lost <= 1
+    assert lost == 0 or "peer 3 reachable" in caplog.text
     # What node 3 missed in 3 s of load (~150 MB here), caught up once the load stops: 2.8-5 s
     # on a 2-core machine, bound by the CPU of the one loop the three nodes share (without
     # flow control: 12-13 s, measured with the load still on).
