@@ -129,10 +129,11 @@ def test_a_node_whose_snapshots_fail_stalls_and_recovers_instead_of_stopping(
     asyncio.run(asyncio.wait_for(_node_snapshots_fail(tmp_path, failing), 30))
 
 
-async def _node_snapshots_fail(tmp_path: Path, failing: dict[str, bool]) -> None:
+def _three_nodes(tmp_path: Path) -> dict[int, Node]:
+    """Three unstarted nodes on free ports that snapshot often and retry storage quickly."""
     ports = free_ports(3)
     peers = {i + 1: ("127.0.0.1", ports[i]) for i in range(3)}
-    nodes = {
+    return {
         i: Node(
             NodeConfig(
                 node_id=i,
@@ -145,6 +146,10 @@ async def _node_snapshots_fail(tmp_path: Path, failing: dict[str, bool]) -> None
         )
         for i in peers
     }
+
+
+async def _node_snapshots_fail(tmp_path: Path, failing: dict[str, bool]) -> None:
+    nodes = _three_nodes(tmp_path)
     for node in nodes.values():
         await node.start()
     try:
@@ -383,21 +388,7 @@ def test_a_node_that_cannot_install_a_received_snapshot_stalls_and_catches_up_la
 
 
 async def _late_node_snapshot_fails(tmp_path: Path, failing: dict[str, bool]) -> None:
-    ports = free_ports(3)
-    peers = {i + 1: ("127.0.0.1", ports[i]) for i in range(3)}
-    nodes = {
-        i: Node(
-            NodeConfig(
-                node_id=i,
-                peers=peers,
-                data_dir=tmp_path / f"n{i}",
-                tick_ms=5,
-                max_raft_state=4096,
-                storage_retry_s=0.05,
-            )
-        )
-        for i in peers
-    }
+    nodes = _three_nodes(tmp_path)
     started = []
     try:
         for i in (1, 2):
