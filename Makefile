@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-test
 BENCH_STAMP := $(VENV)/.installed-bench
-PROTOS := $(shell find rpc raftcore kvserver clerk examples -name '*.proto' 2>/dev/null | sort)
+PROTOS := $(shell find rpc raftcore kvapi kvserver clerk examples -name '*.proto' 2>/dev/null | sort)
 
 .PHONY: run test lint proto bench clean torture
 

@@ -42,11 +42,11 @@ from typing import Any, TypeAlias, TypeVar, cast
 
 from google.protobuf.message import Message
 
-from clerk.config import load_test_conf
 from clerk.core import Attempt, ClerkCore, ClerkSession, RetryPolicy, hint_from_raft_id
 from clerk.errors import ServerError, SessionExpiredError
 from clerk.replies import certainly_no_effect, conditional, get_value, timeout_error
 from clerk.results import ConditionalResult, StaleRead, StaleScan
+from kvapi import kvserver_rpc_pb2 as pb
 from kvapi.codes import (
     ERR_CAS_MISMATCH,
     ERR_KEY_EXISTS,
@@ -56,7 +56,7 @@ from kvapi.codes import (
     ERR_TIMEOUT,
     ERR_WRONG_LEADER,
 )
-from kvserver import kvserver_rpc_pb2 as pb
+from kvapi.config import load_test_conf
 from lincheck import HistoryRecorder, Json, Status, bytes_to_str
 from rpc import RpcChannel, RpcConnectionError, RpcRemoteError, RpcTimeoutError
 from rpc import Status as RpcStatus

@@ -11,8 +11,8 @@ from google.protobuf.message import Message
 
 from clerk.errors import OperationTimeoutError, ServerError, SessionExpiredError
 from clerk.results import ConditionalResult
+from kvapi import kvserver_rpc_pb2 as pb
 from kvapi.codes import ERR_BAD_REQUEST, ERR_NO_KEY, ERR_STALE_REQUEST
-from kvserver import kvserver_rpc_pb2 as pb
 
 __all__ = [
     "certainly_no_effect",

@@ -20,8 +20,8 @@ import sys
 from collections.abc import Sequence
 
 from clerk import AsyncClerk, ClerkError, ConfigError, OperationTimeoutError, ServerError
-from clerk.config import load_test_conf
 from kvapi.codes import ERR_BAD_REQUEST
+from kvapi.config import load_test_conf
 from kvserver.cli_server import add_server_arguments, run_server
 from kvserver.cli_status import StatusPoller, format_table, leader_of
 from rpc.loop import run

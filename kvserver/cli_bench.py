@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from clerk.config import ConfigError
+from kvapi.config import ConfigError
 from kvserver.cli import load_servers
 from loadgen.report import format_report, to_json
 from loadgen.runner import (

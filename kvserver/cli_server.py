@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from clerk.config import ConfigError, load_test_conf
+from kvapi.config import ConfigError, load_test_conf
 from kvserver.node import Node, NodeConfig
 from kvserver.storage import DEFAULT_SEGMENT_BYTES
 from raftcore.storage import StorageError

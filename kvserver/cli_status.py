@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from kvserver.admin_pb2 import StatusReply, StatusRequest
+from kvapi.admin_pb2 import StatusReply, StatusRequest
 from rpc import RpcChannel, RpcError
 
 __all__ = ["NodeStatus", "StatusPoller", "format_table", "leader_of"]

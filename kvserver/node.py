@@ -1,7 +1,7 @@
 """One raftkv node: a Raft core, its disk storage and the KV replica, run by one asyncio loop.
 
 The node serves ``kvServerRpc`` (clients, :mod:`kvserver.service`) and ``raftRpc`` (peers) on one
-port, as the original did, and beside them ``nodeAdmin`` (kvserver/admin.proto: :meth:`Node.status`
+port, as the original did, and beside them ``nodeAdmin`` (kvapi/admin.proto: :meth:`Node.status`
 for operators).
 
 Theory of operation
@@ -56,8 +56,8 @@ from pathlib import Path
 
 from google.protobuf.descriptor import ServiceDescriptor
 
-from kvserver.admin_pb2 import DESCRIPTOR as ADMIN_DESCRIPTOR
-from kvserver.admin_pb2 import StatusReply, StatusRequest
+from kvapi.admin_pb2 import DESCRIPTOR as ADMIN_DESCRIPTOR
+from kvapi.admin_pb2 import StatusReply, StatusRequest
 from kvserver.peer_sender import PeerSender
 from kvserver.raft_transport_pb2 import DESCRIPTOR as TRANSPORT_DESCRIPTOR
 from kvserver.raft_transport_pb2 import DeliverReply, MessageBatch

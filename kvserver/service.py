@@ -37,8 +37,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
+from kvapi import kvserver_rpc_pb2 as pb
 from kvapi.codes import ERR_BAD_REQUEST, ERR_NO_KEY, ERR_TIMEOUT, OK
-from kvserver import kvserver_rpc_pb2 as pb
 from kvserver.kvcommand_pb2 import Command, Op, Result
 from kvserver.replica import Replica
 from kvserver.state_machine import KVStateMachine

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ["rpc", "raftcore", "kvserver", "clerk", "examples"]
+PACKAGES = ["rpc", "raftcore", "kvapi", "kvserver", "clerk", "examples"]
 PROTOS = sorted(p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.proto"))
 
 

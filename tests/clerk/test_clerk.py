@@ -25,7 +25,7 @@ from clerk import (
 )
 from examples import friend_pb2
 from examples.provider import FriendService
-from kvserver import kvserver_rpc_pb2 as pb
+from kvapi import kvserver_rpc_pb2 as pb
 from kvserver.service import KVService
 from lincheck import HistoryRecorder, Status, assert_linearizable
 from rpc import RpcController, RpcProvider

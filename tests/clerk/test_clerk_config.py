@@ -1,4 +1,4 @@
-"""clerk.config: the original's test.conf rules, and clear errors for bad files."""
+"""kvapi.config: the original's test.conf rules, and clear errors for bad files."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from clerk.config import ConfigError, load_test_conf, parse_test_conf
+from kvapi.config import ConfigError, load_test_conf, parse_test_conf
 
 
 def test_reads_nodes_in_order_as_raftcorerun_writes_them(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from clerk import (
     ServerError,
     SessionExpiredError,
 )
-from kvserver import kvserver_rpc_pb2 as pb
+from kvapi import kvserver_rpc_pb2 as pb
 from kvserver.service import KVService
 from lincheck import HistoryRecorder, Status
 from rpc import RpcController

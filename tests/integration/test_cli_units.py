@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from clerk import parse_test_conf
-from kvserver.admin_pb2 import StatusReply
+from kvapi.admin_pb2 import StatusReply
 from kvserver.cli_caller import percentile
 from kvserver.cli_run import format_test_conf, free_ports
 from kvserver.cli_server import EXIT_FATAL, serve

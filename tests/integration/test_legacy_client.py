@@ -15,7 +15,7 @@ from collections.abc import Callable
 import pytest
 from google.protobuf.message import DecodeError, Message
 
-from kvserver.kvserver_rpc_pb2 import GetArgs, GetReply, PutAppendArgs, PutAppendReply
+from kvapi.kvserver_rpc_pb2 import GetArgs, GetReply, PutAppendArgs, PutAppendReply
 from kvserver.node_processes import ProcCluster
 
 MakeCluster = Callable[..., ProcCluster]

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from load_client import RUNNING_LINE, Summary, log_key, put_prefix
 
-from kvserver.kvserver_rpc_pb2 import GetArgs, GetReply
+from kvapi.kvserver_rpc_pb2 import GetArgs, GetReply
 from kvserver.node_processes import ProcCluster, child_env
 from lincheck import HistoryRecorder, Operation, OpKind, Status, assert_linearizable, read_history
 from rpc import RpcChannel, RpcError

@@ -9,8 +9,8 @@ import pytest
 from google.protobuf import descriptor_pb2, descriptor_pool
 from google.protobuf.message_factory import GetMessageClass
 
+from kvapi import kvserver_rpc_pb2 as pb
 from kvapi.codes import ERR_BAD_REQUEST, ERR_TIMEOUT
-from kvserver import kvserver_rpc_pb2 as pb
 from kvserver.service import KV_SERVICE, FutureWaiter, KVService, Rejected
 from rpc import RpcChannel, ServiceStub
 from rpc.codec import encode_request, request_prefix

@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any, TypeVar
 
-from kvserver import kvserver_rpc_pb2 as kv
+from kvapi import kvserver_rpc_pb2 as kv
 from rpc import RpcController, RpcProvider
 
 T = TypeVar("T")

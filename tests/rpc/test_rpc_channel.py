@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from rpc_testkit import KV_SERVICE, KvHandlers, kv_handler_map, run, serving
 
-from kvserver import kvserver_rpc_pb2 as kv
+from kvapi import kvserver_rpc_pb2 as kv
 from rpc import (
     FrameTooLargeError,
     RpcBadResponseError,

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from rpc_testkit import close_writer, read_until_eof, run, serving
 
-from kvserver import kvserver_rpc_pb2 as kv
+from kvapi import kvserver_rpc_pb2 as kv
 from rpc.codec import encode_request, request_prefix
 
 # What the C++ client sends for PutAppend (seed-cpp.md): varint32 header length 0x1a, the header

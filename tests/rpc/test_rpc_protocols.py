@@ -5,7 +5,7 @@ from __future__ import annotations
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from examples import friend_pb2
-from kvserver import kvserver_rpc_pb2
+from kvapi import kvserver_rpc_pb2
 from rpc import rpcheader_pb2
 
 BYTES = FieldDescriptor.TYPE_BYTES

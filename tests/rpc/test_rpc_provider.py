@@ -19,7 +19,7 @@ from rpc_testkit import (
 )
 
 from examples import friend_pb2
-from kvserver import kvserver_rpc_pb2 as kv
+from kvapi import kvserver_rpc_pb2 as kv
 from rpc import RpcChannel, RpcController, RpcProvider, RpcRemoteError, ServiceStub, Status
 from rpc.codec import (
     ResponseDecoder,

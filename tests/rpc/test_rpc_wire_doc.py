@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from kvserver import kvserver_rpc_pb2 as kv
+from kvapi import kvserver_rpc_pb2 as kv
 from rpc.codec import encode_cancel, encode_request, encode_response, request_prefix
 from rpc.errors import Status
 
