@@ -268,7 +268,8 @@ class Node:
     def status(self) -> StatusReply:
         """Where this node stands: role, term, leader, its log's indexes and the most it holds
         for one peer (``nodeAdmin``)."""
-        raw = self.replica.node
+        replica = self.replica
+        status = replica.status()
         host, port = self.config.address
         snapshot_index = self._last_snapshot_index
         if self._storage is not None:
@@ -277,12 +278,12 @@ class Node:
             Id=self.config.node_id,
             Host=host.encode(),
             Port=port,
-            Role=raw.role.value.encode(),
-            Term=raw.term,
-            Leader=raw.leader_id,
-            Commit=raw.commit_index,
-            Applied=self.replica.applied_index,
-            LastIndex=raw.status().last_index,
+            Role=status.role.value.encode(),
+            Term=status.term,
+            Leader=status.leader_id,
+            Commit=status.commit,
+            Applied=replica.applied_index,
+            LastIndex=status.last_index,
             SnapshotIndex=snapshot_index,
             PeerHeldBytes=max((s.held_bytes for s in self._senders.values()), default=0),
         )
@@ -321,7 +322,7 @@ class Node:
         self._tick_handle = loop.call_at(next_tick, self._on_tick, next_tick)
 
     def _on_tick(self, when: float) -> None:
-        self.replica.node.tick()
+        self.replica.tick()
         self._process()
         if self._tick_handle is not None:
             self._schedule_tick(when)
@@ -406,12 +407,11 @@ class Node:
 
     def _on_deliver(self, batch: MessageBatch, controller: RpcController) -> DeliverReply:
         # A plain handler: answered inline, no task per batch (the core never makes it wait).
-        raw = self.replica.node
         for m in batch.messages:
             if m.to != self.config.node_id:
                 controller.set_failed(f"message for node {m.to} delivered to {self.config.node_id}")
                 return DeliverReply()
-            raw.step(m)
+        self.replica.step(batch.messages)
         self.wakeup()
         return DeliverReply()
 
@@ -419,7 +419,7 @@ class Node:
         """A call to ``peer`` failed: tell the core, and log the first failure only."""
         if self._replica is None:
             return
-        self._replica.node.report_unreachable(peer)
+        self._replica.report_unreachable(peer)
         if peer not in self._unreachable:
             self._unreachable.add(peer)
             _log.warning("node %d: peer %d unreachable: %s", self.config.node_id, peer, exc)
@@ -427,7 +427,7 @@ class Node:
     def peer_overflowed(self, peer: int) -> None:
         """Messages to ``peer`` were dropped (its queue is full): stop streaming to it, probe."""
         if self._replica is not None:
-            self._replica.node.report_unreachable(peer)
+            self._replica.report_unreachable(peer)
 
     def peer_reachable(self, peer: int) -> None:
         """A call to ``peer`` succeeded: log the recovery of a peer that had been lost."""
@@ -454,16 +454,16 @@ class Node:
             self._stopped.set_exception(exc)
 
     def _log_role_change(self) -> None:
-        raw = self.replica.node
-        now = (raw.role, raw.term, raw.leader_id)
+        replica = self.replica
+        now = (replica.role, replica.term, replica.leader_hint)
         if now != self._last_role:
             self._last_role = now
             _log.info(
                 "node %d: %s in term %d, leader %s",
                 self.config.node_id,
-                raw.role.value,
-                raw.term,
-                raw.leader_id or "unknown",
+                replica.role.value,
+                replica.term,
+                replica.leader_hint or "unknown",
             )
 
     def _log_snapshot(self) -> None:

@@ -42,13 +42,21 @@ received from the leader replaces the state machine before any later entry is ap
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Generic, Protocol, TypeVar
 
 from kvapi.codes import ERR_BAD_REQUEST, ERR_STORAGE_UNAVAILABLE, ERR_WRONG_LEADER
 from kvserver.kvcommand_pb2 import Command, Result
 from kvserver.state_machine import KVStateMachine
-from raftcore import NotLeaderError, ProposalDroppedError, RawNode, Ready, ReadyPersister, Role
+from raftcore import (
+    NotLeaderError,
+    ProposalDroppedError,
+    RawNode,
+    Ready,
+    ReadyPersister,
+    Role,
+    Status,
+)
 from raftcore.raftpb_pb2 import Entry, Message, SnapshotMetadata
 from raftcore.storage import SnapshotAbortedError, Storage
 
@@ -97,16 +105,16 @@ class Replica:
 
     def __init__(
         self,
-        node: RawNode,
+        core: RawNode,
         storage: Storage,
         machine: KVStateMachine,
         *,
         max_raft_state: int | None = None,
     ) -> None:
-        """Wrap a core and storage that were opened together; ``machine`` must already hold the
-        state as of ``node.applied_index`` (restored from the storage's snapshot, if any).
-        ``max_raft_state`` None never snapshots."""
-        self.node = node
+        """Own ``core``, a Raft core opened over ``storage``; nothing else may drive it.
+        ``machine`` must already hold the state as of ``core.applied_index`` (restored from
+        the storage's snapshot, if any). ``max_raft_state`` None never snapshots."""
+        self._raw = core
         self.storage = storage
         self.machine = machine
         self.max_raft_state = max_raft_state
@@ -116,7 +124,7 @@ class Replica:
         self._unapplied: tuple[Ready, SnapshotMetadata | None] | None = None
         self._snapshot_lost = False  # a Ready was given up (module docstring)
         self._durable_term = storage.initial_state()[0].term
-        self._applied = node.applied_index
+        self._applied = core.applied_index
         self._pending_writes: dict[int, tuple[int, Waiter[Result]]] = {}
         self._queued_reads: list[_Read[Any]] = []
         self._reads_in_flight: dict[bytes, list[_Read[Any]]] = {}
@@ -143,6 +151,54 @@ class Replica:
         """Serialized size of the log entries kept since the last snapshot."""
         return self._log_bytes
 
+    # -- the core, for the runner ---------------------------------------------------------------
+
+    def tick(self) -> None:
+        """One tick of the core's logical clock passed."""
+        self._raw.tick()
+
+    def step(self, messages: Iterable[Message]) -> None:
+        """Hand the core a batch of messages from peers (ValueError for a misrouted one)."""
+        step = self._raw.step
+        for m in messages:
+            step(m)
+
+    def report_unreachable(self, peer: int) -> None:
+        """A message to ``peer`` could not be delivered: the core probes it instead."""
+        self._raw.report_unreachable(peer)
+
+    def campaign(self) -> None:
+        """Ask the core to start an election now (``RawNode.campaign``)."""
+        self._raw.campaign()
+
+    def transfer_leadership(self, target: int) -> None:
+        """Ask the leader's core to hand leadership to ``target`` (thesis 3.10)."""
+        self._raw.transfer_leadership(target)
+
+    @property
+    def leader_hint(self) -> int:
+        """The Raft id of the leader as far as this replica knows (0: unknown)."""
+        return self._raw.leader_id
+
+    @property
+    def role(self) -> Role:
+        """This replica's role in the current term."""
+        return self._raw.role
+
+    @property
+    def term(self) -> int:
+        """The current term."""
+        return self._raw.term
+
+    @property
+    def commit_index(self) -> int:
+        """The highest log index this replica knows committed."""
+        return self._raw.commit_index
+
+    def status(self) -> Status:
+        """The core's state, for operators and tests."""
+        return self._raw.status()
+
     # -- requests ------------------------------------------------------------------------------
 
     def propose(self, command: Command, waiter: Waiter[Result]) -> None:
@@ -157,11 +213,11 @@ class Replica:
             waiter.reject(ERR_BAD_REQUEST)
             return
         try:
-            index = self.node.propose(data)
+            index = self._raw.propose(data)
         except (NotLeaderError, ProposalDroppedError):
             waiter.reject(ERR_WRONG_LEADER)
             return
-        self._pending_writes[index] = (self.node.term, waiter)
+        self._pending_writes[index] = (self._raw.term, waiter)
 
     def read(
         self, query: Callable[[KVStateMachine], T], waiter: Waiter[T], *, stale: bool = False
@@ -172,7 +228,7 @@ class Replica:
         if stale:
             waiter.resolve(query(self.machine))
             return
-        if self.node.role is not Role.LEADER:
+        if self._raw.role is not Role.LEADER:
             waiter.reject(ERR_WRONG_LEADER)
             return
         self._queued_reads.append(_Read(query, waiter))
@@ -184,7 +240,7 @@ class Replica:
         self._read_seq += 1
         context = self._read_seq.to_bytes(8, "big")
         try:
-            self.node.read_index(context)
+            self._raw.read_index(context)
         except NotLeaderError:
             for r in batch:
                 r.waiter.reject(ERR_WRONG_LEADER)
@@ -219,9 +275,9 @@ class Replica:
             if self._unapplied is not None:
                 self._finish_applying()
             self._maybe_snapshot()  # one that failed is retried before any new work
-            if not self.node.has_ready():
+            if not self._raw.has_ready():
                 return None
-            rd = self._unpersisted = self.node.ready()
+            rd = self._unpersisted = self._raw.ready()
         try:
             installed = self._persister.persist(rd, sync=sync)
         except SnapshotAbortedError:
@@ -237,7 +293,7 @@ class Replica:
         self._unpersisted = None
         self._snapshot_lost = True
         self._fail_all(ERR_WRONG_LEADER)
-        self.node.restart(self._applied)
+        self._raw.restart(self._applied)
         meta = self.storage.snapshot_metadata()
         if meta.index > self._applied:
             # The Ready installed a snapshot before it lost the next one, and the restarted
@@ -253,7 +309,7 @@ class Replica:
         lead to (followers' acknowledgements, hence a new commit index) leaves this node only in
         a later Ready, after this one is durable."""
         return (
-            self.node.role is Role.LEADER
+            self._raw.role is Role.LEADER
             and rd.soft_state is None
             and (rd.hard_state is None or rd.hard_state.term == self._durable_term)
         )
@@ -287,7 +343,7 @@ class Replica:
         rd, installed = self._unapplied
         self.apply_ready(rd, installed)
         self._unapplied = None
-        self.node.advance(rd)
+        self._raw.advance(rd)
 
     def apply_ready(self, rd: Ready, installed: SnapshotMetadata | None) -> None:
         """The application half of a Ready, after it was persisted and its messages sent.
@@ -374,7 +430,7 @@ class Replica:
         if index <= self.storage.snapshot_metadata().index:
             return
         meta = SnapshotMetadata(
-            index=index, term=self.storage.term(index), conf_state=self.node.status().conf_state
+            index=index, term=self.storage.term(index), conf_state=self._raw.status().conf_state
         )
         writer = self.storage.snapshot_writer(meta)
         try:

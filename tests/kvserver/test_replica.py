@@ -72,20 +72,20 @@ class Cluster:
             progressed = False
             for r in self.replicas.values():
                 if tick:
-                    r.node.tick()
+                    r.tick()
                 progressed |= r.handle_ready(self.queue.extend)
             queue, self.queue = self.queue, []
             for m in queue:
                 if m.to in self.replicas and m.to not in self.cut and m.sender not in self.cut:
-                    self.replicas[m.to].node.step(Message.FromString(m.SerializeToString()))
+                    self.replicas[m.to].step([Message.FromString(m.SerializeToString())])
                     progressed = True
             if not progressed and not tick:
                 return
 
     def elect(self, i: int = 1) -> Replica:
-        self.replicas[i].node.campaign()
+        self.replicas[i].campaign()
         self.settle()
-        assert self.replicas[i].node.role is Role.LEADER
+        assert self.replicas[i].role is Role.LEADER
         return self.replicas[i]
 
     def until(self, cond: Callable[[], bool], rounds: int = 500) -> None:
@@ -144,7 +144,7 @@ def test_a_cut_off_leader_serves_no_read() -> None:
     c.cut = {1}
     r = Outcome()
     old.read(lambda m: m.get(b"k"), r)
-    c.until(lambda: any(x.node.role is Role.LEADER for i, x in c.replicas.items() if i != 1))
+    c.until(lambda: any(x.role is Role.LEADER for i, x in c.replicas.items() if i != 1))
     c.until(lambda: r.done)
     assert r.values == []
     assert r.errors == [ERR_WRONG_LEADER]
@@ -167,8 +167,8 @@ def test_pending_writes_fail_when_leadership_is_lost() -> None:
     c.until(lambda: w.done)
     assert w.errors == [ERR_WRONG_LEADER]
     c.cut = set()
-    c.until(lambda: any(r.node.role is Role.LEADER for r in c.replicas.values()))
-    new = next(r for r in c.replicas.values() if r.node.role is Role.LEADER)
+    c.until(lambda: any(r.role is Role.LEADER for r in c.replicas.values()))
+    new = next(r for r in c.replicas.values() if r.role is Role.LEADER)
     retry = Outcome()
     new.propose(put(b"k", b"lost", 1), retry)
     c.until(lambda: retry.done)
@@ -182,9 +182,9 @@ def test_a_retried_append_through_a_new_leader_applies_once() -> None:
     leader.propose(put(b"k", b"x", 1, op=Op.OP_APPEND), first)
     c.settle()
     assert first.values == [Result(err=OK)]
-    leader.node.transfer_leadership(2)
+    leader.transfer_leadership(2)
     c.settle()
-    assert c.replicas[2].node.role is Role.LEADER
+    assert c.replicas[2].role is Role.LEADER
     again = Outcome()
     c.replicas[2].propose(put(b"k", b"x", 1, op=Op.OP_APPEND), again)
     c.settle()
@@ -344,11 +344,11 @@ def test_a_command_too_large_for_one_raft_message_frame_is_refused_before_the_lo
     refuses a command over 8 MiB as a bad request; one under it replicates."""
     c = Cluster()
     leader = c.elect()
-    last = leader.node.status().last_index
+    last = leader.status().last_index
     refused, fits = Outcome(), Outcome()
     leader.propose(put(b"k", b"x" * (DEFAULT_MAX_FRAME_SIZE - 200), 1), refused)
     assert refused.errors == ["ErrBadRequest"]
-    assert leader.node.status().last_index == last  # nothing reached the log
+    assert leader.status().last_index == last  # nothing reached the log
     leader.propose(put(b"k", b"x" * ((8 << 20) - 100), 2), fits)
     c.settle()
     assert fits.values == [Result(err=OK)]
