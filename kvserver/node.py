@@ -13,17 +13,17 @@ requests (the KV service hands them to the replica). Each of them only schedules
 ``_process``, which drains every Ready the core has: persist it, hand its messages to the per-peer
 senders, apply its committed entries, answer the waiting requests, advance.
 
-The fdatasync does not block the loop: ``_process`` writes a Ready to the WAL (page cache), then
-runs the one fdatasync on a dedicated thread and finishes the Ready (send, apply, answer,
-advance) when it returns. Meanwhile the loop keeps reading requests and peers' messages and steps
-them into the core, which is allowed between ``ready()`` and ``advance()``; all of it goes into the
-next Ready, so one sync covers everything that arrived during the previous one (group commit
-without a timer). The thread touches only the file: storage's in-memory state changes on the loop,
-never while a sync runs. A Ready that changes nothing but the commit index needs no sync at all.
-A leader sends its messages before its own sync returns (``Replica.may_send_before_sync``), so
-its disk write and the followers' run in parallel instead of one after the other, and every node
-applies (and answers) the committed entries that earlier syncs made durable without waiting for
-this one (``Replica.apply_durable``).
+The fdatasync does not block the loop: ``Replica.begin_ready`` writes a Ready to the WAL (page
+cache) and does what the core says need not wait for the sync (a leader's messages, committed
+entries and the answers they settle); ``_process`` then runs the one fdatasync on a dedicated
+thread and calls ``Replica.finish_ready`` (the votes and acknowledgements, the advance) when it
+returns. Which messages may leave early and which entries may be applied is the core's decision
+(``raftcore.Ready``); the node holds no durability rule of its own. Meanwhile the loop keeps
+reading requests and peers' messages and steps them into the core, which is allowed between
+``ready()`` and ``advance()``; all of it goes into the next Ready, so one sync covers everything
+that arrived during the previous one (group commit without a timer). The thread touches only the
+file: storage's in-memory state changes on the loop, never while a sync runs. A Ready that
+changes nothing but the commit index needs no sync at all.
 A failed fdatasync is fatal (the kernel may have dropped the pages it could not write, so only a
 restart that reads the WAL back knows what is durable).
 
@@ -45,7 +45,6 @@ hanging.
 from __future__ import annotations
 
 import asyncio
-import functools
 import gc
 import logging
 import random
@@ -66,8 +65,8 @@ from kvserver.service import KVService
 from kvserver.state_machine import KVStateMachine
 from kvserver.storage import DEFAULT_SEGMENT_BYTES, DiskStorage
 from kvserver.sync_thread import SyncThread
-from raftcore import Config, RawNode, ReadOnlyOption, Ready, Role
-from raftcore.raftpb_pb2 import Message, SnapshotMetadata
+from raftcore import Config, RawNode, ReadOnlyOption, Role
+from raftcore.raftpb_pb2 import Message
 from raftcore.storage import StorageError
 from rpc import RpcChannel, RpcController, RpcProvider
 
@@ -335,18 +334,12 @@ class Node:
             return  # a finished sync runs _process again
         sync_thread = self._sync_thread
         try:
-            while (written := replica.write_ready(sync=sync_thread is None)) is not None:
-                rd, installed = written
+            while (rd := replica.begin_ready(self._send, sync=sync_thread is None)) is not None:
                 if sync_thread is not None and rd.must_sync:
-                    sent = replica.may_send_before_sync(rd)
-                    if sent:
-                        self._send(rd.messages)
-                    replica.apply_durable(rd)
                     self._syncing = asyncio.get_running_loop().create_future()
-                    done = functools.partial(self._synced, rd, installed, sent)
-                    sync_thread.submit(storage.sync, done)
+                    sync_thread.submit(storage.sync, self._synced)
                     return
-                replica.finish_ready(rd, installed, self._send)
+                replica.finish_ready(self._send)
         except StorageError as exc:
             self._on_storage_failure(exc)
             return
@@ -355,13 +348,7 @@ class Node:
             return
         self._after_ready()
 
-    def _synced(
-        self,
-        rd: Ready,
-        installed: SnapshotMetadata | None,
-        sent: bool,
-        error: BaseException | None,
-    ) -> None:
+    def _synced(self, error: BaseException | None) -> None:
         if self._syncing is not None:
             self._syncing.set_result(None)
             self._syncing = None
@@ -370,7 +357,7 @@ class Node:
         try:
             if error is not None:
                 raise error
-            self._replica.finish_ready(rd, installed, None if sent else self._send)
+            self._replica.finish_ready(self._send)
         except StorageError as exc:
             if error is not None:
                 self._fatal(exc)  # a failed fdatasync: only a restart knows what is durable

@@ -181,16 +181,15 @@ class Raft:
         the leader and ProposalDroppedError while a leadership transfer is under way."""
         # Inlined _append: this is the hottest path in the core. An open batch means this node
         # leads with peers to feed (every role change closes it), so only the transfer is
-        # checked per proposal. The leader's own match is its last index, read by
-        # _maybe_commit: not stored here.
+        # checked per proposal. The leader's own match moves only when its log is durable
+        # (persisted).
         log = self.log
         index = log.offset + len(log.unstable)
         add = self.batch_add
         if add is None or self.transferee:
             add = self._open_batch()
-            if add is None:  # a single voter: its own append is the quorum
+            if add is None:  # a single voter: it commits when its own append is durable
                 log.unstable.append(Entry(term=self.term, index=index, data=data))
-                self._maybe_commit()
                 return index
         # Setting fields one by one is about twice as fast as add()'s keyword arguments.
         entry = add()
@@ -298,7 +297,6 @@ class Raft:
         if not self.dirty:
             return
         log = self.log
-        self.prs[self.id].match = log.last_index()
         committed = log.committed
         built: dict[int, tuple[Message, int, int]] = {}
         size = batch.ByteSize() if batch is not None else 0
@@ -362,7 +360,7 @@ class Raft:
         for v in self.voters:
             self.prs[v] = Progress(next_index, cfg.max_inflight_msgs, cfg.max_inflight_bytes)
         me = self.prs[self.id]
-        me.match = next_index - 1  # kept current by _maybe_commit and flush
+        me.match = self.log.offset - 1  # only what storage holds durably counts (persisted)
         me.recent_active = True
         me.become_replicate()
         if self.config.read_only is ReadOnlyOption.LEASE_BASED:
@@ -544,15 +542,26 @@ class Raft:
     def _append(self, entry: Entry) -> None:
         # The leader's log only grows at its end: skip RaftLog.append's truncation cases.
         self.log.unstable.append(entry)
-        if len(self.voters) == 1:
-            self._maybe_commit()  # alone, our own append is the quorum
-        elif len(self.dirty) < len(self.peers):
+        if len(self.dirty) < len(self.peers):
             self.dirty.update(self.peers)
+
+    def persisted(self) -> None:
+        """The runner made the log durable through ``log.offset - 1`` (``RawNode.advance``).
+
+        Only now does a leader count those entries as its own match (thesis 10.2.1: it may
+        send them before its disk write ends, but a quorum is of durable copies): an entry is
+        committed only once a majority holds it durably, its leader included if counted."""
+        if self.role is not Role.LEADER:
+            return
+        me = self.prs[self.id]
+        stable = self.log.offset - 1
+        if stable > me.match:
+            me.match = stable
+            if self._maybe_commit():
+                self.dirty.update(self.peers)
 
     def _maybe_commit(self) -> bool:
         prs = self.prs
-        me = prs[self.id]
-        me.match = self.log.last_index()  # the leader holds its whole log
         index = quorum.committed_index(self.voters, lambda v: prs[v].match)
         if not self.log.maybe_commit(index, self.term):
             return False

@@ -79,6 +79,7 @@ class Ready:
     snapshot_chunks: list[SnapshotChunk] = field(default_factory=list)
     committed_entries: list[Entry] = field(default_factory=list)
     messages: list[Message] = field(default_factory=list)
+    persisted_messages: list[Message] = field(default_factory=list)
     read_states: list[ReadState] = field(default_factory=list)
     must_sync: bool = False
 

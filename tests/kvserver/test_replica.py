@@ -263,41 +263,39 @@ def test_a_full_disk_stalls_the_replica_and_loses_nothing_once_space_is_back() -
 def test_only_a_leader_that_already_led_sends_before_its_sync() -> None:
     """Thesis 10.2.1: a leader may replicate entries while its own disk write runs; a node
     whose term, vote or role changes in the Ready must not (its vote requests speak for a term
-    and vote that are not durable yet)."""
+    and vote that are not durable yet). begin_ready sends what the core lets leave at once,
+    finish_ready the rest, once storage is synced."""
     storage = MemoryStorage((1, 2, 3))
     node = RawNode(Config(id=1, voters=(1, 2, 3), pre_vote=False), storage, random.Random(1))
     replica = Replica(node, storage, KVStateMachine(random.Random(1)))
     early: list[bool] = []
 
     def cycle() -> list[Message]:
-        written = replica.write_ready(sync=False)
-        assert written is not None
-        early.append(replica.may_send_before_sync(written[0]))
+        before: list[Message] = []
+        after: list[Message] = []
+        assert replica.begin_ready(before.extend, sync=False) is not None
         storage.sync()
-        replica.finish_ready(*written, None)
-        return written[0].messages
+        replica.finish_ready(after.extend)
+        assert not (before and after)
+        early.append(bool(before))
+        return before + after
 
-    node.campaign()
+    replica.campaign()
     for request in cycle():  # the vote requests of a new term
-        node.step(Message(type=MSG_VOTE_RESPONSE, sender=request.to, to=1, term=request.term))
+        replica.step([Message(type=MSG_VOTE_RESPONSE, sender=request.to, to=1, term=request.term)])
     for append in cycle():  # elected (the role changed in this Ready): the no-op goes out
-        node.step(
-            Message(
-                type=MSG_APPEND_RESPONSE,
-                sender=append.to,
-                to=1,
-                term=append.term,
-                index=append.index + len(append.entries),
-            )
-        )
+        reply = Message(type=MSG_APPEND_RESPONSE, sender=append.to, to=1, term=append.term)
+        reply.index = append.index + len(append.entries)
+        replica.step([reply])
     replica.propose(put(b"k", b"v", 1), Outcome())
     assert any(m.type == MSG_APPEND for m in cycle())
     assert early == [False, False, True]
 
 
-def test_committed_entries_durable_before_a_ready_are_answered_during_its_sync() -> None:
-    """A leader's Ready holding a new write B and the commit of an earlier write A answers A at
-    once (A was synced by an earlier Ready) while B waits for this Ready's own sync."""
+def test_committed_entries_are_answered_while_the_sync_of_their_ready_runs() -> None:
+    """A leader's Ready holding a new write B and the commit of an earlier write A answers A in
+    begin_ready, before this Ready's sync (the core hands out only entries a majority holds
+    durably), while B waits for this sync and the followers' acknowledgements."""
     storage = MemoryStorage((1, 2, 3))
     node = RawNode(Config(id=1, voters=(1, 2, 3), pre_vote=False), storage, random.Random(1))
     replica = Replica(node, storage, KVStateMachine(random.Random(1)))
@@ -305,35 +303,27 @@ def test_committed_entries_durable_before_a_ready_are_answered_during_its_sync()
     def acknowledge(messages: list[Message]) -> None:
         for m in messages:
             if m.type == MSG_VOTE:
-                node.step(Message(type=MSG_VOTE_RESPONSE, sender=m.to, to=1, term=m.term))
+                replica.step([Message(type=MSG_VOTE_RESPONSE, sender=m.to, to=1, term=m.term)])
             elif m.type == MSG_APPEND:
-                index = m.index + len(m.entries)
                 reply = Message(type=MSG_APPEND_RESPONSE, sender=m.to, to=1, term=m.term)
-                reply.index = index
-                node.step(reply)
+                reply.index = m.index + len(m.entries)
+                replica.step([reply])
 
-    node.campaign()
-    while node.has_ready():
-        written = replica.write_ready()
-        assert written is not None
-        replica.finish_ready(*written, acknowledge)
+    replica.campaign()
+    while replica.handle_ready(acknowledge):
+        pass
     a, b = Outcome(), Outcome()
     replica.propose(put(b"a", b"1", 1), a)
-    written = replica.write_ready()
-    assert written is not None
-    replica.finish_ready(*written, acknowledge)  # A is durable here and on both followers
+    assert replica.handle_ready(acknowledge)  # A is durable here and on both followers
     replica.propose(put(b"b", b"2", 2), b)
-    rd, installed = replica.write_ready(sync=False) or (None, None)
+    rd = replica.begin_ready(acknowledge, sync=False)
     assert rd is not None and rd.entries and rd.committed_entries
-    replica.apply_durable(rd)
     assert a.values == [Result(err=OK)] and not b.done
     storage.sync()
-    replica.finish_ready(rd, installed, acknowledge)
-    assert not b.done  # B commits once the followers' acknowledgements are stepped
-    while node.has_ready():
-        written = replica.write_ready()
-        assert written is not None
-        replica.finish_ready(*written, acknowledge)
+    replica.finish_ready(acknowledge)
+    assert not b.done  # committed by the followers, B is handed out by the next Ready
+    while replica.handle_ready(acknowledge):
+        pass
     assert b.values == [Result(err=OK)]
 
 
