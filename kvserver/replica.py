@@ -17,6 +17,14 @@ flight wait for the next round, so one heartbeat round confirms leadership for a
 batch is served once the state machine has applied its read index. Stale reads, served at once
 from local state on any replica, exist only when the caller asks for them.
 
+The Raft core is private to the replica: the runner ticks it, steps peers' messages into it and
+reads the leader hint through the replica, never directly. A Ready goes through in two halves,
+split at the sync (the asynchronous persistence of ``raftcore.Ready``): ``begin_ready`` writes
+it, sends the messages the core lets leave at once, applies the committed entries and answers
+what they settle; once storage is synced, ``finish_ready`` sends the votes and acknowledgements
+and advances the core. Which messages may leave early and which entries may be applied is the
+core's decision; the replica and its runners hold no durability rule.
+
 Storage failures: if persisting a Ready fails (disk full, I/O error), the error propagates to the
 runner, nothing of that Ready is sent or applied, and the very same Ready is persisted again on the
 next call (the core hands out each Ready once). Meanwhile writes are refused with
