@@ -42,6 +42,8 @@ def run(total: int, batch: int, payload: int = 16) -> tuple[float, float]:
             persisters[i].persist(rd)
             for m in rd.messages:
                 nodes[m.to].step(m)
+            for m in rd.persisted_messages:
+                nodes[m.to].step(m)
             if rd.committed_entries:
                 applied[i] = rd.committed_entries[-1].index
             node.advance(rd)

@@ -13,17 +13,17 @@ requests (the KV service hands them to the replica). Each of them only schedules
 ``_process``, which drains every Ready the core has: persist it, hand its messages to the per-peer
 senders, apply its committed entries, answer the waiting requests, advance.
 
-The fdatasync does not block the loop: ``_process`` writes a Ready to the WAL (page cache), then
-runs the one fdatasync on a dedicated thread and finishes the Ready (send, apply, answer,
-advance) when it returns. Meanwhile the loop keeps reading requests and peers' messages and steps
-them into the core, which is allowed between ``ready()`` and ``advance()``; all of it goes into the
-next Ready, so one sync covers everything that arrived during the previous one (group commit
-without a timer). The thread touches only the file: storage's in-memory state changes on the loop,
-never while a sync runs. A Ready that changes nothing but the commit index needs no sync at all.
-A leader sends its messages before its own sync returns (``Replica.may_send_before_sync``), so
-its disk write and the followers' run in parallel instead of one after the other, and every node
-applies (and answers) the committed entries that earlier syncs made durable without waiting for
-this one (``Replica.apply_durable``).
+The fdatasync does not block the loop: ``Replica.begin_ready`` writes a Ready to the WAL (page
+cache) and does what the core says need not wait for the sync (a leader's messages, committed
+entries and the answers they settle); ``_process`` then runs the one fdatasync on a dedicated
+thread and calls ``Replica.finish_ready`` (the votes and acknowledgements, the advance) when it
+returns. Which messages may leave early and which entries may be applied is the core's decision
+(``raftcore.Ready``); the node holds no durability rule of its own. Meanwhile the loop keeps
+reading requests and peers' messages and steps them into the core, which is allowed between
+``ready()`` and ``advance()``; all of it goes into the next Ready, so one sync covers everything
+that arrived during the previous one (group commit without a timer). The thread touches only the
+file: storage's in-memory state changes on the loop, never while a sync runs. A Ready that
+changes nothing but the commit index needs no sync at all.
 A failed fdatasync is fatal (the kernel may have dropped the pages it could not write, so only a
 restart that reads the WAL back knows what is durable).
 
@@ -45,8 +45,6 @@ hanging.
 from __future__ import annotations
 
 import asyncio
-import functools
-import gc
 import logging
 import random
 import time
@@ -66,8 +64,8 @@ from kvserver.service import KVService
 from kvserver.state_machine import KVStateMachine
 from kvserver.storage import DEFAULT_SEGMENT_BYTES, DiskStorage
 from kvserver.sync_thread import SyncThread
-from raftcore import Config, RawNode, ReadOnlyOption, Ready, Role
-from raftcore.raftpb_pb2 import Message, SnapshotMetadata
+from raftcore import Config, RawNode, ReadOnlyOption, Role
+from raftcore.raftpb_pb2 import Message
 from raftcore.storage import StorageError
 from rpc import RpcChannel, RpcController, RpcProvider
 
@@ -172,15 +170,9 @@ class Node:
         if cfg.fsync:
             self._sync_thread = SyncThread(f"fsync-{cfg.node_id}")
         machine = KVStateMachine(random.Random(self._rng.random()))
-        # A restored map is millions of long-lived objects in no reference cycle: restore with
-        # the collector off and freeze what was loaded, so no later collection rescans it (a
-        # full collection over 1M keys stalls the loop for about a second).
-        gc.disable()
-        try:
-            restore_machine(storage, machine)
-        finally:
-            gc.freeze()
-            gc.enable()
+        # The collector is the process's business (kvserver.cli_server.serve freezes what this
+        # restores): library code leaves process-wide state alone.
+        restore_machine(storage, machine)
         raw = RawNode(
             Config(
                 id=cfg.node_id,
@@ -268,7 +260,8 @@ class Node:
     def status(self) -> StatusReply:
         """Where this node stands: role, term, leader, its log's indexes and the most it holds
         for one peer (``nodeAdmin``)."""
-        raw = self.replica.node
+        replica = self.replica
+        status = replica.status()
         host, port = self.config.address
         snapshot_index = self._last_snapshot_index
         if self._storage is not None:
@@ -277,12 +270,12 @@ class Node:
             Id=self.config.node_id,
             Host=host.encode(),
             Port=port,
-            Role=raw.role.value.encode(),
-            Term=raw.term,
-            Leader=raw.leader_id,
-            Commit=raw.commit_index,
-            Applied=self.replica.applied_index,
-            LastIndex=raw.status().last_index,
+            Role=status.role.value.encode(),
+            Term=status.term,
+            Leader=status.leader_id,
+            Commit=status.commit,
+            Applied=replica.applied_index,
+            LastIndex=status.last_index,
             SnapshotIndex=snapshot_index,
             PeerHeldBytes=max((s.held_bytes for s in self._senders.values()), default=0),
         )
@@ -321,7 +314,7 @@ class Node:
         self._tick_handle = loop.call_at(next_tick, self._on_tick, next_tick)
 
     def _on_tick(self, when: float) -> None:
-        self.replica.node.tick()
+        self.replica.tick()
         self._process()
         if self._tick_handle is not None:
             self._schedule_tick(when)
@@ -334,18 +327,12 @@ class Node:
             return  # a finished sync runs _process again
         sync_thread = self._sync_thread
         try:
-            while (written := replica.write_ready(sync=sync_thread is None)) is not None:
-                rd, installed = written
+            while (rd := replica.begin_ready(self._send, sync=sync_thread is None)) is not None:
                 if sync_thread is not None and rd.must_sync:
-                    sent = replica.may_send_before_sync(rd)
-                    if sent:
-                        self._send(rd.messages)
-                    replica.apply_durable(rd)
                     self._syncing = asyncio.get_running_loop().create_future()
-                    done = functools.partial(self._synced, rd, installed, sent)
-                    sync_thread.submit(storage.sync, done)
+                    sync_thread.submit(storage.sync, self._synced)
                     return
-                replica.finish_ready(rd, installed, self._send)
+                replica.finish_ready(self._send)
         except StorageError as exc:
             self._on_storage_failure(exc)
             return
@@ -354,13 +341,7 @@ class Node:
             return
         self._after_ready()
 
-    def _synced(
-        self,
-        rd: Ready,
-        installed: SnapshotMetadata | None,
-        sent: bool,
-        error: BaseException | None,
-    ) -> None:
+    def _synced(self, error: BaseException | None) -> None:
         if self._syncing is not None:
             self._syncing.set_result(None)
             self._syncing = None
@@ -369,7 +350,7 @@ class Node:
         try:
             if error is not None:
                 raise error
-            self._replica.finish_ready(rd, installed, None if sent else self._send)
+            self._replica.finish_ready(self._send)
         except StorageError as exc:
             if error is not None:
                 self._fatal(exc)  # a failed fdatasync: only a restart knows what is durable
@@ -406,12 +387,11 @@ class Node:
 
     def _on_deliver(self, batch: MessageBatch, controller: RpcController) -> DeliverReply:
         # A plain handler: answered inline, no task per batch (the core never makes it wait).
-        raw = self.replica.node
         for m in batch.messages:
             if m.to != self.config.node_id:
                 controller.set_failed(f"message for node {m.to} delivered to {self.config.node_id}")
                 return DeliverReply()
-            raw.step(m)
+        self.replica.step(batch.messages)
         self.wakeup()
         return DeliverReply()
 
@@ -419,7 +399,7 @@ class Node:
         """A call to ``peer`` failed: tell the core, and log the first failure only."""
         if self._replica is None:
             return
-        self._replica.node.report_unreachable(peer)
+        self._replica.report_unreachable(peer)
         if peer not in self._unreachable:
             self._unreachable.add(peer)
             _log.warning("node %d: peer %d unreachable: %s", self.config.node_id, peer, exc)
@@ -427,7 +407,7 @@ class Node:
     def peer_overflowed(self, peer: int) -> None:
         """Messages to ``peer`` were dropped (its queue is full): stop streaming to it, probe."""
         if self._replica is not None:
-            self._replica.node.report_unreachable(peer)
+            self._replica.report_unreachable(peer)
 
     def peer_reachable(self, peer: int) -> None:
         """A call to ``peer`` succeeded: log the recovery of a peer that had been lost."""
@@ -454,16 +434,16 @@ class Node:
             self._stopped.set_exception(exc)
 
     def _log_role_change(self) -> None:
-        raw = self.replica.node
-        now = (raw.role, raw.term, raw.leader_id)
+        replica = self.replica
+        now = (replica.role, replica.term, replica.leader_hint)
         if now != self._last_role:
             self._last_role = now
             _log.info(
                 "node %d: %s in term %d, leader %s",
                 self.config.node_id,
-                raw.role.value,
-                raw.term,
-                raw.leader_id or "unknown",
+                replica.role.value,
+                replica.term,
+                replica.leader_hint or "unknown",
             )
 
     def _log_snapshot(self) -> None:

@@ -17,6 +17,14 @@ flight wait for the next round, so one heartbeat round confirms leadership for a
 batch is served once the state machine has applied its read index. Stale reads, served at once
 from local state on any replica, exist only when the caller asks for them.
 
+The Raft core is private to the replica: the runner ticks it, steps peers' messages into it and
+reads the leader hint through the replica, never directly. A Ready goes through in two halves,
+split at the sync (the asynchronous persistence of ``raftcore.Ready``): ``begin_ready`` writes
+it, sends the messages the core lets leave at once, applies the committed entries and answers
+what they settle; once storage is synced, ``finish_ready`` sends the votes and acknowledgements
+and advances the core. Which messages may leave early and which entries may be applied is the
+core's decision; the replica and its runners hold no durability rule.
+
 Storage failures: if persisting a Ready fails (disk full, I/O error), the error propagates to the
 runner, nothing of that Ready is sent or applied, and the very same Ready is persisted again on the
 next call (the core hands out each Ready once). Meanwhile writes are refused with
@@ -42,13 +50,21 @@ received from the leader replaces the state machine before any later entry is ap
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Generic, Protocol, TypeVar
 
 from kvapi.codes import ERR_BAD_REQUEST, ERR_STORAGE_UNAVAILABLE, ERR_WRONG_LEADER
 from kvserver.kvcommand_pb2 import Command, Result
 from kvserver.state_machine import KVStateMachine
-from raftcore import NotLeaderError, ProposalDroppedError, RawNode, Ready, ReadyPersister, Role
+from raftcore import (
+    NotLeaderError,
+    ProposalDroppedError,
+    RawNode,
+    Ready,
+    ReadyPersister,
+    Role,
+    Status,
+)
 from raftcore.raftpb_pb2 import Entry, Message, SnapshotMetadata
 from raftcore.storage import SnapshotAbortedError, Storage
 
@@ -62,6 +78,9 @@ __all__ = [
 MAX_COMMAND_BYTES = 8 << 20
 """Largest encoded command accepted. An entry over ``max_msg_bytes`` still travels alone in one
 MSG_APPEND, which must fit the 16 MiB RPC frame with room to spare."""
+
+Send = Callable[[list[Message]], None]
+"""How the runner hands a Ready's messages to the transport."""
 
 T = TypeVar("T")
 T_contra = TypeVar("T_contra", contravariant=True)
@@ -97,26 +116,27 @@ class Replica:
 
     def __init__(
         self,
-        node: RawNode,
+        core: RawNode,
         storage: Storage,
         machine: KVStateMachine,
         *,
         max_raft_state: int | None = None,
     ) -> None:
-        """Wrap a core and storage that were opened together; ``machine`` must already hold the
-        state as of ``node.applied_index`` (restored from the storage's snapshot, if any).
-        ``max_raft_state`` None never snapshots."""
-        self.node = node
+        """Own ``core``, a Raft core opened over ``storage``; nothing else may drive it.
+        ``machine`` must already hold the state as of ``core.applied_index`` (restored from
+        the storage's snapshot, if any). ``max_raft_state`` None never snapshots."""
+        self._raw = core
         self.storage = storage
         self.machine = machine
         self.max_raft_state = max_raft_state
         self._persister = ReadyPersister(storage)
-        self._unpersisted: Ready | None = None
+        self._unpersisted: Ready | None = None  # taken, but its persist failed: retried
+        # Written (and its early part done), waiting for finish_ready once it is durable.
+        self._in_flight: tuple[Ready, SnapshotMetadata | None] | None = None
         # Durable and sent, but not applied and advanced: restoring its snapshot failed.
         self._unapplied: tuple[Ready, SnapshotMetadata | None] | None = None
         self._snapshot_lost = False  # a Ready was given up (module docstring)
-        self._durable_term = storage.initial_state()[0].term
-        self._applied = node.applied_index
+        self._applied = core.applied_index
         self._pending_writes: dict[int, tuple[int, Waiter[Result]]] = {}
         self._queued_reads: list[_Read[Any]] = []
         self._reads_in_flight: dict[bytes, list[_Read[Any]]] = {}
@@ -143,6 +163,54 @@ class Replica:
         """Serialized size of the log entries kept since the last snapshot."""
         return self._log_bytes
 
+    # -- the core, for the runner ---------------------------------------------------------------
+
+    def tick(self) -> None:
+        """One tick of the core's logical clock passed."""
+        self._raw.tick()
+
+    def step(self, messages: Iterable[Message]) -> None:
+        """Hand the core a batch of messages from peers (ValueError for a misrouted one)."""
+        step = self._raw.step
+        for m in messages:
+            step(m)
+
+    def report_unreachable(self, peer: int) -> None:
+        """A message to ``peer`` could not be delivered: the core probes it instead."""
+        self._raw.report_unreachable(peer)
+
+    def campaign(self) -> None:
+        """Ask the core to start an election now (``RawNode.campaign``)."""
+        self._raw.campaign()
+
+    def transfer_leadership(self, target: int) -> None:
+        """Ask the leader's core to hand leadership to ``target`` (thesis 3.10)."""
+        self._raw.transfer_leadership(target)
+
+    @property
+    def leader_hint(self) -> int:
+        """The Raft id of the leader as far as this replica knows (0: unknown)."""
+        return self._raw.leader_id
+
+    @property
+    def role(self) -> Role:
+        """This replica's role in the current term."""
+        return self._raw.role
+
+    @property
+    def term(self) -> int:
+        """The current term."""
+        return self._raw.term
+
+    @property
+    def commit_index(self) -> int:
+        """The highest log index this replica knows committed."""
+        return self._raw.commit_index
+
+    def status(self) -> Status:
+        """The core's state, for operators and tests."""
+        return self._raw.status()
+
     # -- requests ------------------------------------------------------------------------------
 
     def propose(self, command: Command, waiter: Waiter[Result]) -> None:
@@ -157,11 +225,11 @@ class Replica:
             waiter.reject(ERR_BAD_REQUEST)
             return
         try:
-            index = self.node.propose(data)
+            index = self._raw.propose(data)
         except (NotLeaderError, ProposalDroppedError):
             waiter.reject(ERR_WRONG_LEADER)
             return
-        self._pending_writes[index] = (self.node.term, waiter)
+        self._pending_writes[index] = (self._raw.term, waiter)
 
     def read(
         self, query: Callable[[KVStateMachine], T], waiter: Waiter[T], *, stale: bool = False
@@ -172,7 +240,7 @@ class Replica:
         if stale:
             waiter.resolve(query(self.machine))
             return
-        if self.node.role is not Role.LEADER:
+        if self._raw.role is not Role.LEADER:
             waiter.reject(ERR_WRONG_LEADER)
             return
         self._queued_reads.append(_Read(query, waiter))
@@ -184,7 +252,7 @@ class Replica:
         self._read_seq += 1
         context = self._read_seq.to_bytes(8, "big")
         try:
-            self.node.read_index(context)
+            self._raw.read_index(context)
         except NotLeaderError:
             for r in batch:
                 r.waiter.reject(ERR_WRONG_LEADER)
@@ -193,35 +261,38 @@ class Replica:
 
     # -- driving -------------------------------------------------------------------------------
 
-    def handle_ready(self, send: Callable[[list[Message]], None]) -> bool:
-        """Do one Ready's work synchronously: persist, ``send`` its messages, apply, advance.
-
-        Returns False if there was nothing to do. Raises whatever storage raises; the Ready is
-        then kept, neither sent nor advanced, and persisted again by the next call (given up
-        instead on a SnapshotAbortedError, and only applied again after a failed restore: see
-        the module docstring)."""
-        written = self.write_ready()
-        if written is None:
+    def handle_ready(self, send: Send) -> bool:
+        """Do one Ready's work synchronously: :meth:`begin_ready` with a sync, then
+        :meth:`finish_ready`. False if there was nothing to do; storage errors propagate as in
+        those two."""
+        if self.begin_ready(send) is None:
             return False
-        self.finish_ready(*written, send)
+        self.finish_ready(send)
         return True
 
-    def write_ready(self, *, sync: bool = True) -> tuple[Ready, SnapshotMetadata | None] | None:
-        """The first half of :meth:`handle_ready`: take the next Ready and persist it.
+    def begin_ready(self, send: Send, *, sync: bool = True) -> Ready | None:
+        """Take the next Ready and do everything of it that need not wait for its sync.
 
-        Returns the Ready and the snapshot it installed, or None if there was nothing to do.
-        With ``sync`` False its entries and hard state are written but not synced: the caller
-        must then ``storage.sync()`` (if ``ready.must_sync``) before :meth:`finish_ready`, and
-        may step the core meanwhile (a node runs the sync on another thread). Storage errors
-        propagate as in :meth:`handle_ready`."""
+        Writes its snapshot chunks, entries and hard state (synced only with ``sync``), then
+        ``send``s the messages the core lets leave at once, applies the committed entries and
+        answers what they settle (the core hands out only entries a majority holds durably:
+        ``raftcore.Ready``). Returns that Ready, now in flight, or None if there was nothing
+        to do. The runner then makes storage durable (``storage.sync()`` if ``sync`` was False
+        and the Ready ``must_sync``) and calls :meth:`finish_ready`; it may step the core
+        meanwhile, but takes no other Ready.
+
+        Raises whatever storage raises, having sent and applied nothing of the Ready: the next
+        call persists the same Ready again (gives it up instead on a SnapshotAbortedError, and
+        first retries a failed restore: see the module docstring)."""
+        assert self._in_flight is None, "finish_ready() the Ready in flight first"
         rd = self._unpersisted
         if rd is None:
             if self._unapplied is not None:
                 self._finish_applying()
             self._maybe_snapshot()  # one that failed is retried before any new work
-            if not self.node.has_ready():
+            if not self._raw.has_ready():
                 return None
-            rd = self._unpersisted = self.node.ready()
+            rd = self._unpersisted = self._raw.ready()
         try:
             installed = self._persister.persist(rd, sync=sync)
         except SnapshotAbortedError:
@@ -230,89 +301,58 @@ class Replica:
         self._unpersisted = None
         if installed is not None or rd.entries:
             self._snapshot_lost = False
-        return rd, installed
+        self._in_flight = (rd, installed)
+        if rd.messages:
+            send(rd.messages)
+        if installed is None:
+            self._apply_ready(rd)  # else after the restore from it, in finish_ready
+        return rd
+
+    def finish_ready(self, send: Send) -> None:
+        """The Ready in flight is durable now: ``send`` the messages that waited for that,
+        restore the snapshot it installed (then apply its entries), advance the core. Raises
+        StorageError if that restore fails: the next :meth:`begin_ready` retries the restore
+        and the advance before anything else (nothing is sent twice)."""
+        assert self._in_flight is not None, "begin_ready() first"
+        rd, installed = self._in_flight
+        self._in_flight = None
+        self._track_appended(rd.entries)
+        if rd.persisted_messages:
+            send(rd.persisted_messages)
+        self._unapplied = (rd, installed)
+        self._finish_applying()
+        # After advance: a failed snapshot leaves nothing of the Ready undone (the next
+        # begin_ready takes it again), so the runner only stalls and retries.
+        self._maybe_snapshot()
 
     def _give_up(self) -> None:
         """Drop the Ready the persister cannot finish: restart the core from storage."""
         self._unpersisted = None
         self._snapshot_lost = True
         self._fail_all(ERR_WRONG_LEADER)
-        self.node.restart(self._applied)
+        self._raw.restart(self._applied)
         meta = self.storage.snapshot_metadata()
         if meta.index > self._applied:
             # The Ready installed a snapshot before it lost the next one, and the restarted
             # core counts it applied: restore it first (an empty Ready advances nothing).
             self._unapplied = (Ready(), meta)
 
-    def may_send_before_sync(self, rd: Ready) -> bool:
-        """Whether ``rd`` (written, not finished) may send its messages before its sync returns.
-
-        True for a leader that already led (in this term, so its term and vote are durable) when
-        the Ready was taken: thesis 10.2.1 lets a leader write its log in parallel with
-        replicating it. A leader's messages promise nothing about its own disk, and what they
-        lead to (followers' acknowledgements, hence a new commit index) leaves this node only in
-        a later Ready, after this one is durable."""
-        return (
-            self.node.role is Role.LEADER
-            and rd.soft_state is None
-            and (rd.hard_state is None or rd.hard_state.term == self._durable_term)
-        )
-
-    def finish_ready(
-        self,
-        rd: Ready,
-        installed: SnapshotMetadata | None,
-        send: Callable[[list[Message]], None] | None,
-    ) -> None:
-        """The second half of :meth:`handle_ready`, once ``rd`` is durable: ``send`` its
-        messages (None: they were sent already, see :meth:`may_send_before_sync`), apply it,
-        answer, advance the core. Raises StorageError if restoring the snapshot ``rd``
-        installed fails: ``rd`` is then applied and advanced by the next :meth:`write_ready`
-        (its messages are not sent twice)."""
-        if rd.hard_state is not None:
-            self._durable_term = rd.hard_state.term
-        self._track_appended(rd.entries)
-        if send is not None:
-            send(rd.messages)
-        self._unapplied = (rd, installed)
-        self._finish_applying()
-        # After advance: a failed snapshot leaves nothing of the Ready undone (the next
-        # write_ready takes it again), so the runner only stalls and retries.
-        self._maybe_snapshot()
-
     def _finish_applying(self) -> None:
-        """Apply and advance ``_unapplied``. A failed restore from its snapshot raises before
-        anything is applied, and leaves it to the next :meth:`write_ready` to do again."""
+        """Restore from the snapshot ``_unapplied`` installed, if any, and apply the Ready's
+        entries after it; advance. A failed restore raises before anything is applied and
+        leaves it all to the next :meth:`begin_ready`."""
         assert self._unapplied is not None
         rd, installed = self._unapplied
-        self.apply_ready(rd, installed)
-        self._unapplied = None
-        self.node.advance(rd)
-
-    def apply_ready(self, rd: Ready, installed: SnapshotMetadata | None) -> None:
-        """The application half of a Ready, after it was persisted and its messages sent.
-        Raises StorageError, having applied nothing, if restoring ``installed`` fails; calling
-        it again with the same arguments is then safe."""
-        if rd.soft_state is not None and rd.soft_state.role is not Role.LEADER:
-            self._fail_all(ERR_WRONG_LEADER)
         if installed is not None:
             self._restore(installed)
-        for entry in rd.committed_entries:
-            self._apply(entry)
-        self._serve_reads(rd)
+            self._apply_ready(rd)
+        self._unapplied = None
+        self._raw.advance(rd)
 
-    def apply_durable(self, rd: Ready) -> None:
-        """While ``rd``'s own sync runs, apply what of it is durable already: its committed
-        entries below its own ``entries`` (earlier Readies synced them), then serve the reads
-        that makes possible. Writes are answered a sync earlier this way. Nothing is done for a
-        Ready that changes the role or carries a snapshot: :meth:`finish_ready` applies the
-        rest, in order, once ``rd`` is durable."""
-        if rd.soft_state is not None or rd.snapshot_chunks:
-            return
-        durable_below = rd.entries[0].index if rd.entries else None
+    def _apply_ready(self, rd: Ready) -> None:
+        if rd.soft_state is not None and rd.soft_state.role is not Role.LEADER:
+            self._fail_all(ERR_WRONG_LEADER)
         for entry in rd.committed_entries:
-            if durable_below is not None and entry.index >= durable_below:
-                break
             self._apply(entry)
         self._serve_reads(rd)
 
@@ -374,7 +414,7 @@ class Replica:
         if index <= self.storage.snapshot_metadata().index:
             return
         meta = SnapshotMetadata(
-            index=index, term=self.storage.term(index), conf_state=self.node.status().conf_state
+            index=index, term=self.storage.term(index), conf_state=self._raw.status().conf_state
         )
         writer = self.storage.snapshot_writer(meta)
         try:

@@ -229,7 +229,7 @@ class KVService:
     # -- the common paths ----------------------------------------------------------------------
 
     def _hint(self) -> int:
-        return self.replica.node.leader_id
+        return self.replica.leader_hint
 
     async def _write(
         self, client_id: bytes, request_id: int, acked_below: int, command: Command

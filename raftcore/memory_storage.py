@@ -1,9 +1,12 @@
 """An in-memory :class:`raftcore.storage.Storage`: for tests and the simulated cluster.
 
-"Durable" here means "held by this object": the simulated cluster models a crash by keeping a
-:meth:`MemoryStorage.copy` of a node's storage and dropping everything else about the node. The
-copy keeps the commit index of the last synced save only, as a disk would after a crash. The
-contract's rules live in :class:`raftcore.log_image.LogImage`; this class adds the snapshot's bytes.
+The storage holds two images of the log and hard state: what was *written* (every save: what
+the core reads back) and what was *synced* (every save up to the last sync: what survives a
+crash). The simulated cluster models a crash by keeping a :meth:`MemoryStorage.copy` of a node's
+storage, which holds the synced image only, as a disk keeps only what an fdatasync covered. A
+snapshot commit is durable at once and makes every earlier save durable with it (the disk engine
+writes the log it keeps into a fresh, synced segment). The contract's rules live in
+:class:`raftcore.log_image.LogImage`; this class adds the snapshot's bytes.
 """
 
 from __future__ import annotations
@@ -22,9 +25,9 @@ class MemoryStorage:
 
     def __init__(self, voters: Sequence[int] = ()) -> None:
         self._image = LogImage(SnapshotMetadata(conf_state=ConfState(voters=list(voters))))
+        self._synced = self._image.copy()  # what a crash keeps
+        self._unsynced: list[tuple[HardState | None, list[Entry]]] = []  # saves since the sync
         self._snapshot_data = b""
-        # The commit index a crash keeps: saves with sync=False may raise the live one only.
-        self._durable_commit = 0
 
     # -- read half ------------------------------------------------------------------------------
 
@@ -64,32 +67,41 @@ class MemoryStorage:
         self, hard_state: HardState | None, entries: Sequence[Entry], *, sync: bool = True
     ) -> None:
         # Shared, not copied: nothing mutates an Entry once it is in a Ready.
-        self._image.append(self._image.to_append(entries))
+        batch = self._image.to_append(entries)
+        self._image.append(batch)
+        saved: HardState | None = None
         if hard_state is not None:
             self._image.hard_state.CopyFrom(hard_state)
+            saved = HardState()
+            saved.CopyFrom(hard_state)
+        self._unsynced.append((saved, batch))
         if sync:
             self.sync()
 
     def sync(self) -> None:
-        # Only the commit index is modelled as losable: unsynced entries survive a crash here.
-        self._durable_commit = self._image.hard_state.commit
+        synced = self._synced
+        for hard_state, batch in self._unsynced:
+            synced.append(synced.to_append(batch))
+            if hard_state is not None:
+                synced.hard_state.CopyFrom(hard_state)
+        self._unsynced.clear()
 
     def snapshot_writer(self, metadata: SnapshotMetadata) -> _MemorySnapshotWriter:
         return _MemorySnapshotWriter(self, metadata)
 
     def copy(self) -> MemoryStorage:
-        """An independent copy: what a crashed node restarts from."""
+        """An independent copy of what is synced: what a crashed node restarts from."""
         clone = MemoryStorage()
-        clone._image = self._image.copy()
-        clone._image.hard_state.commit = clone._durable_commit = self._durable_commit
+        clone._image = self._synced.copy()
+        clone._synced = self._synced.copy()
         clone._snapshot_data = self._snapshot_data
         return clone
 
     def _install_snapshot(self, metadata: SnapshotMetadata, data: bytes) -> None:
+        self.sync()  # the commit makes every save before it durable too (module docstring)
         if self._image.install(metadata):
             self._snapshot_data = data
-        # The snapshot itself proves its index committed, whatever the WAL kept.
-        self._durable_commit = max(self._durable_commit, metadata.index)
+        self._synced.install(metadata)
 
 
 class _MemorySnapshotWriter:

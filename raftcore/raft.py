@@ -31,6 +31,7 @@ from collections.abc import Callable
 from raftcore import quorum
 from raftcore.config import Config, ReadOnlyOption
 from raftcore.errors import NotLeaderError, ProposalDroppedError
+from raftcore.leader import LeaderSide
 from raftcore.lease import LeaderLease, echo_round, lease_duration
 from raftcore.log import RaftLog
 from raftcore.progress import Progress, ProgressState
@@ -53,16 +54,13 @@ from raftcore.raftpb_pb2 import (
 )
 from raftcore.read_only import ReadOnly
 from raftcore.ready import ReadState, Role, SnapshotChunk
-from raftcore.storage import CompactedError, Storage
+from raftcore.storage import Storage
 
 __all__ = ["CAMPAIGN_TRANSFER", "Raft"]
 
 # Context of a MSG_VOTE sent because the leader asked us to take over: voters skip the lease
 # (stickiness) check for it, since the leader itself is stepping aside.
 CAMPAIGN_TRANSFER = b"transfer"
-
-# A snapshot chunk unacknowledged for this many heartbeats is sent again from the acked offset.
-_SNAPSHOT_RETRY_BEATS = 2
 
 _LEADER_MESSAGES = frozenset((MSG_APPEND, MSG_HEARTBEAT, MSG_SNAPSHOT))
 
@@ -77,7 +75,7 @@ class _Incoming:
         self.expected = 0
 
 
-class Raft:
+class Raft(LeaderSide):
     """One node's protocol state. Driven by ``RawNode``; not thread-safe, does no I/O."""
 
     def __init__(
@@ -181,16 +179,15 @@ class Raft:
         the leader and ProposalDroppedError while a leadership transfer is under way."""
         # Inlined _append: this is the hottest path in the core. An open batch means this node
         # leads with peers to feed (every role change closes it), so only the transfer is
-        # checked per proposal. The leader's own match is its last index, read by
-        # _maybe_commit: not stored here.
+        # checked per proposal. The leader's own match moves only when its log is durable
+        # (persisted).
         log = self.log
         index = log.offset + len(log.unstable)
         add = self.batch_add
         if add is None or self.transferee:
             add = self._open_batch()
-            if add is None:  # a single voter: its own append is the quorum
+            if add is None:  # a single voter: it commits when its own append is durable
                 log.unstable.append(Entry(term=self.term, index=index, data=data))
-                self._maybe_commit()
                 return index
         # Setting fields one by one is about twice as fast as add()'s keyword arguments.
         entry = add()
@@ -290,31 +287,6 @@ class Raft:
         if pr is not None and pr.state is ProgressState.REPLICATE:
             pr.become_probe()
 
-    def flush(self) -> None:
-        """Build the pending MSG_APPENDs: at most one per dirty follower."""
-        batch = self.batch
-        if batch is not None:
-            self.batch = self.batch_add = None
-        if not self.dirty:
-            return
-        log = self.log
-        self.prs[self.id].match = log.last_index()
-        committed = log.committed
-        built: dict[int, tuple[Message, int, int]] = {}
-        size = batch.ByteSize() if batch is not None else 0
-        if batch is not None and size <= self.config.max_msg_bytes:
-            # Followers whose next index is the batch's first entry all get a copy of it.
-            first = batch.entries[0].index
-            batch.index = first - 1
-            batch.log_term = log.term(first - 1)
-            batch.commit = committed
-            self._stamp(batch)
-            built[first] = (batch, log.last_index(), size)
-        for peer in self.dirty:
-            pr = self.prs[peer]
-            self._send_append(peer, pr, committed > pr.sent_commit, built)
-        self.dirty.clear()
-
     # -- role changes ---------------------------------------------------------------------------
 
     def _reset(self, term: int) -> None:
@@ -362,7 +334,7 @@ class Raft:
         for v in self.voters:
             self.prs[v] = Progress(next_index, cfg.max_inflight_msgs, cfg.max_inflight_bytes)
         me = self.prs[self.id]
-        me.match = next_index - 1  # kept current by _maybe_commit and flush
+        me.match = self.log.offset - 1  # only what storage holds durably counts (persisted)
         me.recent_active = True
         me.become_replicate()
         if self.config.read_only is ReadOnlyOption.LEASE_BASED:
@@ -515,241 +487,6 @@ class Raft:
             done=m.done,
             index=meta.index if m.done else 0,
         )
-
-    # -- leader ---------------------------------------------------------------------------------
-
-    def _tick_leader(self) -> None:
-        self.election_elapsed += 1
-        if self.election_elapsed >= self.config.election_tick:
-            self.election_elapsed = 0
-            if self.config.check_quorum:
-                # Check-quorum (thesis 6.2): a leader that heard from no majority during an
-                # election timeout may be cut off; step down so clients look elsewhere.
-                if not quorum.has_quorum(self.voters, self._recently_active):
-                    self.become_follower(self.term, 0)
-                    return
-                for peer, pr in self.prs.items():
-                    pr.recent_active = peer == self.id
-            self.transferee = 0  # a transfer not done within an election timeout is abandoned
-        self.heartbeat_elapsed += 1
-        if self.heartbeat_elapsed >= self.config.heartbeat_tick:
-            self.heartbeat_elapsed = 0
-            self._broadcast_heartbeat(self.read_only.last_context())
-            self._retry_snapshots()
-
-    def _recently_active(self, peer: int) -> bool:
-        pr = self.prs.get(peer)
-        return pr is not None and pr.recent_active
-
-    def _append(self, entry: Entry) -> None:
-        # The leader's log only grows at its end: skip RaftLog.append's truncation cases.
-        self.log.unstable.append(entry)
-        if len(self.voters) == 1:
-            self._maybe_commit()  # alone, our own append is the quorum
-        elif len(self.dirty) < len(self.peers):
-            self.dirty.update(self.peers)
-
-    def _maybe_commit(self) -> bool:
-        prs = self.prs
-        me = prs[self.id]
-        me.match = self.log.last_index()  # the leader holds its whole log
-        index = quorum.committed_index(self.voters, lambda v: prs[v].match)
-        if not self.log.maybe_commit(index, self.term):
-            return False
-        if self.reads_awaiting_commit:
-            waiting, self.reads_awaiting_commit = self.reads_awaiting_commit, []
-            for context in waiting:
-                self._start_read(context)
-        return True
-
-    def _broadcast_heartbeat(self, context: bytes) -> None:
-        committed = self.log.committed
-        for peer, pr in self.prs.items():
-            if peer != self.id:
-                self._send(MSG_HEARTBEAT, peer, commit=min(pr.match, committed), context=context)
-                self._stamp(self.msgs[-1])
-
-    def _start_read(self, context: bytes) -> None:
-        committed = self.log.committed
-        # Without a lease (raftcore.lease) confirm leadership by a heartbeat round.
-        if (self.lease is not None and self.lease.valid(self.now())) or len(self.voters) == 1:
-            self.read_states.append(ReadState(committed, context))
-            return
-        self.read_only.add_request(committed, context, self.id)
-        self._broadcast_heartbeat(context)
-
-    def _send_append(
-        self,
-        to: int,
-        pr: Progress,
-        send_if_empty: bool,
-        built: dict[int, tuple[Message, int, int]] | None = None,
-    ) -> None:
-        """Send ``to`` the entries from its next index on (or, if they were compacted, the
-        snapshot) unless it is paused; an empty MSG_APPEND only if ``send_if_empty``.
-
-        ``built`` caches, by next index, the messages made in one flush: followers at the same
-        point get a C-level copy instead of re-encoding every entry (the common fan-out).
-        """
-        if pr.state is ProgressState.SNAPSHOT or pr.is_paused():
-            return
-        cached = built.get(pr.next) if built is not None else None
-        if cached is not None:
-            template, last_sent, size = cached
-            if not last_sent and not send_if_empty:
-                return
-            if template.to:
-                m = Message()
-                m.CopyFrom(template)
-            else:
-                m = template  # flush's batch, addressed to no one yet: the first taker owns it
-            m.to = to
-        else:
-            log = self.log
-            prev = pr.next - 1
-            try:
-                prev_term = log.term(prev)
-                entries = log.slice(pr.next, log.last_index() + 1, self.config.max_msg_bytes)
-            except CompactedError:
-                self._send_snapshot(to, pr)
-                return
-            last_sent = entries[-1].index if entries else 0
-            m = Message(
-                type=MSG_APPEND,
-                to=to,
-                sender=self.id,
-                term=self.term,
-                index=prev,
-                log_term=prev_term,
-                entries=entries,
-                commit=log.committed,
-            )
-            self._stamp(m)
-            size = m.ByteSize() if entries else 0  # flow control counts the window in bytes
-            if built is not None:
-                built[pr.next] = (m, last_sent, size)
-            if not entries and not send_if_empty:
-                return
-        self.msgs.append(m)
-        pr.sent_commit = m.commit
-        pr.sent_entries(last_sent, size)
-
-    def _send_snapshot(self, to: int, pr: Progress) -> None:
-        """Send ``to`` the next chunk of the current snapshot (restarting if it changed)."""
-        storage = self.log.storage
-        meta = storage.snapshot_metadata()
-        sent = pr.snap_meta
-        if sent is None or sent.index != meta.index or sent.term != meta.term:
-            pr.become_snapshot(meta)
-        offset = pr.snap_offset
-        data = storage.read_snapshot(offset, self.config.snapshot_chunk_bytes)
-        done = offset + len(data) >= storage.snapshot_size()
-        self._send(MSG_SNAPSHOT, to, snapshot=meta, offset=offset, data=data, done=done)
-        self._stamp(self.msgs[-1])
-        pr.snap_in_flight = True
-        pr.snap_stalled_beats = 0
-
-    def _retry_snapshots(self) -> None:
-        for peer, pr in self.prs.items():
-            if pr.state is ProgressState.SNAPSHOT and pr.snap_in_flight:
-                pr.snap_stalled_beats += 1
-                if pr.snap_stalled_beats >= _SNAPSHOT_RETRY_BEATS:
-                    self._send_snapshot(peer, pr)
-
-    def _step_leader(self, m: Message) -> None:
-        pr = self.prs.get(m.sender)
-        if pr is None:
-            return
-        if self.lease is not None and m.HasField("lease_sent"):
-            self.lease.acknowledged(m.sender, m.lease_sent)
-        t = m.type
-        if t == MSG_APPEND_RESPONSE:
-            pr.recent_active = True
-            self._handle_append_response(m, pr)
-        elif t == MSG_HEARTBEAT_RESPONSE:
-            pr.recent_active = True
-            pr.probe_sent = False
-            if pr.state is ProgressState.REPLICATE and pr.is_paused():
-                pr.free_first()  # the window may be full of lost messages: let one out
-            if pr.match < self.log.last_index():
-                self._send_append(m.sender, pr, True)
-            if m.context:
-                acks = self.read_only.recv_ack(m.sender, m.context)
-                if acks is not None and quorum.has_quorum(self.voters, acks.__contains__):
-                    self.read_states.extend(self.read_only.release_through(m.context))
-        elif t == MSG_SNAPSHOT_RESPONSE:
-            pr.recent_active = True
-            self._handle_snapshot_response(m, pr)
-
-    def _handle_append_response(self, m: Message, pr: Progress) -> None:
-        log = self.log
-        if m.reject:
-            hint = m.reject_hint
-            if m.reject_term > 0:
-                hint = log.find_conflict_by_term(hint, m.reject_term)
-            if pr.maybe_decr_to(m.index, hint):
-                if pr.state is ProgressState.REPLICATE:
-                    pr.become_probe()
-                self._send_append(m.sender, pr, True)
-            return
-        if not pr.maybe_update(m.index):
-            return
-        if pr.state is ProgressState.PROBE:
-            pr.become_replicate()
-        elif (
-            pr.state is ProgressState.SNAPSHOT
-            and pr.snap_meta is not None
-            and pr.match >= pr.snap_meta.index
-        ):
-            pr.become_probe()
-        if self._maybe_commit():
-            # Tell every follower the new commit index with its next MSG_APPEND.
-            self.dirty.update(self.peers)
-        elif pr.next <= log.last_index():
-            self.dirty.add(m.sender)
-        if m.sender == self.transferee and pr.match == log.last_index():
-            self._send(MSG_TIMEOUT_NOW, m.sender)
-
-    def _handle_snapshot_response(self, m: Message, pr: Progress) -> None:
-        meta = pr.snap_meta
-        if pr.state is not ProgressState.SNAPSHOT or meta is None:
-            return
-        if m.snapshot.index != meta.index or m.snapshot.term != meta.term:
-            return  # an answer about a transfer we abandoned
-        if m.done and not m.reject:
-            pr.maybe_update(meta.index)
-            pr.become_probe()
-            self.dirty.add(m.sender)
-            return
-        if m.reject or m.offset > pr.snap_offset:
-            pr.snap_offset = m.offset
-            self._send_snapshot(m.sender, pr)
-
-    # -- output ---------------------------------------------------------------------------------
-
-    def _send(
-        self,
-        kind: int,
-        to: int,
-        *,
-        term: int | None = None,
-        snapshot: SnapshotMetadata | None = None,
-        **fields: int | bytes | bool,
-    ) -> None:
-        m = Message(
-            type=kind,  # type: ignore[arg-type]
-            to=to,
-            sender=self.id,
-            term=self.term if term is None else term,
-            **fields,  # type: ignore[arg-type]
-        )
-        if snapshot is not None:
-            m.snapshot.CopyFrom(snapshot)
-        self.msgs.append(m)
-
-    def _stamp(self, m: Message) -> None:
-        if self.lease is not None:  # the round this message belongs to (raftcore.lease)
-            m.lease_sent = self.now()
 
     def _set_voters(self, voters: tuple[int, ...]) -> None:
         self.voters = voters

@@ -97,6 +97,7 @@ class RawNode:
         self._raft = raft = Raft(config, storage, rng, applied, clock)
         self._prev_soft = SoftState(raft.role, raft.lead)
         self._prev_hard = (raft.term, raft.vote, raft.log.committed)
+        self._durable_term = raft.term  # the term of the last hard state storage holds
         self._awaiting_advance = False
 
     def restart(self, applied: int) -> None:
@@ -219,20 +220,37 @@ class RawNode:
             rd.snapshot_chunks, raft.snapshot_chunks = raft.snapshot_chunks, []
         rd.committed_entries = log.next_committed()
         if raft.msgs:
-            rd.messages, raft.msgs = raft.msgs, []
+            # A leader that already led when the previous Ready was taken (so that Ready, which
+            # made its term and vote durable, was advanced) promises nothing about its own disk
+            # in what it sends: its messages may leave before this Ready is durable (thesis
+            # 10.2.1). Everything else (votes, acknowledgements) speaks for this Ready's state.
+            if (
+                raft.role is Role.LEADER
+                and rd.soft_state is None
+                and raft.term == self._durable_term
+            ):
+                rd.messages, raft.msgs = raft.msgs, []
+            else:
+                rd.persisted_messages, raft.msgs = raft.msgs, []
         if raft.read_states:
             rd.read_states, raft.read_states = raft.read_states, []
         self._awaiting_advance = True
         return rd
 
     def advance(self, rd: Ready) -> None:
-        """The runner persisted, sent and applied ``rd`` as its contract says."""
-        log = self._raft.log
+        """The runner did ``rd`` as its contract says: above all, everything it asked to
+        persist is durable now. A leader counts those entries towards its commit quorum from
+        here on (so the next Ready may commit them)."""
+        raft = self._raft
+        log = raft.log
+        if rd.hard_state is not None:
+            self._durable_term = rd.hard_state.term
         if rd.snapshot_chunks and rd.snapshot_chunks[-1].done:
             log.stable_snapshot(rd.snapshot_chunks[-1].metadata)
         if rd.entries:
             last = rd.entries[-1]
             log.stable_to(last.index, last.term)
+            raft.persisted()
         if rd.committed_entries:
             log.applied = max(log.applied, rd.committed_entries[-1].index)
         self._awaiting_advance = False

@@ -51,26 +51,31 @@ class SnapshotChunk:
 class Ready:
     """Everything the node wants done; obtain with ``RawNode.ready()``, finish with ``advance()``.
 
-    Contract, in this order (``ReadyPersister`` does the first step):
+    The contract is asynchronous persistence (thesis 10.2.1; etcd's raft doc.go; raft-rs's
+    ``messages`` / ``persisted_messages``). ``ReadyPersister`` does the writing:
 
-    1. Persist durably: the ``snapshot_chunks`` (committing the snapshot when a chunk is
-       ``done``), then ``entries`` (which may start at or below the last stored index: truncate
-       there) and ``hard_state`` in one sync. A crash after this point must lose none of it.
-       When ``must_sync`` is False the Ready changes nothing durable but the commit index, which
-       may be written without a sync: a restart may then find an older commit index, which Raft
-       tolerates (the commit index is relearned from the leader), while term, vote and entries
-       are never acknowledged before they are synced.
-    2. Only then send ``messages``: a vote or an acknowledgement promises that what it speaks
-       for is on disk. With lease reads a leader's messages carry its clock reading from when
-       the core built them (``lease_sent``, see ``RawNode``'s clock); sending them later only
-       shortens the lease, so the send has no deadline.
-    3. If a snapshot was installed, restore the application from it; then apply
-       ``committed_entries`` in order (an ENTRY_NORMAL with empty data is the leader's no-op and
-       changes nothing). Every committed entry handed out is either already stable or in this
-       Ready's ``entries``, so step 1 made it durable before it is applied.
+    1. Write the ``snapshot_chunks`` (committing the snapshot when a chunk is ``done``: that
+       commit is durable by itself), then ``entries`` (which may start at or below the last
+       stored index: truncate there) and ``hard_state``, in one save. Make it durable with one
+       sync when ``must_sync``; otherwise only the commit index changed, which may stay unsynced
+       (a restart relearns it from the leader).
+    2. ``messages`` may be sent at once, before the sync: they are a leader's (appends,
+       heartbeats, snapshots) and the core puts them here only when that node already led when
+       the previous Ready was taken, so its term and vote are durable and its messages promise
+       nothing about its own disk. ``persisted_messages`` (votes, acknowledgements, anything
+       else) are sent only once step 1 is durable. With lease reads a leader's messages carry
+       its clock reading from when the core built them (``lease_sent``), so a late send only
+       shortens the lease.
+    3. ``committed_entries`` may be applied at once, even while step 1's sync runs: the core
+       commits an entry only once a majority holds it durably (the leader counts its own copy
+       only after ``advance`` reported it durable), so it is fixed whatever this node's disk
+       loses (state machine safety, section 5.4.3). An ENTRY_NORMAL with empty data is the
+       leader's no-op. Exception: if this Ready installs a snapshot, restore the application
+       from it after step 1, and apply these entries after that.
     4. Serve each ``ReadState`` once the application has applied its ``index``.
-    5. Call ``advance(ready)`` before asking for the next Ready. ``step``/``tick``/``propose``
-       may be called in between.
+    5. Once step 1 is durable (and the rest done), call ``advance(ready)``: that is how the core
+       learns what is durable. Take no other Ready before it; ``step``/``tick``/``propose`` may
+       be called in between, and what they produce waits for the next Ready.
     """
 
     soft_state: SoftState | None = None
@@ -79,6 +84,7 @@ class Ready:
     snapshot_chunks: list[SnapshotChunk] = field(default_factory=list)
     committed_entries: list[Entry] = field(default_factory=list)
     messages: list[Message] = field(default_factory=list)
+    persisted_messages: list[Message] = field(default_factory=list)
     read_states: list[ReadState] = field(default_factory=list)
     must_sync: bool = False
 

@@ -2,13 +2,15 @@
 
 Theory of operation
 -------------------
-Servers 1..n are :class:`~kvserver.testing.node.KVNode` s; clients are further network endpoints
-(addresses from :data:`CLIENT_BASE` up) with a :class:`~kvserver.testing.clerk.SimClerk` each.
+Servers 1..n are :class:`~kvserver.testing.node.KVNode` s, each with a simulated disk whose
+syncs take a virtual time drawn per seed (``KVClusterOptions.fsync_us``); clients are further
+network endpoints (addresses from :data:`CLIENT_BASE` up) with a
+:class:`~kvserver.testing.clerk.SimClerk` each.
 The cluster is a :class:`raftcore.testing.runtime.SimClusterBase`: the scheduler, the network, the
 timing options (:class:`~raftcore.testing.runtime.ClusterOptions`), the Raft invariant checker,
 seeding, crash/restart and driver processes are the Raft cluster's; only the node differs, because
-a KV node's application is a :class:`~kvserver.replica.Replica` that persists Readys itself and
-serves client calls.
+a KV node's application is a :class:`~kvserver.replica.Replica`, driven through the pipeline
+the real node runs, which serves client calls.
 
 As in the kvraft tests the network's unreachable calls fail within 0-100 ms (``long_delays``
 off), :meth:`partition` cuts server groups apart while clients named in no group keep reaching
@@ -33,16 +35,15 @@ from __future__ import annotations
 import dataclasses
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
-from clerk.core import ClerkCore, RetryPolicy
-from kvserver.sessions import DEFAULT_MAX_CLOCK_STEP_MS, DEFAULT_MAX_IDLE_MS
+from clerk.core import ClerkCore
 from kvserver.testing.clerk import ClerkOptions, SimClerk
 from kvserver.testing.node import KVNode
+from kvserver.testing.options import KVClusterOptions
 from lincheck import ClientId, HistoryRecorder
-from raftcore import Config, ReadOnlyOption, Role
+from raftcore import Config, Role
 from raftcore.memory_storage import MemoryStorage
-from raftcore.testing.runtime import ClusterOptions, SimClusterBase
+from raftcore.testing.runtime import SimClusterBase
 from raftcore.testing.scheduler import MS
 
 __all__ = ["CLIENT_BASE", "WALL_CLOCK_EPOCH_MS", "KVCluster", "KVClusterOptions"]
@@ -52,36 +53,6 @@ CLIENT_BASE = 1000
 
 WALL_CLOCK_EPOCH_MS = 1_764_000_000_000
 """The servers' wall clock at virtual time 0 (ms since 1970), so clocks may jump back too."""
-
-
-@dataclass(frozen=True)
-class KVClusterOptions:
-    """How a simulated KV cluster is built.
-
-    ``raft`` carries the core's timing (10 ms ticks, 10 heartbeats a second, elections after
-    300-590 ms); its ``snapshot_every`` must stay None: the Replica snapshots by
-    ``max_raft_state`` (6.5840's maxraftstate; None never snapshots).
-    """
-
-    raft: ClusterOptions = field(default_factory=ClusterOptions)
-    max_raft_state: int | None = None
-    session_max_idle_ms: int = DEFAULT_MAX_IDLE_MS
-    """Idle age after which the state machine forgets a client session (1: at once, so current
-    clerks' retries are refused ErrSessionExpired and legacy clerks' applied again)."""
-    session_clock_step_ms: int = DEFAULT_MAX_CLOCK_STEP_MS
-    """The most one command moves the session clock (a huge value: the old unbounded advance)."""
-    read_only: ReadOnlyOption = ReadOnlyOption.SAFE
-    """How leaders confirm reads: a heartbeat round per batch, or the check-quorum lease."""
-    stale_reads: bool = False
-    """Test-only bug: a node that believes it leads serves Gets locally, without ReadIndex."""
-    clerk: ClerkOptions = field(default_factory=ClerkOptions)
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-
-    def __post_init__(self) -> None:
-        if self.raft.snapshot_every is not None:
-            raise ValueError("KV nodes snapshot by max_raft_state; leave raft.snapshot_every None")
-        if self.max_raft_state is not None and self.max_raft_state <= 0:
-            raise ValueError(f"max_raft_state must be positive or None, not {self.max_raft_state}")
 
 
 class KVCluster(SimClusterBase[KVNode]):
@@ -107,12 +78,32 @@ class KVCluster(SimClusterBase[KVNode]):
         self.network.long_delays = False  # kvraft: unreachable calls fail within 100 ms
 
     def draw_streams(self, master: random.Random) -> None:
-        """The clients' stream, drawn between the nodes' and the network's."""
+        """The clients' stream and the disks' (each node's typical sync time, then every sync's
+        own), drawn between the nodes' and the network's."""
         self._client_seeds = random.Random(master.getrandbits(64))
+        self._disk = random.Random(master.getrandbits(64))
+        low, high = self.options.fsync_us
+        self.fsync_typical_us: dict[int, float] = {
+            i: low * (high / low) ** self._disk.random() for i in range(1, self.n + 1)
+        }
+        """Each server's typical fdatasync time (virtual us), fixed for the run."""
+
+    def fsync_delay(self, node_id: int) -> int:
+        """How long the sync ``node_id`` starts now takes, in virtual microseconds."""
+        typical = self.fsync_typical_us[node_id]
+        return max(1, round(typical * (0.5 + self._disk.random())))
 
     def new_node(self, node_id: int, storage: MemoryStorage, rng: random.Random) -> KVNode:
         """A :class:`KVNode` over ``storage``."""
-        return KVNode(self, node_id, storage, rng)
+        return KVNode(
+            self,
+            node_id,
+            storage,
+            rng,
+            options=self.options,
+            wall_clock_ms=lambda: self.wall_clock_ms(node_id),
+            fsync_delay=lambda: self.fsync_delay(node_id),
+        )
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -196,8 +187,8 @@ class KVCluster(SimClusterBase[KVNode]):
         best: tuple[int, int] | None = None
         for i in self.ids:
             node = self.nodes[i]
-            if node is not None and node.raw.role is Role.LEADER:
-                candidate = (node.raw.term, i)
+            if node is not None and node.replica.role is Role.LEADER:
+                candidate = (node.replica.term, i)
                 if best is None or candidate > best:
                     best = candidate
         return None if best is None else best[1]

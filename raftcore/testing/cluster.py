@@ -42,7 +42,7 @@ import random
 
 from raftcore import NotLeaderError, ProposalDroppedError, RawNode, ReadyPersister, Role
 from raftcore.memory_storage import MemoryStorage
-from raftcore.raftpb_pb2 import SnapshotMetadata
+from raftcore.raftpb_pb2 import Message, SnapshotMetadata
 from raftcore.testing.app import RecordingApp
 from raftcore.testing.process import Proc
 from raftcore.testing.runtime import ClusterOptions, SimClusterBase, SimNodeBase
@@ -86,9 +86,14 @@ class SimNode(SimNodeBase):
             applied=meta.index,
             clock=cluster.core_clock(node_id),
         )
+        self.raw = raw
         self.persister = ReadyPersister(storage)
         self._commit = raw.commit_index
         super().__init__(cluster, node_id, storage, raw)
+
+    def deliver(self, msg: Message) -> None:
+        """Step ``msg`` into the core."""
+        self.raw.step(msg)
 
     # -- the runner loop ------------------------------------------------------------------------
 
@@ -112,6 +117,7 @@ class SimNode(SimNodeBase):
                 checker.on_restore(node_id, app.applied_index, app.commands())
                 self._last_snapshot = installed.index
             self.send(rd.messages)
+            self.send(rd.persisted_messages)
             for entry in rd.committed_entries:
                 checker.on_apply(node_id, entry)
                 app.apply(entry)

@@ -14,6 +14,8 @@ the properties of Raft (Figure 3 of the paper) reduce to dictionary look-ups:
   elected and again whenever the commit point moves while it leads;
 * state machine safety: no two nodes apply different data at one index, each node applies in
   order without gaps, and a snapshot restores only what was applied elsewhere;
+* durability: an entry is applied only once a majority holds it durably (its persisted log, or a
+  snapshot, covers it): what a runner reports persisted is what survives a crash;
 * the persisted commit index never goes back, is never above the persisted log, and a node votes
   for at most one candidate per term, even across crashes;
 * linearizable reads: a ReadIndex answer is at or above every commit index any node had
@@ -87,6 +89,7 @@ class InvariantChecker:
         self._committed: dict[int, int] = {0: 0}  # commit index -> chain id there
         self._applied_data: dict[int, bytes] = {}
         self._applied_index: dict[int, int] = {}
+        self._durable_through = 0  # entries up to here were seen on a majority's disks
         self._logs: dict[int, _LogMirror] = {}
         self._hard: dict[int, HardState] = {}
         # The commit index a crash must keep: raised by synced saves and installed snapshots.
@@ -271,6 +274,24 @@ class InvariantChecker:
                 f"state machine safety: node {node} applied {entry.data!r} at {entry.index}, "
                 f"another node applied {seen!r}"
             )
+        if entry.index > self._durable_through:
+            self._check_durable_majority(node, entry)
+
+    def _check_durable_majority(self, node: int, entry: Entry) -> None:
+        """An applied entry must be committed: held durably (persisted, or covered by a
+        snapshot) by a majority. A chain id names the prefix too, so the prefix is held."""
+        cid = self._at.get((entry.index, entry.term))
+        holders = sum(
+            1
+            for mirror in self._logs.values()
+            if mirror.base >= entry.index or (cid is not None and mirror.id_at(entry.index) == cid)
+        )
+        if 2 * holders <= len(self._logs):
+            raise self.fail(
+                f"durability: node {node} applied index {entry.index} (term {entry.term}), "
+                f"which only {holders} of {len(self._logs)} nodes hold durably"
+            )
+        self._durable_through = entry.index
 
     def on_restore(self, node: int, index: int, applied: Sequence[bytes]) -> None:
         """The node's application restored a snapshot holding ``applied`` (indexes 1..index)."""

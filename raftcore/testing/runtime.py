@@ -36,9 +36,9 @@ import random
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
-from raftcore import Config, RawNode, Ready, Role
+from raftcore import Config, Ready, Role
 from raftcore.memory_storage import MemoryStorage
 from raftcore.raftpb_pb2 import Message, MessageType, SnapshotMetadata
 from raftcore.testing.invariants import InvariantChecker, SimulationFailure
@@ -51,6 +51,7 @@ __all__ = [
     "ClusterOptions",
     "SimClock",
     "SimClusterBase",
+    "SimCore",
     "SimNodeBase",
 ]
 
@@ -123,12 +124,30 @@ class SimClock:
         return -(-local_us * 1_000_000 // round(self._rate * 1_000_000))
 
 
+class SimCore(Protocol):
+    """What the runtime ticks and tells about lost messages: a ``RawNode``, or the application
+    object that owns one (a KV ``Replica``)."""
+
+    def tick(self) -> None:
+        """One tick passed."""
+        ...
+
+    def report_unreachable(self, peer: int) -> None:
+        """A message to ``peer`` could not be sent."""
+        ...
+
+    @property
+    def term(self) -> int:
+        """The current term."""
+        ...
+
+
 class SimNodeBase(ABC):
     """One incarnation of one simulated node; dead after :meth:`SimClusterBase.crash`.
 
-    A subclass builds its ``RawNode`` (and application) first, then calls this constructor,
-    which attaches the node to the network (``serve`` answers ``Port.call`` requests while the
-    node is alive) and starts its tick timer.
+    A subclass builds its core (and application) first, then calls this constructor, which
+    attaches the node to the network (``serve`` answers ``Port.call`` requests while the node is
+    alive) and starts its tick timer.
     """
 
     def __init__(
@@ -136,13 +155,13 @@ class SimNodeBase(ABC):
         cluster: SimClusterBase[Any],
         node_id: int,
         storage: MemoryStorage,
-        raw: RawNode,
+        core: SimCore,
         serve: CallHandler | None = None,
     ) -> None:
         self.id = node_id
         self.cluster = cluster
         self.storage = storage
-        self.raw = raw
+        self.core = core
         self.alive = True
         self._serve = serve
         self.port: Port = cluster.network.attach(
@@ -182,7 +201,7 @@ class SimNodeBase(ABC):
         self._tick_timer = self.cluster.scheduler.call_later(
             self.clock.real_delay(self.cluster.raft_options.tick_ms * MS), self._on_tick
         )
-        self.raw.tick()
+        self.core.tick()
         self.drain()
 
     def _on_message(self, src: int, payload: bytes) -> None:
@@ -191,7 +210,7 @@ class SimNodeBase(ABC):
         msg = Message.FromString(payload)
         if msg.sender != src:
             raise self.cluster.fail(f"node {self.id} got a message from {src} naming {msg.sender}")
-        self.raw.step(msg)
+        self.deliver(msg)
         self.drain()
 
     def _on_call(self, src: int, request: bytes, respond: Callable[[bytes], None]) -> None:
@@ -218,6 +237,10 @@ class SimNodeBase(ABC):
     # -- the runner loop ------------------------------------------------------------------------
 
     @abstractmethod
+    def deliver(self, msg: Message) -> None:
+        """Step one Raft message from a peer into the core."""
+
+    @abstractmethod
     def drain(self) -> None:
         """Handle every pending Ready; call :meth:`check_persisted` and :meth:`send` for each."""
 
@@ -226,7 +249,7 @@ class SimNodeBase(ABC):
         checker = self.cluster.checker
         checker.on_persist(self.id, installed, rd.entries, rd.hard_state, rd.must_sync)
         if rd.soft_state is not None:
-            checker.on_role(self.id, rd.soft_state.role is Role.LEADER, self.raw.term)
+            checker.on_role(self.id, rd.soft_state.role is Role.LEADER, self.core.term)
 
     def send(self, messages: Iterable[Message]) -> None:
         """Hand a Ready's messages to the network, counting them by type."""
@@ -238,7 +261,7 @@ class SimNodeBase(ABC):
             counts[msg.type] = counts.get(msg.type, 0) + 1
             if not port.send(msg.to, msg.SerializeToString(), is_request=msg.type in REQUEST_TYPES):
                 # As a real runner does on a refused connection: stop streaming, probe instead.
-                self.raw.report_unreachable(msg.to)
+                self.core.report_unreachable(msg.to)
 
 
 N = TypeVar("N", bound=SimNodeBase)

@@ -99,7 +99,7 @@ class LocalCluster:
             self.addresses.append(await provider.start("127.0.0.1", 0))
             self.providers.append(provider)
         self._timer = asyncio.get_running_loop().call_later(self.tick_s, self._tick)
-        self.replicas[0].node.campaign()
+        self.replicas[0].campaign()
         self._wake(0)
 
     async def close(self) -> None:
@@ -115,7 +115,7 @@ class LocalCluster:
 
     def leader(self) -> int | None:
         """Index of a server that believes it leads (None if none does)."""
-        leaders = [i for i, r in enumerate(self.replicas) if r.node.role is Role.LEADER]
+        leaders = [i for i, r in enumerate(self.replicas) if r.role is Role.LEADER]
         return leaders[0] if len(leaders) == 1 else None
 
     async def wait_leader(self, timeout: float = 5.0, *, other_than: int | None = None) -> int:
@@ -131,7 +131,7 @@ class LocalCluster:
         """Ask the current leader to hand leadership to server ``to``."""
         i = self.leader()
         assert i is not None, "no leader to transfer from"
-        self.replicas[i].node.transfer_leadership(to + 1)
+        self.replicas[i].transfer_leadership(to + 1)
         self._wake(i)
 
     # -- the runner --------------------------------------------------------------------------------
@@ -165,13 +165,13 @@ class LocalCluster:
         if self.frozen:
             return
         i = m.to - 1
-        self.replicas[i].node.step(m)
+        self.replicas[i].step([m])
         self._wake(i)
 
     def _tick(self) -> None:
         if not self.frozen:
             for i, replica in enumerate(self.replicas):
-                replica.node.tick()
+                replica.tick()
                 self._wake(i)
         self._timer = asyncio.get_running_loop().call_later(self.tick_s, self._tick)
 

@@ -169,9 +169,9 @@ async def _cut_off_peer(tmp_path: Path) -> tuple[int, int, float]:
         await node.start()
     try:
         async with asyncio.timeout(10):
-            while not any(n.replica.node.role is Role.LEADER for n in nodes.values()):
+            while not any(n.replica.role is Role.LEADER for n in nodes.values()):
                 await asyncio.sleep(0.01)
-        leader = next(n for n in nodes.values() if n.replica.node.role is Role.LEADER)
+        leader = next(n for n in nodes.values() if n.replica.role is Role.LEADER)
         sender = leader._senders[3]
         stop = asyncio.Event()
         load = asyncio.ensure_future(_propose_forever(leader, stop))
@@ -184,7 +184,7 @@ async def _cut_off_peer(tmp_path: Path) -> tuple[int, int, float]:
         proxy.resume()
         healed = asyncio.get_running_loop().time()
         stop.set()  # three nodes share this loop: let node 3 have it to catch up
-        target = leader.replica.node.commit_index
+        target = leader.replica.commit_index
         caught_up = None
         for _ in range(40):  # 2 s after the heal, the burst of heartbeat answers included
             await asyncio.sleep(0.05)

@@ -46,7 +46,7 @@ async def cluster(tmp_path: Path, n: int = 3) -> AsyncIterator[dict[int, Node]]:
 async def leader_of(nodes: dict[int, Node], timeout: float = 10.0) -> Node:
     async with asyncio.timeout(timeout):
         while True:
-            leaders = [n for n in nodes.values() if n.replica.node.role is Role.LEADER]
+            leaders = [n for n in nodes.values() if n.replica.role is Role.LEADER]
             if len(leaders) == 1:
                 return leaders[0]
             await asyncio.sleep(0.01)

@@ -72,20 +72,20 @@ class Cluster:
             progressed = False
             for r in self.replicas.values():
                 if tick:
-                    r.node.tick()
+                    r.tick()
                 progressed |= r.handle_ready(self.queue.extend)
             queue, self.queue = self.queue, []
             for m in queue:
                 if m.to in self.replicas and m.to not in self.cut and m.sender not in self.cut:
-                    self.replicas[m.to].node.step(Message.FromString(m.SerializeToString()))
+                    self.replicas[m.to].step([Message.FromString(m.SerializeToString())])
                     progressed = True
             if not progressed and not tick:
                 return
 
     def elect(self, i: int = 1) -> Replica:
-        self.replicas[i].node.campaign()
+        self.replicas[i].campaign()
         self.settle()
-        assert self.replicas[i].node.role is Role.LEADER
+        assert self.replicas[i].role is Role.LEADER
         return self.replicas[i]
 
     def until(self, cond: Callable[[], bool], rounds: int = 500) -> None:
@@ -144,7 +144,7 @@ def test_a_cut_off_leader_serves_no_read() -> None:
     c.cut = {1}
     r = Outcome()
     old.read(lambda m: m.get(b"k"), r)
-    c.until(lambda: any(x.node.role is Role.LEADER for i, x in c.replicas.items() if i != 1))
+    c.until(lambda: any(x.role is Role.LEADER for i, x in c.replicas.items() if i != 1))
     c.until(lambda: r.done)
     assert r.values == []
     assert r.errors == [ERR_WRONG_LEADER]
@@ -167,8 +167,8 @@ def test_pending_writes_fail_when_leadership_is_lost() -> None:
     c.until(lambda: w.done)
     assert w.errors == [ERR_WRONG_LEADER]
     c.cut = set()
-    c.until(lambda: any(r.node.role is Role.LEADER for r in c.replicas.values()))
-    new = next(r for r in c.replicas.values() if r.node.role is Role.LEADER)
+    c.until(lambda: any(r.role is Role.LEADER for r in c.replicas.values()))
+    new = next(r for r in c.replicas.values() if r.role is Role.LEADER)
     retry = Outcome()
     new.propose(put(b"k", b"lost", 1), retry)
     c.until(lambda: retry.done)
@@ -182,9 +182,9 @@ def test_a_retried_append_through_a_new_leader_applies_once() -> None:
     leader.propose(put(b"k", b"x", 1, op=Op.OP_APPEND), first)
     c.settle()
     assert first.values == [Result(err=OK)]
-    leader.node.transfer_leadership(2)
+    leader.transfer_leadership(2)
     c.settle()
-    assert c.replicas[2].node.role is Role.LEADER
+    assert c.replicas[2].role is Role.LEADER
     again = Outcome()
     c.replicas[2].propose(put(b"k", b"x", 1, op=Op.OP_APPEND), again)
     c.settle()
@@ -263,41 +263,39 @@ def test_a_full_disk_stalls_the_replica_and_loses_nothing_once_space_is_back() -
 def test_only_a_leader_that_already_led_sends_before_its_sync() -> None:
     """Thesis 10.2.1: a leader may replicate entries while its own disk write runs; a node
     whose term, vote or role changes in the Ready must not (its vote requests speak for a term
-    and vote that are not durable yet)."""
+    and vote that are not durable yet). begin_ready sends what the core lets leave at once,
+    finish_ready the rest, once storage is synced."""
     storage = MemoryStorage((1, 2, 3))
     node = RawNode(Config(id=1, voters=(1, 2, 3), pre_vote=False), storage, random.Random(1))
     replica = Replica(node, storage, KVStateMachine(random.Random(1)))
     early: list[bool] = []
 
     def cycle() -> list[Message]:
-        written = replica.write_ready(sync=False)
-        assert written is not None
-        early.append(replica.may_send_before_sync(written[0]))
+        before: list[Message] = []
+        after: list[Message] = []
+        assert replica.begin_ready(before.extend, sync=False) is not None
         storage.sync()
-        replica.finish_ready(*written, None)
-        return written[0].messages
+        replica.finish_ready(after.extend)
+        assert not (before and after)
+        early.append(bool(before))
+        return before + after
 
-    node.campaign()
+    replica.campaign()
     for request in cycle():  # the vote requests of a new term
-        node.step(Message(type=MSG_VOTE_RESPONSE, sender=request.to, to=1, term=request.term))
+        replica.step([Message(type=MSG_VOTE_RESPONSE, sender=request.to, to=1, term=request.term)])
     for append in cycle():  # elected (the role changed in this Ready): the no-op goes out
-        node.step(
-            Message(
-                type=MSG_APPEND_RESPONSE,
-                sender=append.to,
-                to=1,
-                term=append.term,
-                index=append.index + len(append.entries),
-            )
-        )
+        reply = Message(type=MSG_APPEND_RESPONSE, sender=append.to, to=1, term=append.term)
+        reply.index = append.index + len(append.entries)
+        replica.step([reply])
     replica.propose(put(b"k", b"v", 1), Outcome())
     assert any(m.type == MSG_APPEND for m in cycle())
     assert early == [False, False, True]
 
 
-def test_committed_entries_durable_before_a_ready_are_answered_during_its_sync() -> None:
-    """A leader's Ready holding a new write B and the commit of an earlier write A answers A at
-    once (A was synced by an earlier Ready) while B waits for this Ready's own sync."""
+def test_committed_entries_are_answered_while_the_sync_of_their_ready_runs() -> None:
+    """A leader's Ready holding a new write B and the commit of an earlier write A answers A in
+    begin_ready, before this Ready's sync (the core hands out only entries a majority holds
+    durably), while B waits for this sync and the followers' acknowledgements."""
     storage = MemoryStorage((1, 2, 3))
     node = RawNode(Config(id=1, voters=(1, 2, 3), pre_vote=False), storage, random.Random(1))
     replica = Replica(node, storage, KVStateMachine(random.Random(1)))
@@ -305,35 +303,27 @@ def test_committed_entries_durable_before_a_ready_are_answered_during_its_sync()
     def acknowledge(messages: list[Message]) -> None:
         for m in messages:
             if m.type == MSG_VOTE:
-                node.step(Message(type=MSG_VOTE_RESPONSE, sender=m.to, to=1, term=m.term))
+                replica.step([Message(type=MSG_VOTE_RESPONSE, sender=m.to, to=1, term=m.term)])
             elif m.type == MSG_APPEND:
-                index = m.index + len(m.entries)
                 reply = Message(type=MSG_APPEND_RESPONSE, sender=m.to, to=1, term=m.term)
-                reply.index = index
-                node.step(reply)
+                reply.index = m.index + len(m.entries)
+                replica.step([reply])
 
-    node.campaign()
-    while node.has_ready():
-        written = replica.write_ready()
-        assert written is not None
-        replica.finish_ready(*written, acknowledge)
+    replica.campaign()
+    while replica.handle_ready(acknowledge):
+        pass
     a, b = Outcome(), Outcome()
     replica.propose(put(b"a", b"1", 1), a)
-    written = replica.write_ready()
-    assert written is not None
-    replica.finish_ready(*written, acknowledge)  # A is durable here and on both followers
+    assert replica.handle_ready(acknowledge)  # A is durable here and on both followers
     replica.propose(put(b"b", b"2", 2), b)
-    rd, installed = replica.write_ready(sync=False) or (None, None)
+    rd = replica.begin_ready(acknowledge, sync=False)
     assert rd is not None and rd.entries and rd.committed_entries
-    replica.apply_durable(rd)
     assert a.values == [Result(err=OK)] and not b.done
     storage.sync()
-    replica.finish_ready(rd, installed, acknowledge)
-    assert not b.done  # B commits once the followers' acknowledgements are stepped
-    while node.has_ready():
-        written = replica.write_ready()
-        assert written is not None
-        replica.finish_ready(*written, acknowledge)
+    replica.finish_ready(acknowledge)
+    assert not b.done  # committed by the followers, B is handed out by the next Ready
+    while replica.handle_ready(acknowledge):
+        pass
     assert b.values == [Result(err=OK)]
 
 
@@ -344,11 +334,11 @@ def test_a_command_too_large_for_one_raft_message_frame_is_refused_before_the_lo
     refuses a command over 8 MiB as a bad request; one under it replicates."""
     c = Cluster()
     leader = c.elect()
-    last = leader.node.status().last_index
+    last = leader.status().last_index
     refused, fits = Outcome(), Outcome()
     leader.propose(put(b"k", b"x" * (DEFAULT_MAX_FRAME_SIZE - 200), 1), refused)
     assert refused.errors == ["ErrBadRequest"]
-    assert leader.node.status().last_index == last  # nothing reached the log
+    assert leader.status().last_index == last  # nothing reached the log
     leader.propose(put(b"k", b"x" * ((8 << 20) - 100), 2), fits)
     c.settle()
     assert fits.values == [Result(err=OK)]

@@ -233,7 +233,7 @@ def test_bad_requests_are_refused_without_touching_the_log() -> None:
         async with local_cluster() as cluster:
             leader = await cluster.wait_leader()
             channel, kv = stub_for(cluster, leader)
-            before = cluster.replicas[leader].node.status().last_index
+            before = cluster.replicas[leader].status().last_index
             bad = ERR_BAD_REQUEST.encode()
             async with channel:
                 assert (await kv.PutAppend(put(b"k", b"v", 1, b"Delete"))).Err == bad
@@ -244,7 +244,7 @@ def test_bad_requests_are_refused_without_touching_the_log() -> None:
                 assert (await kv.PutAppend(args)).Err == bad
                 assert (await kv.Get(pb.GetArgs(Key=b"k", Mode=7))).Err == bad  # type: ignore[arg-type]
                 assert (await kv.Scan(pb.ScanArgs(Mode=9))).Err == bad  # type: ignore[arg-type]
-            assert cluster.replicas[leader].node.status().last_index == before
+            assert cluster.replicas[leader].status().last_index == before
 
     run(main())
 

@@ -87,7 +87,7 @@ def drive(c: Cluster, rounds: int) -> int:
                 failures += 1
         queue, c.queue = c.queue, []
         for m in queue:
-            c.replicas[m.to].node.step(Message.FromString(m.SerializeToString()))
+            c.replicas[m.to].step([Message.FromString(m.SerializeToString())])
     return failures
 
 
@@ -241,7 +241,7 @@ def drive_ticking(c: Cluster, rounds: int) -> int:
     failures = 0
     for _ in range(rounds):
         for r in c.replicas.values():
-            r.node.tick()
+            r.tick()
             try:
                 r.handle_ready(c.queue.extend)
             except StorageError:
@@ -252,7 +252,7 @@ def drive_ticking(c: Cluster, rounds: int) -> int:
                 held = c.replicas[m.sender].storage.snapshot_metadata()
                 assert held.index >= m.snapshot.index, "a snapshot reported done is not durable"
             if m.to not in c.cut and m.sender not in c.cut:
-                c.replicas[m.to].node.step(Message.FromString(m.SerializeToString()))
+                c.replicas[m.to].step([Message.FromString(m.SerializeToString())])
     return failures
 
 

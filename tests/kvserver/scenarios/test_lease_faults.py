@@ -84,18 +84,18 @@ def test_a_leader_that_started_a_transfer_serves_no_stale_lease_read(kv_seed: in
     assert old is not None
     target = next(i for i in cluster.ids if i != old)
     node = cluster.node(old)
-    node.raw.transfer_leadership(target)
+    node.replica.transfer_leadership(target)
     node.schedule_drain()
     # Cut the old leader off as soon as its MSG_TIMEOUT_NOW has reached the target.
     assert cluster.scheduler.run_until_true(
-        lambda: cluster.node(target).raw.role is not Role.FOLLOWER, cluster.now + SECOND
+        lambda: cluster.node(target).replica.role is not Role.FOLLOWER, cluster.now + SECOND
     )
     reader = cluster.make_clerk()
     majority = [i for i in cluster.ids if i != old]
     cluster.partition([old, reader.address], [*majority, writer.address])
     cluster.run(writer.put(b"k", b"v2"))
     assert cluster.leader() == target
-    assert cluster.node(old).raw.role is Role.LEADER  # it has not heard of the new term
+    assert cluster.node(old).replica.role is Role.LEADER  # it has not heard of the new term
     try:
         got = cluster.run(reader.get(b"k"))
     except OperationTimeout:

@@ -3,13 +3,20 @@
 Each mutant breaks one thing Raft's safety rests on, using only the public surface (the bytes on
 the network, what storage keeps across a crash); the campaign must report an invariant violation
 within a few seeds. Without these, a checker that never fires would look like a passing suite.
+
+The last two break the core's own durability rules (``raftcore.Ready``), so they are caught by
+the campaign that runs the asynchronous pipeline, the KV one (``kvserver.testing.campaign``),
+where a Ready's sync ends after its messages left and its entries were applied.
 """
 
 from __future__ import annotations
 
 import pytest
 
+from kvserver.testing.campaign import run_pipeline_campaign
+from raftcore import RawNode, Ready, Role
 from raftcore.memory_storage import MemoryStorage
+from raftcore.raft import Raft
 from raftcore.raftpb_pb2 import HardState, Message, MessageType
 from raftcore.testing import network
 from raftcore.testing.campaign import run_campaign
@@ -76,3 +83,47 @@ def test_a_log_tail_lost_in_a_crash_is_caught(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(MemoryStorage, "copy", torn_copy)
     violation = first_violation()
     assert "seed" in str(violation)
+
+
+def first_pipeline_violation() -> InvariantViolation:
+    for seed in range(SEEDS):
+        try:
+            run_pipeline_campaign(seed)
+        except InvariantViolation as violation:
+            return violation
+    raise AssertionError(f"no violation in {SEEDS} pipeline seeds: the checks lack teeth")
+
+
+def test_a_leader_counting_its_unsynced_entries_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The leader's own match is its last index, durable or not: a single voter then commits,
+    and applies, entries no disk holds yet. (With peers the one-Ready-at-a-time pipeline hides
+    it: the commit it computes leaves only with the next Ready, after this one's sync.)"""
+    flush = Raft.flush
+
+    def counting_flush(self: Raft) -> None:
+        flush(self)
+        if self.role is Role.LEADER:
+            self.prs[self.id].match = self.log.last_index()
+            if self._maybe_commit():
+                self.dirty.update(self.peers)
+
+    monkeypatch.setattr(Raft, "flush", counting_flush)
+    violation = first_pipeline_violation()
+    assert "durability" in str(violation)
+
+
+def test_an_entry_applied_before_a_majority_holds_it_durably_is_caught(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Acknowledgements leave before their sync (every message is sent at once): the leader
+    commits, and applies, an entry that only its own disk holds."""
+    ready = RawNode.ready
+
+    def eager_ready(self: RawNode) -> Ready:
+        rd = ready(self)
+        rd.messages, rd.persisted_messages = rd.messages + rd.persisted_messages, []
+        return rd
+
+    monkeypatch.setattr(RawNode, "ready", eager_ready)
+    violation = first_pipeline_violation()
+    assert "durability" in str(violation)

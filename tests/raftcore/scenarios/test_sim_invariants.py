@@ -116,8 +116,14 @@ def test_double_vote_across_a_restart() -> None:
         c.on_persist(1, None, [], HardState(term=2, vote=3))
 
 
+def persist_on_majority(c: InvariantChecker, *entries: Entry) -> None:
+    for node in (1, 2):
+        c.on_persist(node, None, entries, None)
+
+
 def test_apply_gaps_and_different_commands() -> None:
     c = checker()
+    persist_on_majority(c, e(1, 1, b"a"))
     c.on_apply(1, e(1, 1, b"a"))
     with pytest.raises(InvariantViolation, match="expected 2"):
         c.on_apply(1, e(3, 1, b"c"))
@@ -127,9 +133,24 @@ def test_apply_gaps_and_different_commands() -> None:
 
 def test_snapshot_restoring_other_commands() -> None:
     c = checker()
+    persist_on_majority(c, e(1, 1, b"a"))
     c.on_apply(1, e(1, 1, b"a"))
     with pytest.raises(InvariantViolation, match="state machine safety"):
         c.on_restore(2, 1, [b"b"])
+
+
+def test_applying_an_entry_a_majority_does_not_hold_durably() -> None:
+    """Applied means committed: the entry is on a majority's disks (a snapshot counts)."""
+    c = checker()
+    c.on_persist(1, None, [e(1, 1, b"a")], None)
+    with pytest.raises(InvariantViolation, match="only 1 of 3 nodes hold durably"):
+        c.on_apply(1, e(1, 1, b"a"))
+    c = checker()
+    c.on_persist(1, None, [e(1, 1, b"a"), e(2, 1, b"b")], None)
+    c.on_persist(2, None, [e(1, 1, b"a"), e(2, 1, b"b")], None)
+    c.on_compact(2, SnapshotMetadata(index=2, term=1))
+    c.on_apply(3, e(1, 1, b"a"))
+    c.on_apply(3, e(2, 1, b"b"))
 
 
 def test_snapshot_of_an_entry_no_log_had() -> None:

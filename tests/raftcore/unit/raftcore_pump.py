@@ -106,9 +106,10 @@ class Pump:
             if installed is not None:
                 node.restore()
             self.queue.extend(rd.messages)
+            self.queue.extend(rd.persisted_messages)
             for e in rd.committed_entries:
                 assert e.index == node.last_applied + 1, (e.index, node.last_applied)
-                # Never apply what is not durable locally (the Ready contract).
+                # Persisted above (this pump is synchronous), so the log agrees with it.
                 assert node.storage.term(e.index) == e.term
                 node.last_applied = e.index
                 node.applied_entries.append(e)
@@ -190,6 +191,7 @@ def drain(raw: RawNode, storage: MemoryStorage) -> list[Message]:
         rd = raw.ready()
         persister.persist(rd)
         sent.extend(rd.messages)
+        sent.extend(rd.persisted_messages)
         raw.advance(rd)
     return sent
 

@@ -57,7 +57,7 @@ def test_5_2_follower_times_out_and_campaigns_voting_for_itself() -> None:
     assert raw.role is Role.CANDIDATE and raw.term == 2
     rd = raw.ready()
     assert rd.hard_state is not None and rd.hard_state.vote == 1 and rd.hard_state.term == 2
-    votes = sorted((m.to, m.type, m.term, m.index, m.log_term) for m in rd.messages)
+    votes = sorted((m.to, m.type, m.term, m.index, m.log_term) for m in rd.persisted_messages)
     assert votes == [(2, MSG_VOTE, 2, 2, 1), (3, MSG_VOTE, 2, 2, 1)]
 
 
@@ -116,7 +116,7 @@ def test_5_2_at_most_one_vote_per_term_and_it_is_persisted_before_the_answer() -
     raw.step(msg(MSG_VOTE, 2, 1, 1))
     rd = raw.ready()
     assert rd.hard_state is not None and rd.hard_state.vote == 2
-    assert [(m.to, m.reject) for m in rd.messages] == [(2, False)]
+    assert [(m.to, m.reject) for m in rd.persisted_messages] == [(2, False)]
     raw.advance(rd)
     raw.step(msg(MSG_VOTE, 3, 1, 1))
     raw.step(msg(MSG_VOTE, 2, 1, 1))  # a retransmission gets the same answer
