@@ -27,7 +27,7 @@ from __future__ import annotations
 import random
 from typing import TYPE_CHECKING
 
-from kvapi.codes import ERR_BAD_REQUEST, ERR_NO_KEY, OK
+from kvapi.codes import Err
 from kvserver.kvcommand_pb2 import Result
 from kvserver.replica import Replica, restore_machine
 from kvserver.state_machine import KVStateMachine
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
     from kvserver.testing.cluster import KVCluster
 
-__all__ = ["ERR_BAD_REQUEST", "KVNode"]
+__all__ = ["KVNode"]
 
 """The error a server answers to request bytes it cannot parse."""
 
@@ -71,9 +71,9 @@ class _Responder:
         if isinstance(value, Result):
             result = value
         elif value is None:
-            result = Result(err=ERR_NO_KEY)
+            result = Result(err=Err.NO_KEY)
         else:
-            result = Result(err=OK, value=value)
+            result = Result(err=Err.OK, value=value)
         self._respond(encode_reply(self._node.raw.leader_id, result))
 
     def reject(self, err: str) -> None:
@@ -138,7 +138,7 @@ class KVNode(SimNodeBase):
         try:
             parsed = decode_request(request)
         except WireError:
-            responder.reject(ERR_BAD_REQUEST)
+            responder.reject(Err.BAD_REQUEST)
             return
         if isinstance(parsed, GetRequest):
             key = parsed.key

@@ -20,7 +20,8 @@ from rpc_testkit import (
 
 from examples import friend_pb2
 from kvapi import kvserver_rpc_pb2 as kv
-from rpc import RpcChannel, RpcController, RpcProvider, RpcRemoteError, ServiceStub, Status
+from kvapi.stubs import KvServerRpc
+from rpc import Rpc, RpcChannel, RpcController, RpcProvider, RpcRemoteError, Status, TypedStub
 from rpc.codec import (
     ResponseDecoder,
     encode_cancel,
@@ -47,7 +48,7 @@ async def expect_remote(call: Awaitable[Any], status: Status) -> RpcRemoteError:
 def test_calls_round_trip_through_a_stub(uvloop: bool) -> None:
     async def main() -> None:
         async with serving() as (_, port), RpcChannel("127.0.0.1", port) as channel:
-            stub = ServiceStub(channel, KV_SERVICE)
+            stub = KvServerRpc(channel)
             put = kv.PutAppendArgs(Key=b"k", Value=b"v1", Op=b"Put", ClientId=b"c", RequestId=1)
             assert (await stub.PutAppend(put, timeout=1)).Err == b"OK"
             put.Op, put.Value = b"Append", b"+v2"
@@ -393,8 +394,15 @@ def test_registration_validates_handlers() -> None:
         RpcProvider(frame_timeout=0)
 
 
+class Friends(TypedStub[object]):
+    """The example's friend service, as a typed stub."""
+
+    SERVICE = friend_pb2.DESCRIPTOR.services_by_name["FiendServiceRpc"]
+    GetFriendsList = Rpc(friend_pb2.GetFriendsListRequest, friend_pb2.GetFriendsListResponse)
+
+
 def test_two_services_on_one_provider() -> None:
-    friends = friend_pb2.DESCRIPTOR.services_by_name["FiendServiceRpc"]
+    friends = Friends.SERVICE
 
     async def get_friends(
         request: friend_pb2.GetFriendsListRequest, controller: RpcController
@@ -407,10 +415,11 @@ def test_two_services_on_one_provider() -> None:
         provider.register(friends, {"GetFriendsList": get_friends})
         _, port = await provider.start()
         async with provider, RpcChannel("127.0.0.1", port) as channel:
-            stub = ServiceStub(channel, friends)
-            reply = await stub.GetFriendsList(friend_pb2.GetFriendsListRequest(userid=42))
+            reply = await Friends(channel).GetFriendsList(
+                friend_pb2.GetFriendsListRequest(userid=42)
+            )
             assert list(reply.friends) == [b"42"]
-            assert (await ServiceStub(channel, KV_SERVICE).Get(kv.GetArgs())).Err
+            assert (await KvServerRpc(channel).Get(kv.GetArgs())).Err
 
     run(main())
 
