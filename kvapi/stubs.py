@@ -1,7 +1,7 @@
 """Typed stubs and handler types of the client-facing services: ``kvServerRpc`` and ``nodeAdmin``.
 
 A caller uses the stub (``await KvServerRpc(channel).Get(args)``); a server's handlers are
-checked by mypy against the handler Protocol when registered with ``provider.serve(KvServerRpc,
+checked by mypy against the handler Protocol when served with ``KvServerRpc.serve(provider,
 handlers)``. Defining each stub checks it against the generated descriptor (rpc.stub).
 """
 

@@ -147,7 +147,7 @@ class KVService:
     def register(self, provider: RpcProvider) -> None:
         """Serve ``kvServerRpc`` on ``provider`` with these handlers (mypy checks them against
         :class:`kvapi.stubs.KvServerRpcHandlers`)."""
-        provider.serve(KvServerRpc, self)
+        KvServerRpc.serve(provider, self)
 
     # -- the original's methods ----------------------------------------------------------------
 

@@ -31,7 +31,7 @@ import asyncio
 import collections
 import logging
 from collections.abc import Callable, Coroutine, Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 from google.protobuf.message import DecodeError, Message
@@ -41,11 +41,8 @@ from rpc.codec import DEFAULT_MAX_FRAME_SIZE, Frame, RequestDecoder, encode_resp
 from rpc.controller import RpcController
 from rpc.errors import FrameError, FrameTooLargeError, Status
 from rpc.rpcheader_pb2 import RpcHeader
-from rpc.stub import TypedStub
 
 _log = logging.getLogger(__name__)
-
-H = TypeVar("H")
 
 Handler = Callable[[Any, RpcController], Coroutine[Any, Any, Message] | Message]
 """An RPC handler: ``async def Method(request, controller) -> response``, or a plain function
@@ -119,11 +116,6 @@ class RpcProvider:
         self._services[name] = service.full_name
         for method in service.methods:
             self._methods[(name, method.name.encode())] = _Method(method, chosen[method.name])
-
-    def serve(self, stub: type[TypedStub[H]], handlers: H) -> None:
-        """Serve ``stub``'s service with ``handlers``, as :meth:`register` does; mypy checks
-        ``handlers`` against the handler type the stub names (its methods' signatures)."""
-        self.register(stub.SERVICE, handlers)
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
         """Start listening; return the bound (host, port) (port 0 picks a free port)."""

@@ -14,7 +14,7 @@ message types), so a stub cannot drift from its ``.proto``; mypy then checks eve
 and reply types. ``KvServerRpc.Get`` (on the class) is the unbound :class:`Rpc`, for code that
 picks the method at run time and the channel per call (``await KvServerRpc.Get.call(channel,
 args)``). The type argument names the service's handler type (a Protocol or TypedDict of its
-handlers), which :meth:`rpc.RpcProvider.serve` checks a server's handlers against. On the wire a
+handlers), which :meth:`TypedStub.serve` holds a server's handlers to. On the wire a
 stub's call is exactly :meth:`RpcChannel.call` with the method's service and method names.
 """
 
@@ -28,6 +28,7 @@ from google.protobuf.message import Message
 
 from rpc.channel import RpcChannel
 from rpc.controller import RpcController
+from rpc.provider import RpcProvider
 
 __all__ = ["BoundRpc", "HandlerResult", "Rpc", "TypedStub"]
 
@@ -123,6 +124,12 @@ class TypedStub(Generic[H]):
 
     def __init__(self, channel: RpcChannel) -> None:
         self.channel = channel
+
+    @classmethod
+    def serve(cls: type[TypedStub[H]], provider: RpcProvider, handlers: H) -> None:
+        """Serve this service on ``provider`` with ``handlers`` (as :meth:`RpcProvider.register`
+        does); mypy checks ``handlers`` against the stub's handler type ``H``."""
+        provider.register(cls.SERVICE, handlers)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

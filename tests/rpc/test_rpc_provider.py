@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable
+from pathlib import Path
 from typing import Any
 
 import pytest
+from mypy import api as mypy_api
 from rpc_testkit import (
     KV_SERVICE,
     KvHandlers,
@@ -457,3 +459,38 @@ def test_a_plain_function_handler_is_answered_inline_and_its_errors_are_handler_
             assert reply.Err == b"OK"
 
     run(main())
+
+
+def test_mypy_checks_handlers_served_through_a_typed_stub(tmp_path: Path) -> None:
+    """Stub.serve(provider, handlers) makes mypy hold the handlers to the stub's Protocol."""
+    source = """
+from kvapi import kvserver_rpc_pb2 as kv
+from kvapi.stubs import KvServerRpc
+from kvserver.service import KVService
+from rpc import RpcController, RpcProvider
+
+
+class WrongGet(KVService):
+    async def Get(self, request: kv.ScanArgs, controller: RpcController) -> kv.GetReply:
+        return kv.GetReply()
+
+
+class NoScan:
+    async def Get(self, request: kv.GetArgs, controller: RpcController) -> kv.GetReply:
+        return kv.GetReply()
+
+
+def serve(provider: RpcProvider, right: KVService, wrong: WrongGet, partial: NoScan) -> None:
+    KvServerRpc.serve(provider, right)
+    KvServerRpc.serve(provider, wrong)
+    KvServerRpc.serve(provider, partial)
+"""
+    module = tmp_path / "handlers_check.py"
+    module.write_text(source)
+    out, _, status = mypy_api.run(
+        ["--strict", "--no-error-summary", "--disable-error-code=override", str(module)]
+    )
+    errors = [line for line in out.splitlines() if ": error:" in line]
+    assert status == 1 and len(errors) == 2, out
+    assert all('"serve" of "TypedStub"' in e and '"KvServerRpcHandlers"' in e for e in errors)
+    assert [int(e.split(":")[1]) for e in errors] == [20, 21]  # the wrong and the partial one
