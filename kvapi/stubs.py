@@ -1,13 +1,15 @@
 """Typed stubs and handler types of the client-facing services: ``kvServerRpc`` and ``nodeAdmin``.
 
 A caller uses the stub (``await KvServerRpc(channel).Get(args)``); a server's handlers are
-checked by mypy against the handler Protocol when served with ``KvServerRpc.serve(provider,
-handlers)``. Defining each stub checks it against the generated descriptor (rpc.stub).
+checked by mypy against the handler type (a Protocol of handler methods, or a TypedDict of
+handler functions) when served with ``KvServerRpc.serve(provider, handlers)``. Defining each stub
+checks it against the generated descriptor (rpc.stub).
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable
+from typing import Protocol, TypedDict
 
 from kvapi import admin_pb2, kvserver_rpc_pb2
 from kvapi import kvserver_rpc_pb2 as pb
@@ -54,12 +56,11 @@ class KvServerRpc(TypedStub[KvServerRpcHandlers]):
     Scan = Rpc(pb.ScanArgs, pb.ScanReply)
 
 
-class NodeAdminHandlers(Protocol):
-    """A server of ``nodeAdmin``."""
+class NodeAdminHandlers(TypedDict):
+    """A server of ``nodeAdmin``: its handler function by method name, served with
+    ``NodeAdmin.serve(provider, {"Status": on_status})``."""
 
-    def Status(
-        self, request: StatusRequest, controller: RpcController
-    ) -> HandlerResult[StatusReply]: ...
+    Status: Callable[[StatusRequest, RpcController], HandlerResult[StatusReply]]
 
 
 class NodeAdmin(TypedStub[NodeAdminHandlers]):

@@ -3,7 +3,8 @@ messages to each other with ``await RaftRpc(channel).Deliver(batch)``."""
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable
+from typing import TypedDict
 
 from kvserver import raft_transport_pb2
 from kvserver.raft_transport_pb2 import DeliverReply, MessageBatch
@@ -12,12 +13,11 @@ from rpc import HandlerResult, Rpc, RpcController, TypedStub
 __all__ = ["RaftRpc", "RaftRpcHandlers"]
 
 
-class RaftRpcHandlers(Protocol):
-    """A server of ``raftRpc``."""
+class RaftRpcHandlers(TypedDict):
+    """A server of ``raftRpc``: its handler function by method name, served with
+    ``RaftRpc.serve(provider, {"Deliver": on_deliver})``."""
 
-    def Deliver(
-        self, request: MessageBatch, controller: RpcController
-    ) -> HandlerResult[DeliverReply]: ...
+    Deliver: Callable[[MessageBatch, RpcController], HandlerResult[DeliverReply]]
 
 
 class RaftRpc(TypedStub[RaftRpcHandlers]):

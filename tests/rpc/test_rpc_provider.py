@@ -466,6 +466,8 @@ def test_mypy_checks_handlers_served_through_a_typed_stub(tmp_path: Path) -> Non
     source = """
 from kvapi import kvserver_rpc_pb2 as kv
 from kvapi.stubs import KvServerRpc
+from kvserver.raft_rpc import RaftRpc
+from kvserver.raft_transport_pb2 import DeliverReply
 from kvserver.service import KVService
 from rpc import RpcController, RpcProvider
 
@@ -484,6 +486,14 @@ def serve(provider: RpcProvider, right: KVService, wrong: WrongGet, partial: NoS
     KvServerRpc.serve(provider, right)
     KvServerRpc.serve(provider, wrong)
     KvServerRpc.serve(provider, partial)
+
+
+def deliver(request: kv.GetArgs, controller: RpcController) -> DeliverReply:
+    return DeliverReply()
+
+
+def serve_raft(provider: RpcProvider) -> None:
+    RaftRpc.serve(provider, {"Deliver": deliver})
 """
     module = tmp_path / "handlers_check.py"
     module.write_text(source)
@@ -491,6 +501,8 @@ def serve(provider: RpcProvider, right: KVService, wrong: WrongGet, partial: NoS
         ["--strict", "--no-error-summary", "--disable-error-code=override", str(module)]
     )
     errors = [line for line in out.splitlines() if ": error:" in line]
-    assert status == 1 and len(errors) == 2, out
-    assert all('"serve" of "TypedStub"' in e and '"KvServerRpcHandlers"' in e for e in errors)
-    assert [int(e.split(":")[1]) for e in errors] == [20, 21]  # the wrong and the partial one
+    assert status == 1 and len(errors) == 3, out
+    assert all('"serve" of "TypedStub"' in e and '"KvServerRpcHandlers"' in e for e in errors[:2])
+    assert 'TypedDict item "Deliver"' in errors[2]
+    # The wrong handler, the partial one and the mistyped function; not the right one.
+    assert [int(e.split(":")[1]) for e in errors] == [22, 23, 31]
