@@ -21,9 +21,10 @@ from rpc_testkit import (
 )
 
 from examples import friend_pb2
+from examples.friend_stub import FriendRpc
 from kvapi import kvserver_rpc_pb2 as kv
 from kvapi.stubs import KvServerRpc
-from rpc import Rpc, RpcChannel, RpcController, RpcProvider, RpcRemoteError, Status, TypedStub
+from rpc import RpcChannel, RpcController, RpcProvider, RpcRemoteError, Status
 from rpc.codec import (
     ResponseDecoder,
     encode_cancel,
@@ -396,15 +397,8 @@ def test_registration_validates_handlers() -> None:
         RpcProvider(frame_timeout=0)
 
 
-class Friends(TypedStub[object]):
-    """The example's friend service, as a typed stub."""
-
-    SERVICE = friend_pb2.DESCRIPTOR.services_by_name["FiendServiceRpc"]
-    GetFriendsList = Rpc(friend_pb2.GetFriendsListRequest, friend_pb2.GetFriendsListResponse)
-
-
 def test_two_services_on_one_provider() -> None:
-    friends = Friends.SERVICE
+    friends = FriendRpc.SERVICE
 
     async def get_friends(
         request: friend_pb2.GetFriendsListRequest, controller: RpcController
@@ -417,7 +411,7 @@ def test_two_services_on_one_provider() -> None:
         provider.register(friends, {"GetFriendsList": get_friends})
         _, port = await provider.start()
         async with provider, RpcChannel("127.0.0.1", port) as channel:
-            reply = await Friends(channel).GetFriendsList(
+            reply = await FriendRpc(channel).GetFriendsList(
                 friend_pb2.GetFriendsListRequest(userid=42)
             )
             assert list(reply.friends) == [b"42"]
