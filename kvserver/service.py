@@ -47,14 +47,10 @@ from rpc import RpcController, RpcProvider
 
 __all__ = [
     "DEFAULT_REQUEST_TIMEOUT",
-    "KV_SERVICE",
     "FutureWaiter",
     "KVService",
     "Rejected",
 ]
-
-KV_SERVICE = KvServerRpc.SERVICE
-"""The ``kvServerRpc`` service descriptor."""
 
 DEFAULT_REQUEST_TIMEOUT = 0.5
 
