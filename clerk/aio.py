@@ -66,7 +66,7 @@ DEFAULT_RPC_TIMEOUT = 1.0
 Key = bytes | str
 
 A = TypeVar("A", bound=Message)
-# Every reply carries Err and LeaderHint; the writes' replies also tell an expired session.
+# The kvServerRpc replies, every one with Err and LeaderHint; W: the writes'.
 R = TypeVar(
     "R",
     pb.GetReply,
