@@ -64,8 +64,9 @@ class Err(enum.StrEnum):
     def from_wire(cls, raw: bytes) -> Err | str:
         """The code a reply's ``Err`` bytes name, or the decoded string when it is none of them
         (a newer server's code)."""
-        text = raw.decode(errors="replace")
-        try:
-            return cls(text)
-        except ValueError:
-            return text
+        found = _BY_WIRE.get(raw)
+        return raw.decode(errors="replace") if found is None else found
+
+
+# One dict lookup per reply, on the clerk's hot path (no decode, no Enum call).
+_BY_WIRE = {err.wire: err for err in Err}
