@@ -1,19 +1,35 @@
 """The raftkv client: ``AsyncClerk`` (asyncio) and ``Clerk`` (blocking) over ``kvServerRpc``.
 
-``clerk.core`` holds the pure decisions both share with the simulated clerks; ``kvapi.config``
-reads the original's ``test.conf``.
+``clerk.core`` holds the pure decisions both share with the simulated clerks; ``clerk.errors`` the
+typed errors (each a ``NotAppliedError`` or an ``OutcomeUnknownError``); ``kvapi.config`` reads
+the original's ``test.conf``.
 """
 
-from clerk.aio import AsyncClerk, Connections, resolve_servers
+from clerk.aio import AsyncClerk
 from clerk.blocking import Clerk
+from clerk.connections import Connections, resolve_servers
 from clerk.core import Attempt, ClerkCore, ClerkSession, RetryPolicy
-from clerk.errors import ClerkError, OperationTimeoutError, ServerError, SessionExpiredError
+from clerk.errors import (
+    BadCommandError,
+    BadRequestError,
+    ClerkError,
+    NotAppliedError,
+    OperationTimeoutError,
+    OutcomeUnknownError,
+    RpcRefusedError,
+    ServerError,
+    SessionExpiredError,
+    StaleRequestError,
+    UnexpectedReplyError,
+)
 from clerk.results import ConditionalResult, StaleRead, StaleScan
 from kvapi.config import ConfigError, load_test_conf, parse_test_conf
 
 __all__ = [
     "AsyncClerk",
     "Attempt",
+    "BadCommandError",
+    "BadRequestError",
     "Clerk",
     "ClerkCore",
     "ClerkError",
@@ -21,12 +37,17 @@ __all__ = [
     "ConditionalResult",
     "ConfigError",
     "Connections",
+    "NotAppliedError",
     "OperationTimeoutError",
+    "OutcomeUnknownError",
     "RetryPolicy",
+    "RpcRefusedError",
     "ServerError",
     "SessionExpiredError",
     "StaleRead",
+    "StaleRequestError",
     "StaleScan",
+    "UnexpectedReplyError",
     "load_test_conf",
     "parse_test_conf",
     "resolve_servers",

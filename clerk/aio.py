@@ -5,14 +5,18 @@ Theory of operation
 The clerk holds one :class:`rpc.RpcChannel` per server and a :class:`clerk.core.ClerkCore` that
 makes every decision: which server to ask, how long to wait before the next ask, which request id
 a write carries. An operation asks the cached leader first. A reply ``ErrWrongLeader`` moves to
-the server its ``LeaderHint`` names (or the next one); ``ErrTimeout``, an RPC timeout, a
-connection error or a server-side RPC failure move to the next server. After every server was
-asked once in a round the clerk backs off (capped exponential, with jitter) before the next round.
+the server its ``LeaderHint`` names (or the next one); ``ErrTimeout``, ``ErrStorageUnavailable``
+(the node cannot persist for now), an RPC timeout, a connection error or a server-side RPC
+failure move to the next server: the codes marked retryable in :mod:`kvapi.codes`. After every
+server was asked once in a round the clerk backs off (capped exponential, with jitter) before the
+next round.
 
 A write gets its request id once and keeps it through every retry, so however many copies reach
 the log it takes effect once and every copy gets the first execution's answer. Each operation has
 a deadline (``op_timeout``, or ``timeout=`` per call); when it passes the clerk raises
 :class:`OperationTimeoutError`. For a write the outcome is then unknown, and the error says so.
+Every other failure is a typed error (:mod:`clerk.errors`), each either a ``NotAppliedError``
+(certainly no effect) or an ``OutcomeUnknownError``.
 A write refused ``ErrSessionExpired`` (the servers forgot this clerk's session) renews the session
 and raises :class:`SessionExpiredError`, never sending it again, unless the refused copy was the
 only one sent: then it had no effect and goes once more in the new session (docs/sessions.md).
@@ -34,98 +38,69 @@ for the linearizability checker: ``ok`` with its output when answered; a timed-o
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import uuid
-from collections.abc import Callable, Sequence
-from typing import Any, TypeAlias, TypeVar, cast
+from collections.abc import Callable
+from typing import TypeVar
 
 from google.protobuf.message import Message
 
+from clerk.connections import Connections, Servers
 from clerk.core import Attempt, ClerkCore, ClerkSession, RetryPolicy, hint_from_raft_id
-from clerk.errors import ServerError, SessionExpiredError
-from clerk.replies import certainly_no_effect, conditional, get_value, timeout_error
+from clerk.errors import RpcRefusedError, SessionExpiredError
+from clerk.recording import NotRecording, Recordable, Recording, record
+from clerk.replies import conditional, get_value, require_ok, timeout_error
 from clerk.results import ConditionalResult, StaleRead, StaleScan
 from kvapi import kvserver_rpc_pb2 as pb
-from kvapi.codes import (
-    ERR_CAS_MISMATCH,
-    ERR_KEY_EXISTS,
-    ERR_NO_KEY,
-    ERR_SESSION_EXPIRED,
-    ERR_STORAGE_UNAVAILABLE,
-    ERR_TIMEOUT,
-    ERR_WRONG_LEADER,
-)
-from kvapi.config import load_test_conf
-from lincheck import HistoryRecorder, Json, Status, bytes_to_str
-from rpc import RpcChannel, RpcConnectionError, RpcRemoteError, RpcTimeoutError
+from kvapi.codes import Err
+from kvapi.stubs import KvServerRpc
+from lincheck import HistoryRecorder
+from rpc import Rpc, RpcConnectionError, RpcRemoteError, RpcTimeoutError
 from rpc import Status as RpcStatus
 
-__all__ = [
-    "DEFAULT_OP_TIMEOUT",
-    "DEFAULT_RPC_TIMEOUT",
-    "AsyncClerk",
-    "Connections",
-    "Servers",
-    "resolve_servers",
-]
+__all__ = ["DEFAULT_OP_TIMEOUT", "DEFAULT_RPC_TIMEOUT", "AsyncClerk", "Key"]
 
 DEFAULT_OP_TIMEOUT = 10.0
 DEFAULT_RPC_TIMEOUT = 1.0
 
-Servers = Sequence[tuple[str, int]] | str | os.PathLike[str]
-"""Server addresses: a list of (host, port) in node order, or the path of a ``test.conf``."""
-
 Key = bytes | str
 
-R = TypeVar("R", bound=Message)
+A = TypeVar("A", bound=Message)
+# The kvServerRpc replies, every one with Err and LeaderHint; W: the writes'.
+R = TypeVar(
+    "R",
+    pb.GetReply,
+    pb.ScanReply,
+    pb.PutAppendReply,
+    pb.DeleteReply,
+    pb.PutIfAbsentReply,
+    pb.UpdateReply,
+    pb.CompareAndSwapReply,
+)
+W = TypeVar(
+    "W",
+    pb.PutAppendReply,
+    pb.DeleteReply,
+    pb.PutIfAbsentReply,
+    pb.UpdateReply,
+    pb.CompareAndSwapReply,
+)
+# The conditional writes' replies: Err, the Value the write saw, LeaderHint.
+V = TypeVar("V", pb.DeleteReply, pb.PutIfAbsentReply, pb.UpdateReply, pb.CompareAndSwapReply)
 
-_SERVICE = "kvServerRpc"
+Build = Callable[[bytes, int, int], A]
+"""Builds a write's request from its session's (ClientId, RequestId, AckedBelow)."""
+
 # Remote statuses after which another server may well succeed.
 _RETRYABLE_REMOTE = frozenset(
     (RpcStatus.HANDLER_ERROR, RpcStatus.DEADLINE_EXCEEDED, RpcStatus.SHUTTING_DOWN)
 )
-
-
-def resolve_servers(servers: Servers) -> list[tuple[str, int]]:
-    """The (host, port) list ``servers`` denotes (reading the test.conf when given a path)."""
-    if isinstance(servers, str | os.PathLike):
-        return load_test_conf(servers)
-    resolved = [(str(host), int(port)) for host, port in servers]
-    if not resolved:
-        raise ValueError("a clerk needs at least one server address")
-    for host, port in resolved:
-        if not host or not 1 <= port <= 65535:
-            raise ValueError(f"bad server address {host!r}:{port}")
-    return resolved
-
-
-class Connections:
-    """One long-lived channel per server of a cluster, to share among many clerks.
-
-    ``AsyncClerk(connections)`` uses these channels instead of opening its own and leaves them
-    open when it closes; close them with :meth:`close` (or ``async with``) after the clerks.
-    Create and use on one event loop.
-    """
-
-    def __init__(self, servers: Servers, *, connect_timeout: float = 0.5) -> None:
-        if connect_timeout <= 0:
-            raise ValueError("connect_timeout must be positive")
-        self.servers = resolve_servers(servers)
-        self.channels = [
-            RpcChannel(host, port, connect_timeout=connect_timeout, backoff_max=0.5)
-            for host, port in self.servers
-        ]
-
-    async def close(self) -> None:
-        """Close every channel; calls still running on them fail."""
-        await asyncio.gather(*(channel.close() for channel in self.channels))
-
-    async def __aenter__(self) -> Connections:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
+# What the deadline error names as the last failure, per retryable code.
+_RETRY_REASONS = {
+    Err.WRONG_LEADER: "is not the leader",
+    Err.TIMEOUT: "timed out waiting for the cluster",
+    Err.STORAGE_UNAVAILABLE: "cannot persist (storage unavailable)",
+}
 
 
 class AsyncClerk:
@@ -200,7 +175,7 @@ class AsyncClerk:
         k = _as_bytes(key)
         mode = pb.READ_LEASE if lease else pb.READ_LINEARIZABLE
         with self._record("get", k, None) as rec:
-            reply = await self._read("Get", pb.GetArgs(Key=k, Mode=mode), pb.GetReply, timeout)
+            reply = await self._read(KvServerRpc.Get, pb.GetArgs(Key=k, Mode=mode), k, timeout)
             value = get_value(reply)
             rec.output = value
             return value
@@ -218,7 +193,8 @@ class AsyncClerk:
         (None: all); linearizable (``lease``: a lease read)."""
         args = _scan_args(start, end, limit, pb.READ_LEASE if lease else pb.READ_LINEARIZABLE)
         with self._record("scan", args.Start, [None if end is None else args.End, limit]) as rec:
-            reply = await self._read("Scan", args, pb.ScanReply, timeout)
+            reply = await self._read(KvServerRpc.Scan, args, args.Start, timeout)
+            require_ok("scan", reply.Err)
             pairs = [(kv.Key, kv.Value) for kv in reply.Pairs]
             rec.output = [[k, v] for k, v in pairs]
             return pairs
@@ -231,7 +207,7 @@ class AsyncClerk:
         Asks ``server`` (an index) first, else the cached leader, and moves on if it fails.
         """
         args = pb.GetArgs(Key=_as_bytes(key), Mode=pb.READ_STALE)
-        reply, served_by = await self._stale("Get", args, pb.GetReply, server, timeout)
+        reply, served_by = await self._stale(KvServerRpc.Get, args, args.Key, server, timeout)
         return StaleRead(get_value(reply), served_by)
 
     async def scan_stale(
@@ -245,7 +221,8 @@ class AsyncClerk:
     ) -> StaleScan:
         """Like :meth:`scan` but from one server's local state, which may be OUT OF DATE."""
         args = _scan_args(start, end, limit, pb.READ_STALE)
-        reply, served_by = await self._stale("Scan", args, pb.ScanReply, server, timeout)
+        reply, served_by = await self._stale(KvServerRpc.Scan, args, args.Start, server, timeout)
+        require_ok("scan", reply.Err)
         return StaleScan([(kv.Key, kv.Value) for kv in reply.Pairs], served_by)
 
     # -- writes --------------------------------------------------------------------------------
@@ -261,64 +238,45 @@ class AsyncClerk:
     async def delete(self, key: Key, *, timeout: float | None = None) -> ConditionalResult:
         """Remove ``key``; ``applied`` False if it was absent."""
         k = _as_bytes(key)
-        with self._record("delete", k, None) as rec:
-            reply = await self._write(
-                "Delete",
-                lambda cid, rid, acked: pb.DeleteArgs(
-                    Key=k, ClientId=cid, RequestId=rid, AckedBelow=acked
-                ),
-                pb.DeleteReply,
-                timeout,
-            )
-            result = conditional(
-                "delete", reply.Err, reply.Value, ok_previous=reply.Value, refusals=(ERR_NO_KEY,)
-            )
-            rec.output = result.applied
-            return result
+
+        def build(cid: bytes, rid: int, acked: int) -> pb.DeleteArgs:
+            return pb.DeleteArgs(Key=k, ClientId=cid, RequestId=rid, AckedBelow=acked)
+
+        return await self._conditional(
+            self._record("delete", k, None), KvServerRpc.Delete, build, k, _NO_KEY, None, timeout
+        )
 
     async def put_if_absent(
         self, key: Key, value: Key, *, timeout: float | None = None
     ) -> ConditionalResult:
         """Store ``value`` only if ``key`` is absent; else ``previous`` is the existing value."""
         k, v = _as_bytes(key), _as_bytes(value)
-        with self._record("put_if_absent", k, v) as rec:
-            reply = await self._write(
-                "PutIfAbsent",
-                lambda cid, rid, acked: pb.PutIfAbsentArgs(
-                    Key=k, Value=v, ClientId=cid, RequestId=rid, AckedBelow=acked
-                ),
-                pb.PutIfAbsentReply,
-                timeout,
-            )
-            result = conditional(
-                "put_if_absent",
-                reply.Err,
-                reply.Value,
-                ok_previous=None,
-                refusals=(ERR_KEY_EXISTS,),
-            )
-            rec.output = result.applied
-            return result
+
+        def build(cid: bytes, rid: int, acked: int) -> pb.PutIfAbsentArgs:
+            return pb.PutIfAbsentArgs(Key=k, Value=v, ClientId=cid, RequestId=rid, AckedBelow=acked)
+
+        return await self._conditional(
+            self._record("put_if_absent", k, v),
+            KvServerRpc.PutIfAbsent,
+            build,
+            k,
+            (Err.KEY_EXISTS,),
+            _ABSENT,
+            timeout,
+        )
 
     async def update(
         self, key: Key, value: Key, *, timeout: float | None = None
     ) -> ConditionalResult:
         """Store ``value`` only if ``key`` is present; ``previous`` is the value it replaced."""
         k, v = _as_bytes(key), _as_bytes(value)
-        with self._record("update", k, v) as rec:
-            reply = await self._write(
-                "Update",
-                lambda cid, rid, acked: pb.UpdateArgs(
-                    Key=k, Value=v, ClientId=cid, RequestId=rid, AckedBelow=acked
-                ),
-                pb.UpdateReply,
-                timeout,
-            )
-            result = conditional(
-                "update", reply.Err, reply.Value, ok_previous=reply.Value, refusals=(ERR_NO_KEY,)
-            )
-            rec.output = result.applied
-            return result
+
+        def build(cid: bytes, rid: int, acked: int) -> pb.UpdateArgs:
+            return pb.UpdateArgs(Key=k, Value=v, ClientId=cid, RequestId=rid, AckedBelow=acked)
+
+        return await self._conditional(
+            self._record("update", k, v), KvServerRpc.Update, build, k, _NO_KEY, None, timeout
+        )
 
     async def cas(
         self, key: Key, expected: Key | None, new: Key, *, timeout: float | None = None
@@ -329,68 +287,79 @@ class AsyncClerk:
         """
         k, n = _as_bytes(key), _as_bytes(new)
         e = None if expected is None else _as_bytes(expected)
+
+        def build(cid: bytes, rid: int, acked: int) -> pb.CompareAndSwapArgs:
+            return pb.CompareAndSwapArgs(
+                Key=k,
+                Expected=e or b"",
+                ExpectAbsent=e is None,
+                Value=n,
+                ClientId=cid,
+                RequestId=rid,
+                AckedBelow=acked,
+            )
+
         # The checker's cas never matches an absent key; expecting absence is put_if_absent.
-        if e is None:
-            recording = self._record("put_if_absent", k, n)
-        else:
-            recording = self._record("cas", k, [e, n])
-        with recording as rec:
-            reply = await self._write(
-                "CompareAndSwap",
-                lambda cid, rid, acked: pb.CompareAndSwapArgs(
-                    Key=k,
-                    Expected=e or b"",
-                    ExpectAbsent=e is None,
-                    Value=n,
-                    ClientId=cid,
-                    RequestId=rid,
-                    AckedBelow=acked,
-                ),
-                pb.CompareAndSwapReply,
-                timeout,
-            )
-            result = conditional(
-                "cas",
-                reply.Err,
-                reply.Value,
-                ok_previous=e,
-                refusals=(ERR_CAS_MISMATCH, ERR_NO_KEY),
-            )
-            rec.output = result.applied
-            return result
+        recording = (
+            self._record("put_if_absent", k, n) if e is None else self._record("cas", k, [e, n])
+        )
+        refusals = (Err.CAS_MISMATCH, Err.NO_KEY)
+        return await self._conditional(
+            recording, KvServerRpc.CompareAndSwap, build, k, refusals, (e,), timeout
+        )
 
     async def _put_append(
         self, op: bytes, name: str, key: Key, value: Key, timeout: float | None
     ) -> None:
         k, v = _as_bytes(key), _as_bytes(value)
-        with self._record(name, k, v):
-            reply = await self._write(
-                "PutAppend",
-                lambda cid, rid, acked: pb.PutAppendArgs(
-                    Key=k, Value=v, Op=op, ClientId=cid, RequestId=rid, AckedBelow=acked
-                ),
-                pb.PutAppendReply,
-                timeout,
+
+        def build(cid: bytes, rid: int, acked: int) -> pb.PutAppendArgs:
+            return pb.PutAppendArgs(
+                Key=k, Value=v, Op=op, ClientId=cid, RequestId=rid, AckedBelow=acked
             )
-            err = reply.Err.decode(errors="replace")
-            if err != "OK":
-                raise ServerError(name, err)
+
+        with self._record(name, k, v):
+            reply = await self._write(KvServerRpc.PutAppend, build, k, timeout)
+            require_ok(name, reply.Err)
+
+    async def _conditional(
+        self,
+        recording: Recording | NotRecording,
+        rpc: Rpc[A, V],
+        build: Build[A],
+        key: bytes,
+        refusals: tuple[Err, ...],
+        ok_previous: tuple[bytes | None] | None,
+        timeout: float | None,
+    ) -> ConditionalResult:
+        """The one path of delete, put_if_absent, update and cas: ``ok_previous`` is the value an
+        applied write replaced when the clerk knows it, None when the reply's Value is it."""
+        with recording as rec:
+            reply = await self._write(rpc, build, key, timeout)
+            previous = reply.Value if ok_previous is None else ok_previous[0]
+            result = conditional(
+                _OPERATIONS[rpc.method],
+                reply.Err,
+                reply.Value,
+                ok_previous=previous,
+                refusals=refusals,
+            )
+            rec.output = result.applied
+            return result
 
     # -- the retry loop ------------------------------------------------------------------------
 
-    async def _read(
-        self, method: str, args: Message, reply_type: type[R], timeout: float | None
-    ) -> R:
+    async def _read(self, rpc: Rpc[A, R], args: A, key: bytes, timeout: float | None) -> R:
         attempt = self.core.start()
-        reply = await self._ask_until_answered(method, lambda: args, reply_type, attempt, timeout)
+        reply = await self._ask_until_answered(rpc, lambda: args, key, attempt, timeout)
         attempt.on_success()
         return reply
 
     async def _stale(
         self,
-        method: str,
-        args: Message,
-        reply_type: type[R],
+        rpc: Rpc[A, R],
+        args: A,
+        key: bytes,
         server: int | None,
         timeout: float | None,
     ) -> tuple[R, int]:
@@ -399,17 +368,11 @@ class AsyncClerk:
             if not 0 <= server < len(self.servers):
                 raise ValueError(f"server index {server} is not in 0..{len(self.servers) - 1}")
             attempt.server = server
-        reply = await self._ask_until_answered(method, lambda: args, reply_type, attempt, timeout)
+        reply = await self._ask_until_answered(rpc, lambda: args, key, attempt, timeout)
         # Any server answers a stale read: the leader cache learns nothing from it.
         return reply, attempt.server
 
-    async def _write(
-        self,
-        method: str,
-        build: Callable[[bytes, int, int], Message],
-        reply_type: type[R],
-        timeout: float | None,
-    ) -> R:
+    async def _write(self, rpc: Rpc[A, W], build: Build[A], key: bytes, timeout: float | None) -> W:
         """Ask until the write is answered; ErrSessionExpired renews the session and raises,
         except when the refused copy was the only one sent: then it provably had no effect and
         goes once more, as the new session's request."""
@@ -417,35 +380,35 @@ class AsyncClerk:
         budget = self.op_timeout if timeout is None else timeout
         deadline = loop.time() + budget
         session = self.core.session
-        reply, attempt = await self._write_in(session, method, build, reply_type, budget)
-        if _expired(reply):
+        reply, attempt = await self._write_in(session, rpc, build, key, budget)
+        if reply.Err == Err.SESSION_EXPIRED.wire:
             session = self.core.renew_session(session, uuid.uuid4().bytes)
             remaining = deadline - loop.time()
             if attempt.asks > 1 or remaining <= 0:
-                raise SessionExpiredError(method, outcome_unknown=attempt.asks > 1)
-            reply, attempt = await self._write_in(session, method, build, reply_type, remaining)
-            if _expired(reply):
+                raise SessionExpiredError(rpc.method, outcome_unknown=attempt.asks > 1)
+            reply, attempt = await self._write_in(session, rpc, build, key, remaining)
+            if reply.Err == Err.SESSION_EXPIRED.wire:
                 self.core.renew_session(session, uuid.uuid4().bytes)
-                raise SessionExpiredError(method, outcome_unknown=attempt.asks > 1)
+                raise SessionExpiredError(rpc.method, outcome_unknown=attempt.asks > 1)
         attempt.on_success()
         return reply
 
     async def _write_in(
         self,
         session: ClerkSession,
-        method: str,
-        build: Callable[[bytes, int, int], Message],
-        reply_type: type[R],
+        rpc: Rpc[A, W],
+        build: Build[A],
+        key: bytes,
         timeout: float,
-    ) -> tuple[R, Attempt]:
+    ) -> tuple[W, Attempt]:
         request_id = session.new_request_id()
         attempt = self.core.start()
         try:
             # Rebuilt per ask with the SAME request id: only the acknowledgement mark may rise.
             reply = await self._ask_until_answered(
-                method,
+                rpc,
                 lambda: build(session.client_id, request_id, session.acked_below()),
-                reply_type,
+                key,
                 attempt,
                 timeout,
             )
@@ -456,13 +419,14 @@ class AsyncClerk:
 
     async def _ask_until_answered(
         self,
-        method: str,
-        build: Callable[[], Message],
-        reply_type: type[R],
+        rpc: Rpc[A, R],
+        build: Callable[[], A],
+        key: bytes,
         attempt: Attempt,
         timeout: float | None,
     ) -> R:
-        """Ask servers as ``attempt`` directs until one gives a final answer, or time runs out."""
+        """Ask servers as ``attempt`` directs until one gives a final answer (any code not
+        marked retryable), or time runs out."""
         loop = asyncio.get_running_loop()
         budget = self.op_timeout if timeout is None else timeout
         if budget <= 0:
@@ -472,113 +436,44 @@ class AsyncClerk:
         while True:
             remaining = deadline - loop.time()
             if remaining <= 0:
-                raise timeout_error(method, build(), budget, attempt.asks - 1, last_error)
+                raise timeout_error(rpc.method, key, budget, attempt.asks - 1, last_error)
             channel = self._channels[attempt.server]
             try:
-                reply = await channel.call(
-                    _SERVICE,
-                    method,
-                    build(),
-                    reply_type,
-                    timeout=min(self.rpc_timeout, remaining),
-                )
+                reply = await rpc.call(channel, build(), timeout=min(self.rpc_timeout, remaining))
             except (RpcTimeoutError, RpcConnectionError) as exc:
                 last_error = f"server {attempt.server} ({channel.address}): {exc}"
                 delay = attempt.on_failure()
             except RpcRemoteError as exc:
                 if exc.status not in _RETRYABLE_REMOTE:
-                    raise ServerError(method, f"{exc.status.name}: {exc.text}") from exc
+                    raise RpcRefusedError(rpc.method, f"{exc.status.name}: {exc.text}") from exc
                 last_error = f"server {attempt.server} ({channel.address}): {exc}"
                 delay = attempt.on_failure()
             else:
-                err = cast(Any, reply).Err.decode(errors="replace")
-                if err == ERR_WRONG_LEADER:
-                    last_error = f"server {attempt.server} is not the leader"
-                    hint = hint_from_raft_id(cast(Any, reply).LeaderHint, len(self.servers))
-                    delay = attempt.on_wrong_leader(hint)
-                elif err == ERR_TIMEOUT:
-                    last_error = f"server {attempt.server} timed out waiting for the cluster"
-                    delay = attempt.on_failure()
-                elif err == ERR_STORAGE_UNAVAILABLE:
-                    # Refused before anything was proposed: that node's disk failed for now.
-                    last_error = f"server {attempt.server} cannot persist (storage unavailable)"
-                    delay = attempt.on_failure()
-                else:
+                err = Err.from_wire(reply.Err)
+                if not isinstance(err, Err) or not err.retryable:
                     return reply
+                last_error = f"server {attempt.server} {_RETRY_REASONS[err]}"
+                if err is Err.WRONG_LEADER:
+                    hint = hint_from_raft_id(reply.LeaderHint, len(self.servers))
+                    delay = attempt.on_wrong_leader(hint)
+                else:
+                    delay = attempt.on_failure()
             if delay:
                 await asyncio.sleep(min(delay / 1000.0, max(0.0, deadline - loop.time())))
 
-    # -- history -------------------------------------------------------------------------------
-
-    def _record(self, op: str, key: bytes, value: Recordable) -> _Recording | _NotRecording:
-        if self.history is None:
-            return _NOT_RECORDING
-        return _Recording(self.history, self.client_id.hex(), op, key, value)
+    def _record(self, op: str, key: bytes, value: Recordable) -> Recording | NotRecording:
+        return record(self.history, self.client_id, op, key, value)
 
 
-Recordable: TypeAlias = bytes | bool | int | str | list["Recordable"] | None
-"""An operation's input or output as the clerk has it: bytes become JSON strings only when a
-history is being recorded, so a clerk without one pays nothing for it."""
-
-
-def _to_json(value: Recordable) -> Json:
-    if isinstance(value, bytes):
-        return bytes_to_str(value)
-    if isinstance(value, list):
-        return [_to_json(item) for item in value]
-    return value
-
-
-class _NotRecording:
-    """What an operation records into when there is no history: nothing."""
-
-    __slots__ = ()
-
-    @property
-    def output(self) -> Recordable:
-        return None
-
-    @output.setter
-    def output(self, value: Recordable) -> None:
-        pass
-
-    def __enter__(self) -> _NotRecording:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        pass
-
-
-_NOT_RECORDING = _NotRecording()
-
-
-class _Recording:
-    """Records one operation in a HistoryRecorder."""
-
-    def __init__(
-        self, history: HistoryRecorder, client: str, op: str, key: bytes, value: Recordable
-    ) -> None:
-        self._history = history
-        self._write = op not in ("get", "scan")
-        self._handle = history.call(client, op, bytes_to_str(key), _to_json(value))
-        self.output: Recordable = None
-
-    def __enter__(self) -> _Recording:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
-    ) -> None:
-        if exc is None:
-            self._history.ret(self._handle, _to_json(self.output))
-        elif self._write and not certainly_no_effect(exc):
-            self._history.ret(self._handle, status=Status.UNKNOWN)
-        else:
-            self._history.ret(self._handle, status=Status.FAIL)
-
-
-def _expired(reply: Message) -> bool:
-    return bool(cast(Any, reply).Err == ERR_SESSION_EXPIRED.encode())
+# The clerk's name of each conditional write, for its errors.
+_OPERATIONS = {
+    "Delete": "delete",
+    "PutIfAbsent": "put_if_absent",
+    "Update": "update",
+    "CompareAndSwap": "cas",
+}
+_NO_KEY = (Err.NO_KEY,)
+_ABSENT: tuple[bytes | None] = (None,)
 
 
 def _scan_args(start: Key, end: Key | None, limit: int | None, mode: pb.ReadMode) -> pb.ScanArgs:

@@ -15,7 +15,8 @@ from collections.abc import Coroutine
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
-from clerk.aio import AsyncClerk, Key, Servers
+from clerk.aio import AsyncClerk, Key
+from clerk.connections import Servers
 from clerk.results import ConditionalResult, StaleRead, StaleScan
 
 __all__ = ["Clerk"]

@@ -13,6 +13,7 @@ import logging
 import sys
 
 from examples import friend_pb2
+from examples.friend_stub import FriendRpc
 from rpc import RpcChannel, RpcConnectionError, RpcError, RpcTimeoutError
 from rpc.loop import run
 
@@ -20,16 +21,11 @@ from rpc.loop import run
 async def consume(host: str, port: int, count: int, userid: int, timeout: float) -> int:
     """Make ``count`` calls and print each answer; return the process exit status."""
     async with RpcChannel(host, port, connect_timeout=timeout) as channel:
+        stub = FriendRpc(channel)
         request = friend_pb2.GetFriendsListRequest(userid=userid)
         for i in range(1, count + 1):
             try:
-                response = await channel.call(
-                    "FiendServiceRpc",
-                    "GetFriendsList",
-                    request,
-                    friend_pb2.GetFriendsListResponse,
-                    timeout=timeout,
-                )
+                response = await stub.GetFriendsList(request, timeout=timeout)
             except (RpcConnectionError, RpcTimeoutError) as exc:
                 print(f"error: no provider answers: {exc}", file=sys.stderr)
                 return 1

@@ -14,10 +14,9 @@ import signal
 import sys
 
 from examples import friend_pb2
+from examples.friend_stub import FriendRpc
 from rpc import RpcController, RpcProvider
 from rpc.loop import run
-
-SERVICE = friend_pb2.DESCRIPTOR.services_by_name["FiendServiceRpc"]
 
 
 class FriendService:
@@ -36,7 +35,7 @@ class FriendService:
 async def serve(host: str, port: int) -> None:
     """Serve FiendServiceRpc on (host, port) until SIGINT or SIGTERM, then close gracefully."""
     provider = RpcProvider()
-    provider.register(SERVICE, FriendService())
+    FriendRpc.serve(provider, FriendService())
     bound_host, bound_port = await provider.start(host, port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

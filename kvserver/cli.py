@@ -20,7 +20,7 @@ import sys
 from collections.abc import Sequence
 
 from clerk import AsyncClerk, ClerkError, ConfigError, OperationTimeoutError, ServerError
-from kvapi.codes import ERR_BAD_REQUEST
+from kvapi.codes import Err
 from kvapi.config import load_test_conf
 from kvserver.cli_server import add_server_arguments, run_server
 from kvserver.cli_status import StatusPoller, format_table, leader_of
@@ -163,7 +163,7 @@ async def _client_command(servers: list[tuple[str, int]], args: argparse.Namespa
             return EXIT_UNAVAILABLE
         except ServerError as exc:
             print(f"raftkv: {exc}", file=sys.stderr)
-            return EXIT_USAGE if exc.err == ERR_BAD_REQUEST else EXIT_UNAVAILABLE
+            return EXIT_USAGE if exc.err == Err.BAD_REQUEST else EXIT_UNAVAILABLE
         except (ClerkError, ValueError) as exc:
             print(f"raftkv: {exc}", file=sys.stderr)
             return EXIT_USAGE

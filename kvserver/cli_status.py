@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from kvapi.admin_pb2 import StatusReply, StatusRequest
+from kvapi.stubs import NodeAdmin
 from rpc import RpcChannel, RpcError
 
 __all__ = ["NodeStatus", "StatusPoller", "format_table", "leader_of"]
@@ -42,8 +43,8 @@ class StatusPoller:
     async def _ask(self, index: int) -> NodeStatus:
         address = self.servers[index]
         try:
-            reply = await self._channels[index].call(
-                "nodeAdmin", "Status", StatusRequest(), StatusReply, timeout=self.timeout
+            reply = await NodeAdmin.Status.call(
+                self._channels[index], StatusRequest(), timeout=self.timeout
             )
         except RpcError as exc:
             return NodeStatus(index, address, None, str(exc) or type(exc).__name__)

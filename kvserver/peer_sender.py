@@ -34,7 +34,8 @@ import asyncio
 from collections import deque
 from collections.abc import Callable
 
-from kvserver.raft_transport_pb2 import DeliverReply, MessageBatch
+from kvserver.raft_rpc import RaftRpc
+from kvserver.raft_transport_pb2 import MessageBatch
 from raftcore.raftpb_pb2 import MSG_APPEND, MSG_HEARTBEAT, MSG_SNAPSHOT, Message
 from rpc import RpcChannel, RpcError, RpcTimeoutError
 
@@ -209,13 +210,7 @@ class PeerSender:
 
     async def _deliver(self, batch: list[Message], size: int, timeout: float) -> None:
         try:
-            await self.channel.call(
-                "raftRpc",
-                "Deliver",
-                MessageBatch(messages=batch),
-                DeliverReply,
-                timeout=timeout,
-            )
+            await RaftRpc.Deliver.call(self.channel, MessageBatch(messages=batch), timeout=timeout)
         except RpcError as exc:
             if isinstance(exc, RpcTimeoutError):
                 self.channel.reset()  # free what a peer that does not read left buffered

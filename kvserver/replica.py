@@ -53,7 +53,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, Protocol, TypeVar
 
-from kvapi.codes import ERR_BAD_REQUEST, ERR_STORAGE_UNAVAILABLE, ERR_WRONG_LEADER
+from kvapi.codes import Err
 from kvserver.kvcommand_pb2 import Command, Result
 from kvserver.state_machine import KVStateMachine
 from raftcore import (
@@ -218,16 +218,16 @@ class Replica:
         (ErrStorageUnavailable while this replica cannot persist, ErrBadRequest for a command
         over MAX_COMMAND_BYTES)."""
         if self.storage_failed:
-            waiter.reject(ERR_STORAGE_UNAVAILABLE)
+            waiter.reject(Err.STORAGE_UNAVAILABLE)
             return
         data = command.SerializeToString()
         if len(data) > MAX_COMMAND_BYTES:
-            waiter.reject(ERR_BAD_REQUEST)
+            waiter.reject(Err.BAD_REQUEST)
             return
         try:
             index = self._raw.propose(data)
         except (NotLeaderError, ProposalDroppedError):
-            waiter.reject(ERR_WRONG_LEADER)
+            waiter.reject(Err.WRONG_LEADER)
             return
         self._pending_writes[index] = (self._raw.term, waiter)
 
@@ -241,7 +241,7 @@ class Replica:
             waiter.resolve(query(self.machine))
             return
         if self._raw.role is not Role.LEADER:
-            waiter.reject(ERR_WRONG_LEADER)
+            waiter.reject(Err.WRONG_LEADER)
             return
         self._queued_reads.append(_Read(query, waiter))
         if not self._reads_in_flight:
@@ -255,7 +255,7 @@ class Replica:
             self._raw.read_index(context)
         except NotLeaderError:
             for r in batch:
-                r.waiter.reject(ERR_WRONG_LEADER)
+                r.waiter.reject(Err.WRONG_LEADER)
             return
         self._reads_in_flight[context] = batch
 
@@ -329,7 +329,7 @@ class Replica:
         """Drop the Ready the persister cannot finish: restart the core from storage."""
         self._unpersisted = None
         self._snapshot_lost = True
-        self._fail_all(ERR_WRONG_LEADER)
+        self._fail_all(Err.WRONG_LEADER)
         self._raw.restart(self._applied)
         meta = self.storage.snapshot_metadata()
         if meta.index > self._applied:
@@ -351,7 +351,7 @@ class Replica:
 
     def _apply_ready(self, rd: Ready) -> None:
         if rd.soft_state is not None and rd.soft_state.role is not Role.LEADER:
-            self._fail_all(ERR_WRONG_LEADER)
+            self._fail_all(Err.WRONG_LEADER)
         for entry in rd.committed_entries:
             self._apply(entry)
         self._serve_reads(rd)
@@ -379,7 +379,7 @@ class Replica:
         if term == entry.term and result is not None:
             waiter.resolve(result)
         else:
-            waiter.reject(ERR_WRONG_LEADER)
+            waiter.reject(Err.WRONG_LEADER)
 
     def _fail_all(self, err: str) -> None:
         writes, self._pending_writes = self._pending_writes, {}
@@ -403,7 +403,7 @@ class Replica:
         self._track_stored_log()
         # Entries this replica proposed below the snapshot can no longer be matched to a result.
         for index in [i for i in self._pending_writes if i <= meta.index]:
-            self._pending_writes.pop(index)[1].reject(ERR_WRONG_LEADER)
+            self._pending_writes.pop(index)[1].reject(Err.WRONG_LEADER)
 
     def _maybe_snapshot(self) -> None:
         if self.max_raft_state is not None and self._log_bytes > self.max_raft_state:

@@ -35,10 +35,11 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from kvapi import kvserver_rpc_pb2 as pb
-from kvapi.codes import ERR_BAD_REQUEST, ERR_NO_KEY, ERR_TIMEOUT, OK
+from kvapi.codes import Err
+from kvapi.stubs import KvServerRpc
 from kvserver.kvcommand_pb2 import Command, Op, Result
 from kvserver.replica import Replica
 from kvserver.state_machine import KVStateMachine
@@ -46,18 +47,19 @@ from rpc import RpcController, RpcProvider
 
 __all__ = [
     "DEFAULT_REQUEST_TIMEOUT",
-    "KV_SERVICE",
     "FutureWaiter",
     "KVService",
     "Rejected",
 ]
 
-KV_SERVICE = pb.DESCRIPTOR.services_by_name["kvServerRpc"]
-"""The ``kvServerRpc`` service descriptor."""
-
 DEFAULT_REQUEST_TIMEOUT = 0.5
 
 T = TypeVar("T")
+
+_ValueReply = TypeVar(
+    "_ValueReply", pb.DeleteReply, pb.PutIfAbsentReply, pb.UpdateReply, pb.CompareAndSwapReply
+)
+"""The replies of the conditional writes: Err, the Value the write saw, LeaderHint."""
 
 _PUT_APPEND_OPS = {b"Put": Op.OP_PUT, b"Append": Op.OP_APPEND}
 _READ_MODES = frozenset((pb.READ_LINEARIZABLE, pb.READ_LEASE, pb.READ_STALE))
@@ -95,6 +97,17 @@ class FutureWaiter(Generic[T]):
             self.future.set_exception(Rejected(err))
 
 
+class _WriteArgs(Protocol):
+    """What every write request carries for the session table."""
+
+    @property
+    def ClientId(self) -> bytes: ...
+    @property
+    def RequestId(self) -> int: ...
+    @property
+    def AckedBelow(self) -> int: ...
+
+
 class _BadRequest(Exception):
     """Arguments no server could execute: answered ``ErrBadRequest`` without touching Raft."""
 
@@ -128,8 +141,9 @@ class KVService:
         self._sweep_timer: asyncio.TimerHandle | None = None
 
     def register(self, provider: RpcProvider) -> None:
-        """Serve ``kvServerRpc`` on ``provider`` with these handlers."""
-        provider.register(KV_SERVICE, self)
+        """Serve ``kvServerRpc`` on ``provider`` with these handlers (mypy checks them against
+        :class:`kvapi.stubs.KvServerRpcHandlers`)."""
+        KvServerRpc.serve(provider, self)
 
     # -- the original's methods ----------------------------------------------------------------
 
@@ -139,21 +153,16 @@ class KVService:
         """Put or Append (``Op``); exactly once per (ClientId, RequestId)."""
         op = _PUT_APPEND_OPS.get(request.Op)
         if op is None:
-            return pb.PutAppendReply(Err=ERR_BAD_REQUEST.encode(), LeaderHint=self._hint())
-        err, _ = await self._write(
-            request.ClientId,
-            request.RequestId,
-            request.AckedBelow,
-            Command(op=op, key=request.Key, value=request.Value),
-        )
+            return pb.PutAppendReply(Err=Err.BAD_REQUEST.wire, LeaderHint=self._hint())
+        err, _ = await self._write(request, Command(op=op, key=request.Key, value=request.Value))
         return pb.PutAppendReply(Err=err, LeaderHint=self._hint())
 
     async def Get(self, request: pb.GetArgs, controller: RpcController) -> pb.GetReply:
         """The value of ``Key`` (``ErrNoKey`` and an empty value if absent)."""
         key = request.Key
         err, value, served = await self._read(lambda m: m.get(key), request.Mode)
-        if err == OK and value is None:
-            err = ERR_NO_KEY
+        if err == Err.OK and value is None:
+            err = Err.NO_KEY
         return pb.GetReply(
             Err=err.encode(), Value=value or b"", LeaderHint=self._hint(), ServedMode=served
         )
@@ -162,53 +171,33 @@ class KVService:
 
     async def Delete(self, request: pb.DeleteArgs, controller: RpcController) -> pb.DeleteReply:
         """Remove ``Key``; the reply's Value is the removed value."""
-        err, value = await self._write(
-            request.ClientId,
-            request.RequestId,
-            request.AckedBelow,
-            Command(op=Op.OP_DELETE, key=request.Key),
-        )
-        return pb.DeleteReply(Err=err, Value=value, LeaderHint=self._hint())
+        command = Command(op=Op.OP_DELETE, key=request.Key)
+        return await self._conditional(request, command, pb.DeleteReply)
 
     async def PutIfAbsent(
         self, request: pb.PutIfAbsentArgs, controller: RpcController
     ) -> pb.PutIfAbsentReply:
         """Store ``Value`` only if ``Key`` is absent (else ErrKeyExists with the existing value)."""
-        err, value = await self._write(
-            request.ClientId,
-            request.RequestId,
-            request.AckedBelow,
-            Command(op=Op.OP_PUT_IF_ABSENT, key=request.Key, value=request.Value),
-        )
-        return pb.PutIfAbsentReply(Err=err, Value=value, LeaderHint=self._hint())
+        command = Command(op=Op.OP_PUT_IF_ABSENT, key=request.Key, value=request.Value)
+        return await self._conditional(request, command, pb.PutIfAbsentReply)
 
     async def Update(self, request: pb.UpdateArgs, controller: RpcController) -> pb.UpdateReply:
         """Store ``Value`` only if ``Key`` is present (the reply's Value: the previous value)."""
-        err, value = await self._write(
-            request.ClientId,
-            request.RequestId,
-            request.AckedBelow,
-            Command(op=Op.OP_UPDATE, key=request.Key, value=request.Value),
-        )
-        return pb.UpdateReply(Err=err, Value=value, LeaderHint=self._hint())
+        command = Command(op=Op.OP_UPDATE, key=request.Key, value=request.Value)
+        return await self._conditional(request, command, pb.UpdateReply)
 
     async def CompareAndSwap(
         self, request: pb.CompareAndSwapArgs, controller: RpcController
     ) -> pb.CompareAndSwapReply:
         """Store ``Value`` only if ``Key`` holds ``Expected`` (or is absent, with ExpectAbsent)."""
-        err, value = await self._write(
-            request.ClientId,
-            request.RequestId,
-            request.AckedBelow,
-            Command(
-                op=Op.OP_CAS,
-                key=request.Key,
-                value=request.Value,
-                expected=request.Expected,
-                expect_absent=request.ExpectAbsent,
-            ),
+        command = Command(
+            op=Op.OP_CAS,
+            key=request.Key,
+            value=request.Value,
+            expected=request.Expected,
+            expect_absent=request.ExpectAbsent,
         )
-        return pb.CompareAndSwapReply(Err=err, Value=value, LeaderHint=self._hint())
+        return await self._conditional(request, command, pb.CompareAndSwapReply)
 
     async def Scan(self, request: pb.ScanArgs, controller: RpcController) -> pb.ScanReply:
         """The pairs with ``Start <= key < End`` (End empty: unbounded), at most ``Limit``."""
@@ -231,17 +220,22 @@ class KVService:
     def _hint(self) -> int:
         return self.replica.leader_hint
 
-    async def _write(
-        self, client_id: bytes, request_id: int, acked_below: int, command: Command
-    ) -> tuple[bytes, bytes]:
-        """Propose ``command`` for (client_id, request_id); its (Err, Value) as bytes."""
+    async def _conditional(
+        self, request: _WriteArgs, command: Command, reply_type: type[_ValueReply]
+    ) -> _ValueReply:
+        """Propose ``command`` for ``request``'s session; the reply its result makes."""
+        err, value = await self._write(request, command)
+        return reply_type(Err=err, Value=value, LeaderHint=self._hint())
+
+    async def _write(self, request: _WriteArgs, command: Command) -> tuple[bytes, bytes]:
+        """Propose ``command`` for ``request``'s ClientId and RequestId; its (Err, Value)."""
         try:
-            _check_session(client_id, request_id, acked_below)
+            _check_session(request.ClientId, request.RequestId, request.AckedBelow)
         except _BadRequest:
-            return ERR_BAD_REQUEST.encode(), b""
-        command.client_id = client_id
-        command.request_id = request_id
-        command.acked_below = acked_below
+            return Err.BAD_REQUEST.wire, b""
+        command.client_id = request.ClientId
+        command.request_id = request.RequestId
+        command.acked_below = request.AckedBelow
         command.now_ms = self.clock_ms()
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         self.replica.propose(command, FutureWaiter(future))
@@ -257,7 +251,7 @@ class KVService:
     ) -> tuple[str, T | None, pb.ReadMode]:
         """Run ``query`` as ``mode`` asks: (Err, value or None on error, mode served)."""
         if mode not in _READ_MODES:
-            return ERR_BAD_REQUEST, None, pb.READ_LINEARIZABLE
+            return Err.BAD_REQUEST, None, pb.READ_LINEARIZABLE
         stale = mode == pb.READ_STALE
         served = (
             pb.READ_STALE if stale else pb.READ_LEASE if self.lease_reads else pb.READ_LINEARIZABLE
@@ -270,7 +264,7 @@ class KVService:
             value = await self._bounded(future)
         except Rejected as exc:
             return exc.err, None, served
-        return OK, value, served
+        return Err.OK, value, served
 
     async def _bounded(self, future: asyncio.Future[T]) -> T:
         """The future's value; Rejected(ErrTimeout) when ``request_timeout`` passes first."""
@@ -287,7 +281,7 @@ class KVService:
         while waiting and (waiting[0][0] <= now or waiting[0][1].done()):
             future = waiting.popleft()[1]
             if not future.done():
-                future.set_exception(Rejected(ERR_TIMEOUT))
+                future.set_exception(Rejected(Err.TIMEOUT))
         self._sweep_timer = loop.call_at(waiting[0][0], self._expire_overdue) if waiting else None
 
 

@@ -43,7 +43,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from kvapi.codes import ERR_SESSION_EXPIRED, ERR_STALE_REQUEST
+from kvapi.codes import Err
 from kvserver.kvcommand_pb2 import CachedReply, Command, Result, Session, SessionTable
 
 __all__ = [
@@ -109,9 +109,9 @@ class Sessions:
         state = self._clients.get(command.client_id)
         if state is None:
             # AckedBelow > 1: requests of this client were answered, so its session expired.
-            return Result(err=ERR_SESSION_EXPIRED) if command.acked_below > 1 else None
+            return Result(err=Err.SESSION_EXPIRED) if command.acked_below > 1 else None
         if command.request_id < state.acked_below:
-            return Result(err=ERR_STALE_REQUEST)
+            return Result(err=Err.STALE_REQUEST)
         return state.replies.get(command.request_id)
 
     def record(self, command: Command, result: Result) -> None:

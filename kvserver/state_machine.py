@@ -33,7 +33,7 @@ from collections.abc import Iterator
 
 from google.protobuf.message import DecodeError
 
-from kvapi.codes import ERR_BAD_COMMAND, ERR_CAS_MISMATCH, ERR_KEY_EXISTS, ERR_NO_KEY, OK
+from kvapi.codes import Err
 from kvserver.kvcommand_pb2 import Command, Op, Result, SessionTable
 from kvserver.sessions import DEFAULT_MAX_CLOCK_STEP_MS, DEFAULT_MAX_IDLE_MS, Sessions
 from skiplist.skiplist import SkipList
@@ -83,7 +83,7 @@ class KVStateMachine:
         try:
             command = Command.FromString(data)
         except DecodeError:
-            return Result(err=ERR_BAD_COMMAND)
+            return Result(err=Err.BAD_COMMAND)
         self._sessions.advance_clock(command.now_ms)
         cached = self._sessions.lookup(command)
         if cached is not None:
@@ -98,35 +98,35 @@ class KVStateMachine:
         op = c.op
         if op == Op.OP_PUT:
             data.put(c.key, c.value)
-            return Result(err=OK)
+            return Result(err=Err.OK)
         if op == Op.OP_APPEND:
             data.put(c.key, c.value if current is None else current + c.value)
-            return Result(err=OK)
+            return Result(err=Err.OK)
         if op == Op.OP_DELETE:
             if current is None:
-                return Result(err=ERR_NO_KEY)
+                return Result(err=Err.NO_KEY)
             data.delete(c.key)
-            return Result(err=OK, value=current)
+            return Result(err=Err.OK, value=current)
         if op == Op.OP_PUT_IF_ABSENT:
             if current is not None:
-                return Result(err=ERR_KEY_EXISTS, value=current)
+                return Result(err=Err.KEY_EXISTS, value=current)
             data.put(c.key, c.value)
-            return Result(err=OK)
+            return Result(err=Err.OK)
         if op == Op.OP_UPDATE:
             if current is None:
-                return Result(err=ERR_NO_KEY)
+                return Result(err=Err.NO_KEY)
             data.put(c.key, c.value)
-            return Result(err=OK, value=current)
+            return Result(err=Err.OK, value=current)
         if op == Op.OP_CAS:
             matches = current is None if c.expect_absent else current == c.expected
             if not matches:
                 return Result(
-                    err=ERR_CAS_MISMATCH if current is not None else ERR_NO_KEY,
+                    err=Err.CAS_MISMATCH if current is not None else Err.NO_KEY,
                     value=current or b"",
                 )
             data.put(c.key, c.value)
-            return Result(err=OK, value=current or b"")
-        return Result(err=ERR_BAD_COMMAND)
+            return Result(err=Err.OK, value=current or b"")
+        return Result(err=Err.BAD_COMMAND)
 
     # -- reads, served at a confirmed read index -------------------------------------------------
 

@@ -1,7 +1,8 @@
 """Hand-rolled protobuf RPC over TCP, wire-compatible with the C++ original's.
 
-``RpcProvider`` serves services, ``RpcChannel`` and ``ServiceStub`` call them, ``RpcController``
-carries one call's state. The frame format is in ``rpc.codec`` and docs/wire-protocol.md.
+``RpcProvider`` serves services, ``RpcChannel`` and typed stubs (``TypedStub``) call them,
+``RpcController`` carries one call's state. The frame format is in ``rpc.codec`` and
+docs/wire-protocol.md.
 """
 
 from rpc.channel import RpcChannel
@@ -22,14 +23,17 @@ from rpc.errors import (
 )
 from rpc.loop import install_event_loop
 from rpc.provider import Handler, RpcProvider
-from rpc.stub import ServiceStub, StubMethod
+from rpc.stub import BoundRpc, HandlerResult, Rpc, TypedStub
 
 __all__ = [
+    "BoundRpc",
     "FrameError",
     "FrameTooLargeError",
     "Handler",
+    "HandlerResult",
     "MalformedHeaderError",
     "MalformedVarintError",
+    "Rpc",
     "RpcBadResponseError",
     "RpcCancelledError",
     "RpcChannel",
@@ -40,8 +44,7 @@ __all__ = [
     "RpcProvider",
     "RpcRemoteError",
     "RpcTimeoutError",
-    "ServiceStub",
     "Status",
-    "StubMethod",
+    "TypedStub",
     "install_event_loop",
 ]

@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from clerk.core import ClerkCore, ClerkSession
-from kvapi.codes import ERR_NO_KEY, ERR_SESSION_EXPIRED, ERR_WRONG_LEADER, OK
+from kvapi.codes import Err
 from kvserver.kvcommand_pb2 import Command, Op, Result
 from kvserver.testing.wire import decode_reply, encode_get, encode_write
 from lincheck import ClientId, HistoryRecorder, OpKind, Status, bytes_to_str
@@ -103,10 +103,10 @@ class SimClerk:
         if result is None:
             self._recorder.ret(handle, status=Status.FAIL)
             raise OperationTimeout(f"client {self.name}: get({key!r}) got no answer in time")
-        if result.err == ERR_NO_KEY:
+        if result.err == Err.NO_KEY:
             self._recorder.ret(handle, None)
             return None
-        if result.err != OK:
+        if result.err != Err.OK:
             raise UnexpectedReply(f"client {self.name}: get({key!r}) answered {result.err!r}")
         self._recorder.ret(handle, bytes_to_str(result.value))
         return result.value
@@ -124,18 +124,18 @@ class SimClerk:
         handle = self._recorder.call(self.name, kind, bytes_to_str(key), bytes_to_str(value))
         session = core.session
         result, asks, request_id = yield from self._send(session, handle, op, kind, key, value)
-        if result.err == ERR_SESSION_EXPIRED and asks == 1:
+        if result.err == Err.SESSION_EXPIRED and asks == 1:
             # The only copy sent was refused unexecuted: send it once more in a new session.
             session = core.renew_session(session, core.rng.randbytes(16))
             result, asks, request_id = yield from self._send(session, handle, op, kind, key, value)
-        if result.err == ERR_SESSION_EXPIRED:
+        if result.err == Err.SESSION_EXPIRED:
             core.renew_session(session, core.rng.randbytes(16))
             self._recorder.ret(handle, status=Status.UNKNOWN if asks > 1 else Status.FAIL)
             raise SessionExpired(
                 f"client {self.name}: {kind}({key!r}, {value!r}) request {request_id} "
-                f"refused {ERR_SESSION_EXPIRED} after {asks} asks"
+                f"refused {Err.SESSION_EXPIRED} after {asks} asks"
             )
-        if result.err != OK:
+        if result.err != Err.OK:
             raise UnexpectedReply(
                 f"client {self.name}: {kind}({key!r}) request {request_id} answered {result.err!r}"
             )
@@ -185,7 +185,7 @@ class SimClerk:
                 delay = attempt.on_failure()
             else:
                 reply = decode_reply(raw)
-                if reply.result.err != ERR_WRONG_LEADER:
+                if reply.result.err != Err.WRONG_LEADER:
                     attempt.on_success()
                     return reply.result, attempt.asks
                 delay = attempt.on_wrong_leader(self._index_of.get(reply.leader_hint))

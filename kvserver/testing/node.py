@@ -34,7 +34,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from kvapi.codes import ERR_BAD_REQUEST, ERR_NO_KEY, OK
+from kvapi.codes import Err
 from kvserver.kvcommand_pb2 import Result
 from kvserver.replica import Replica, restore_machine
 from kvserver.state_machine import KVStateMachine
@@ -45,7 +45,7 @@ from raftcore.memory_storage import MemoryStorage
 from raftcore.raftpb_pb2 import Message, SnapshotMetadata
 from raftcore.testing.runtime import SimClusterBase, SimNodeBase
 
-__all__ = ["ERR_BAD_REQUEST", "KVNode"]
+__all__ = ["KVNode"]
 
 """The error a server answers to request bytes it cannot parse."""
 
@@ -63,9 +63,9 @@ class _Responder:
         if isinstance(value, Result):
             result = value
         elif value is None:
-            result = Result(err=ERR_NO_KEY)
+            result = Result(err=Err.NO_KEY)
         else:
-            result = Result(err=OK, value=value)
+            result = Result(err=Err.OK, value=value)
         self._respond(encode_reply(self._replica.leader_hint, result))
 
     def reject(self, err: str) -> None:
@@ -142,7 +142,7 @@ class KVNode(SimNodeBase):
         try:
             parsed = decode_request(request)
         except WireError:
-            responder.reject(ERR_BAD_REQUEST)
+            responder.reject(Err.BAD_REQUEST)
             return
         if isinstance(parsed, GetRequest):
             key = parsed.key

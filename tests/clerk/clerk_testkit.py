@@ -16,8 +16,9 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any, TypeVar
 
+from kvapi.stubs import KvServerRpc
 from kvserver.replica import Replica
-from kvserver.service import KV_SERVICE, KVService
+from kvserver.service import KVService
 from kvserver.sessions import DEFAULT_MAX_IDLE_MS
 from kvserver.state_machine import KVStateMachine
 from raftcore import Config, RawNode, ReadOnlyOption, Role
@@ -95,7 +96,7 @@ class LocalCluster:
         """Serve every replica's KVService and start ticking; node 0 campaigns at once."""
         for i, service in enumerate(self.services):
             provider = RpcProvider()
-            provider.register(KV_SERVICE, service if self._wrap is None else self._wrap(i, service))
+            KvServerRpc.serve(provider, service if self._wrap is None else self._wrap(i, service))
             self.addresses.append(await provider.start("127.0.0.1", 0))
             self.providers.append(provider)
         self._timer = asyncio.get_running_loop().call_later(self.tick_s, self._tick)

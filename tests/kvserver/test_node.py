@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from clerk import AsyncClerk
-from kvapi.codes import OK
+from kvapi.codes import Err
 from kvserver.cli_run import free_ports
 from kvserver.kvcommand_pb2 import Command, Op, Result
 from kvserver.node import Node, NodeConfig
@@ -71,7 +71,7 @@ async def _a_cluster_elects_one_leader_and_replicates(tmp_path: Path) -> None:
     async with cluster(tmp_path) as nodes:
         leader = await leader_of(nodes)
         for i in range(20):
-            assert await write(leader, i + 1, b"k%d" % i, b"v%d" % i) == Result(err=OK)
+            assert await write(leader, i + 1, b"k%d" % i, b"v%d" % i) == Result(err=Err.OK)
         async with asyncio.timeout(5):
             while any(
                 n.replica.applied_index < leader.replica.applied_index for n in nodes.values()
@@ -114,7 +114,7 @@ async def _a_new_leader_is_elected_when_the_leader_stops(tmp_path: Path) -> None
         rest = {i: n for i, n in nodes.items() if n is not old}
         new = await leader_of(rest)
         assert new is not old
-        assert await write(new, 2, b"k", b"w") == Result(err=OK)
+        assert await write(new, 2, b"k", b"w") == Result(err=Err.OK)
 
 
 def test_clerks_use_the_nodes_through_kvserverrpc_across_a_failover(tmp_path: Path) -> None:
@@ -169,7 +169,7 @@ async def _the_loop_keeps_serving_while_a_sync_runs(
         later = [asyncio.ensure_future(write(leader, 3 + i, b"k%d" % i, b"v")) for i in range(20)]
         await asyncio.sleep(0.05)  # the 20 proposals reach the core while the sync is held
         gate.set()
-        assert all(r == Result(err=OK) for r in await asyncio.gather(held, *later))
+        assert all(r == Result(err=Err.OK) for r in await asyncio.gather(held, *later))
         leader_syncs = [(last, ok) for s, last, ok in syncs if s is storage and last >= start]
         assert all(ok for _, ok in leader_syncs)
         assert [last for last, _ in leader_syncs][:2] == [start, start + 20]

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from kvapi.codes import ERR_STORAGE_UNAVAILABLE, ERR_WRONG_LEADER, OK
+from kvapi.codes import Err
 from kvserver.kvcommand_pb2 import Command, Op, Result
 from kvserver.replica import Replica, restore_machine
 from kvserver.state_machine import KVStateMachine
@@ -109,7 +109,7 @@ def test_a_write_is_answered_once_committed_and_applied_everywhere() -> None:
     leader.propose(put(b"k", b"v", 1), out)
     assert not out.done  # nothing is answered before the entry commits
     c.settle()
-    assert out.values == [Result(err=OK)]
+    assert out.values == [Result(err=Err.OK)]
     assert all(r.machine.get(b"k") == b"v" for r in c.replicas.values())
 
 
@@ -119,8 +119,8 @@ def test_a_follower_refuses_writes_and_reads() -> None:
     out_w, out_r = Outcome(), Outcome()
     c.replicas[2].propose(put(b"k", b"v", 1), out_w)
     c.replicas[2].read(lambda m: m.get(b"k"), out_r)
-    assert out_w.errors == [ERR_WRONG_LEADER]
-    assert out_r.errors == [ERR_WRONG_LEADER]
+    assert out_w.errors == [Err.WRONG_LEADER]
+    assert out_r.errors == [Err.WRONG_LEADER]
 
 
 def test_reads_wait_for_a_heartbeat_round_and_see_every_acknowledged_write() -> None:
@@ -147,7 +147,7 @@ def test_a_cut_off_leader_serves_no_read() -> None:
     c.until(lambda: any(x.role is Role.LEADER for i, x in c.replicas.items() if i != 1))
     c.until(lambda: r.done)
     assert r.values == []
-    assert r.errors == [ERR_WRONG_LEADER]
+    assert r.errors == [Err.WRONG_LEADER]
 
 
 def test_stale_reads_are_served_at_once_anywhere() -> None:
@@ -165,14 +165,14 @@ def test_pending_writes_fail_when_leadership_is_lost() -> None:
     w = Outcome()
     old.propose(put(b"k", b"lost", 1), w)
     c.until(lambda: w.done)
-    assert w.errors == [ERR_WRONG_LEADER]
+    assert w.errors == [Err.WRONG_LEADER]
     c.cut = set()
     c.until(lambda: any(r.role is Role.LEADER for r in c.replicas.values()))
     new = next(r for r in c.replicas.values() if r.role is Role.LEADER)
     retry = Outcome()
     new.propose(put(b"k", b"lost", 1), retry)
     c.until(lambda: retry.done)
-    assert retry.values == [Result(err=OK)]
+    assert retry.values == [Result(err=Err.OK)]
 
 
 def test_a_retried_append_through_a_new_leader_applies_once() -> None:
@@ -181,14 +181,14 @@ def test_a_retried_append_through_a_new_leader_applies_once() -> None:
     first = Outcome()
     leader.propose(put(b"k", b"x", 1, op=Op.OP_APPEND), first)
     c.settle()
-    assert first.values == [Result(err=OK)]
+    assert first.values == [Result(err=Err.OK)]
     leader.transfer_leadership(2)
     c.settle()
     assert c.replicas[2].role is Role.LEADER
     again = Outcome()
     c.replicas[2].propose(put(b"k", b"x", 1, op=Op.OP_APPEND), again)
     c.settle()
-    assert again.values == [Result(err=OK)]
+    assert again.values == [Result(err=Err.OK)]
     assert all(r.machine.get(b"k") == b"x" for r in c.replicas.values())
 
 
@@ -203,7 +203,7 @@ def test_log_stays_bounded_and_a_lagging_follower_catches_up_by_snapshot(
         w = Outcome()
         leader.propose(put(b"k%d" % (n % 10), b"v%d" % n, n + 1), w)
         c.settle()
-        assert w.values == [Result(err=OK)]
+        assert w.values == [Result(err=Err.OK)]
         assert leader.log_bytes <= max_raft_state + 200
     assert leader.storage.snapshot_metadata().index > 0
     c.cut = set()
@@ -252,11 +252,11 @@ def test_a_full_disk_stalls_the_replica_and_loses_nothing_once_space_is_back() -
     assert c.queue == []  # nothing of the unpersisted Ready was sent
     refused = Outcome()
     leader.propose(put(b"k", b"2", 2), refused)
-    assert refused.errors == [ERR_STORAGE_UNAVAILABLE]
+    assert refused.errors == [Err.STORAGE_UNAVAILABLE]
     flaky.full = False
     c.settle()
     assert not leader.storage_failed
-    assert first.values == [Result(err=OK)]
+    assert first.values == [Result(err=Err.OK)]
     assert all(r.machine.get(b"k") == b"1" for r in c.replicas.values())
 
 
@@ -318,13 +318,13 @@ def test_committed_entries_are_answered_while_the_sync_of_their_ready_runs() -> 
     replica.propose(put(b"b", b"2", 2), b)
     rd = replica.begin_ready(acknowledge, sync=False)
     assert rd is not None and rd.entries and rd.committed_entries
-    assert a.values == [Result(err=OK)] and not b.done
+    assert a.values == [Result(err=Err.OK)] and not b.done
     storage.sync()
     replica.finish_ready(acknowledge)
     assert not b.done  # committed by the followers, B is handed out by the next Ready
     while replica.handle_ready(acknowledge):
         pass
-    assert b.values == [Result(err=OK)]
+    assert b.values == [Result(err=Err.OK)]
 
 
 def test_a_command_too_large_for_one_raft_message_frame_is_refused_before_the_log() -> None:
@@ -341,4 +341,4 @@ def test_a_command_too_large_for_one_raft_message_frame_is_refused_before_the_lo
     assert leader.status().last_index == last  # nothing reached the log
     leader.propose(put(b"k", b"x" * ((8 << 20) - 100), 2), fits)
     c.settle()
-    assert fits.values == [Result(err=OK)]
+    assert fits.values == [Result(err=Err.OK)]

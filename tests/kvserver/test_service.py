@@ -10,9 +10,10 @@ from google.protobuf import descriptor_pb2, descriptor_pool
 from google.protobuf.message_factory import GetMessageClass
 
 from kvapi import kvserver_rpc_pb2 as pb
-from kvapi.codes import ERR_BAD_REQUEST, ERR_TIMEOUT
-from kvserver.service import KV_SERVICE, FutureWaiter, KVService, Rejected
-from rpc import RpcChannel, ServiceStub
+from kvapi.codes import Err
+from kvapi.stubs import KvServerRpc
+from kvserver.service import FutureWaiter, KVService, Rejected
+from rpc import RpcChannel
 from rpc.codec import encode_request, request_prefix
 from tests.clerk.clerk_testkit import LocalCluster, local_cluster, run
 
@@ -61,10 +62,10 @@ def original_messages() -> dict[str, Any]:
     return {name: GetMessageClass(file.message_types_by_name[name]) for name in fields}
 
 
-def stub_for(cluster: LocalCluster, i: int) -> tuple[RpcChannel, Any]:
+def stub_for(cluster: LocalCluster, i: int) -> tuple[RpcChannel, KvServerRpc]:
     host, port = cluster.addresses[i]
     channel = RpcChannel(host, port, default_timeout=2.0)
-    return channel, ServiceStub(channel, KV_SERVICE)
+    return channel, KvServerRpc(channel)
 
 
 def put(key: bytes, value: bytes, rid: int, op: bytes = b"Put", client: bytes = b"c1") -> Any:
@@ -234,7 +235,7 @@ def test_bad_requests_are_refused_without_touching_the_log() -> None:
             leader = await cluster.wait_leader()
             channel, kv = stub_for(cluster, leader)
             before = cluster.replicas[leader].status().last_index
-            bad = ERR_BAD_REQUEST.encode()
+            bad = Err.BAD_REQUEST.encode()
             async with channel:
                 assert (await kv.PutAppend(put(b"k", b"v", 1, b"Delete"))).Err == bad
                 assert (await kv.PutAppend(put(b"k", b"v", 1, client=b""))).Err == bad
@@ -259,9 +260,9 @@ def test_a_request_that_cannot_commit_gets_err_timeout() -> None:
                 loop = asyncio.get_running_loop()
                 started = loop.time()
                 reply = await kv.PutAppend(put(b"k", b"v", 1))
-                assert reply.Err == ERR_TIMEOUT.encode()
+                assert reply.Err == Err.TIMEOUT.encode()
                 reply = await kv.Get(pb.GetArgs(Key=b"k"))
-                assert reply.Err == ERR_TIMEOUT.encode()
+                assert reply.Err == Err.TIMEOUT.encode()
                 assert 0.35 <= loop.time() - started < 1.5
                 # Once the cluster moves again, the retry with the same id applies it once.
                 cluster.frozen = False

@@ -9,7 +9,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kvapi.codes import ERR_SESSION_EXPIRED, OK
+from kvapi.codes import Err
 from kvserver.kvcommand_pb2 import Command, Op, Result
 from kvserver.sessions import DEFAULT_MAX_CLOCK_STEP_MS, DEFAULT_MAX_IDLE_MS, Sessions
 from kvserver.state_machine import KVStateMachine
@@ -39,9 +39,9 @@ def test_a_retry_through_a_leader_an_hour_ahead_is_answered_from_the_cache() -> 
     RequestId) through a new leader whose wall clock is an hour ahead. Before the fix the clock
     jump expired the session first and the append ran again: ``aa``."""
     sm = machine()
-    assert sm.apply(append(b"c", 1, 1, T0)) == Result(err=OK)
+    assert sm.apply(append(b"c", 1, 1, T0)) == Result(err=Err.OK)
     retry = append(b"c", 1, 1, T0 + HOUR_MS + 1)
-    assert sm.apply(retry) == Result(err=OK)
+    assert sm.apply(retry) == Result(err=Err.OK)
     assert sm.get(b"k") == b"a"
 
 
@@ -49,7 +49,7 @@ def test_a_legacy_retry_through_a_leader_an_hour_ahead_is_answered_from_the_cach
     """The C++ clerk (AckedBelow 0) is protected by the clock bound alone."""
     sm = machine()
     sm.apply(append(b"legacy", 3, 0, T0))
-    assert sm.apply(append(b"legacy", 3, 0, T0 + 10 * HOUR_MS)) == Result(err=OK)
+    assert sm.apply(append(b"legacy", 3, 0, T0 + 10 * HOUR_MS)) == Result(err=Err.OK)
     assert sm.get(b"k") == b"a"
 
 
@@ -94,10 +94,10 @@ def test_a_retry_after_real_expiry_is_refused_not_executed() -> None:
     for n in range(1, 13):
         sm.apply(append(b"busy", n, n, T0 + 1000 * n, b"b"))
     before = sm.get(b"k")
-    assert sm.apply(append(b"c", 5, 5, T0 + 13_000)) == Result(err=ERR_SESSION_EXPIRED)
+    assert sm.apply(append(b"c", 5, 5, T0 + 13_000)) == Result(err=Err.SESSION_EXPIRED)
     assert sm.get(b"k") == before
     # Refused, not remembered: the retry is refused again the same way.
-    assert sm.apply(append(b"c", 5, 5, T0 + 13_001)) == Result(err=ERR_SESSION_EXPIRED)
+    assert sm.apply(append(b"c", 5, 5, T0 + 13_001)) == Result(err=Err.SESSION_EXPIRED)
     assert sm.get(b"k") == before
 
 
@@ -106,10 +106,10 @@ def test_new_sessions_are_accepted() -> None:
     arriving first (AckedBelow 1), and a legacy client (AckedBelow 0) with any RequestId (its
     Gets use ids too) start a session."""
     sm = machine()
-    assert sm.apply(append(b"new", 1, 1, T0)) == Result(err=OK)
-    assert sm.apply(append(b"pipelined", 2, 1, T0)) == Result(err=OK)
-    assert sm.apply(append(b"legacy", 1, 0, T0)) == Result(err=OK)
-    assert sm.apply(append(b"legacy-after-a-get", 2, 0, T0)) == Result(err=OK)
+    assert sm.apply(append(b"new", 1, 1, T0)) == Result(err=Err.OK)
+    assert sm.apply(append(b"pipelined", 2, 1, T0)) == Result(err=Err.OK)
+    assert sm.apply(append(b"legacy", 1, 0, T0)) == Result(err=Err.OK)
+    assert sm.apply(append(b"legacy-after-a-get", 2, 0, T0)) == Result(err=Err.OK)
     assert sm.get(b"k") == b"aaaa"
 
 

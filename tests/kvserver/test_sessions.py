@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kvapi.codes import ERR_STALE_REQUEST
+from kvapi.codes import Err
 from kvserver.kvcommand_pb2 import Command, Result
 from kvserver.sessions import Sessions
 
@@ -35,7 +35,7 @@ def test_legacy_client_mark_is_its_request_id() -> None:
     s = Sessions()
     s.record(cmd(b"a", 1), Result(err="OK"))
     s.record(cmd(b"a", 2), Result(err="OK"))
-    assert s.lookup(cmd(b"a", 1)) == Result(err=ERR_STALE_REQUEST)
+    assert s.lookup(cmd(b"a", 1)) == Result(err=Err.STALE_REQUEST)
     assert s.lookup(cmd(b"a", 2)) == Result(err="OK")
 
 
@@ -46,7 +46,7 @@ def test_pipelined_client_keeps_unacknowledged_replies() -> None:
     s.record(cmd(b"a", 3, acked_below=1), Result(err="OK", value=b"3"))
     assert s.lookup(cmd(b"a", 1)) == Result(err="OK", value=b"1")
     s.record(cmd(b"a", 4, acked_below=3), Result(err="OK", value=b"4"))
-    assert s.lookup(cmd(b"a", 2)) == Result(err=ERR_STALE_REQUEST)
+    assert s.lookup(cmd(b"a", 2)) == Result(err=Err.STALE_REQUEST)
     assert s.lookup(cmd(b"a", 3)) == Result(err="OK", value=b"3")
 
 
@@ -54,7 +54,7 @@ def test_a_late_retry_does_not_move_the_mark_back() -> None:
     s = Sessions()
     s.record(cmd(b"a", 5, acked_below=5), Result(err="OK"))
     s.record(cmd(b"a", 6, acked_below=2), Result(err="OK"))
-    assert s.lookup(cmd(b"a", 4)) == Result(err=ERR_STALE_REQUEST)
+    assert s.lookup(cmd(b"a", 4)) == Result(err=Err.STALE_REQUEST)
 
 
 def test_idle_sessions_expire_and_active_ones_stay() -> None:

@@ -8,14 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kvapi.codes import (
-    ERR_BAD_COMMAND,
-    ERR_CAS_MISMATCH,
-    ERR_KEY_EXISTS,
-    ERR_NO_KEY,
-    ERR_STALE_REQUEST,
-    OK,
-)
+from kvapi.codes import Err
 from kvserver.kvcommand_pb2 import Command, Op, Result
 from kvserver.state_machine import KVStateMachine
 from skiplist.snapshot import SnapshotError
@@ -60,37 +53,37 @@ def test_append_appends() -> None:
 
 def test_put_if_absent_refuses_an_existing_key() -> None:
     c = Client(machine())
-    assert c.do(Op.OP_PUT_IF_ABSENT, b"k", b"1").err == OK
-    assert c.do(Op.OP_PUT_IF_ABSENT, b"k", b"2") == Result(err=ERR_KEY_EXISTS, value=b"1")
+    assert c.do(Op.OP_PUT_IF_ABSENT, b"k", b"1").err == Err.OK
+    assert c.do(Op.OP_PUT_IF_ABSENT, b"k", b"2") == Result(err=Err.KEY_EXISTS, value=b"1")
     assert c.sm.get(b"k") == b"1"
 
 
 def test_update_needs_an_existing_key() -> None:
     c = Client(machine())
-    assert c.do(Op.OP_UPDATE, b"k", b"1").err == ERR_NO_KEY
+    assert c.do(Op.OP_UPDATE, b"k", b"1").err == Err.NO_KEY
     assert c.sm.get(b"k") is None
     c.do(Op.OP_PUT, b"k", b"1")
-    assert c.do(Op.OP_UPDATE, b"k", b"2") == Result(err=OK, value=b"1")
+    assert c.do(Op.OP_UPDATE, b"k", b"2") == Result(err=Err.OK, value=b"1")
     assert c.sm.get(b"k") == b"2"
 
 
 def test_delete() -> None:
     c = Client(machine())
-    assert c.do(Op.OP_DELETE, b"k").err == ERR_NO_KEY
+    assert c.do(Op.OP_DELETE, b"k").err == Err.NO_KEY
     c.do(Op.OP_PUT, b"k", b"v")
-    assert c.do(Op.OP_DELETE, b"k") == Result(err=OK, value=b"v")
+    assert c.do(Op.OP_DELETE, b"k") == Result(err=Err.OK, value=b"v")
     assert c.sm.get(b"k") is None
 
 
 def test_compare_and_swap() -> None:
     c = Client(machine())
-    assert c.do(Op.OP_CAS, b"k", b"1", expected=b"0").err == ERR_NO_KEY
-    assert c.do(Op.OP_CAS, b"k", b"1", expect_absent=True).err == OK
+    assert c.do(Op.OP_CAS, b"k", b"1", expected=b"0").err == Err.NO_KEY
+    assert c.do(Op.OP_CAS, b"k", b"1", expect_absent=True).err == Err.OK
     assert c.do(Op.OP_CAS, b"k", b"2", expect_absent=True) == Result(
-        err=ERR_CAS_MISMATCH, value=b"1"
+        err=Err.CAS_MISMATCH, value=b"1"
     )
-    assert c.do(Op.OP_CAS, b"k", b"2", expected=b"0") == Result(err=ERR_CAS_MISMATCH, value=b"1")
-    assert c.do(Op.OP_CAS, b"k", b"2", expected=b"1") == Result(err=OK, value=b"1")
+    assert c.do(Op.OP_CAS, b"k", b"2", expected=b"0") == Result(err=Err.CAS_MISMATCH, value=b"1")
+    assert c.do(Op.OP_CAS, b"k", b"2", expected=b"1") == Result(err=Err.OK, value=b"1")
     assert c.sm.get(b"k") == b"2"
 
 
@@ -99,8 +92,8 @@ def test_a_retried_append_applies_once() -> None:
     sm = machine()
     c = Client(sm)
     entry = c.command(Op.OP_APPEND, b"k", b"x").SerializeToString()
-    assert sm.apply(entry) == Result(err=OK)
-    assert sm.apply(entry) == Result(err=OK)
+    assert sm.apply(entry) == Result(err=Err.OK)
+    assert sm.apply(entry) == Result(err=Err.OK)
     assert sm.get(b"k") == b"x"
 
 
@@ -110,7 +103,7 @@ def test_a_retried_cas_returns_its_first_answer() -> None:
     c.do(Op.OP_PUT, b"k", b"1")
     entry = c.command(Op.OP_CAS, b"k", b"2", expected=b"1").SerializeToString()
     first = sm.apply(entry)
-    assert first == Result(err=OK, value=b"1")
+    assert first == Result(err=Err.OK, value=b"1")
     assert sm.apply(entry) == first  # not ErrCasMismatch, though the value is now 2
 
 
@@ -128,12 +121,12 @@ def test_a_stale_duplicate_changes_nothing() -> None:
     old = c.command(Op.OP_PUT, b"k", b"old").SerializeToString()
     sm.apply(old)
     c.do(Op.OP_PUT, b"k", b"new")
-    assert sm.apply(old) == Result(err=ERR_STALE_REQUEST)
+    assert sm.apply(old) == Result(err=Err.STALE_REQUEST)
     assert sm.get(b"k") == b"new"
 
 
 def test_an_entry_that_is_not_a_command_is_refused_the_same_way_everywhere() -> None:
-    assert machine().apply(b"\xff\xff\xff") == Result(err=ERR_BAD_COMMAND)
+    assert machine().apply(b"\xff\xff\xff") == Result(err=Err.BAD_COMMAND)
 
 
 def test_scan_is_ordered_and_bounded() -> None:
@@ -164,7 +157,7 @@ def test_snapshot_round_trip_keeps_data_and_sessions(chunk: int) -> None:
     sm.apply(last)
     other = restored_copy(sm, chunk)
     assert other.scan() == sm.scan()
-    assert other.apply(last) == Result(err=OK)  # the retry is still recognised after restore
+    assert other.apply(last) == Result(err=Err.OK)  # the retry is still recognised after restore
     assert other.get(b"k0") == sm.get(b"k0")
 
 

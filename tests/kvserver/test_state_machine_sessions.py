@@ -8,7 +8,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kvapi.codes import ERR_STALE_REQUEST
+from kvapi.codes import Err
 from kvserver.kvcommand_pb2 import Command, Result
 from kvserver.sessions import Sessions
 
@@ -24,7 +24,7 @@ def test_a_pipelined_client_keeps_a_cache_bounded_by_its_window() -> None:
         s.record(cmd(b"a", rid, max(1, rid - window + 1)), Result(err="OK"))
     cached = s._clients[b"a"].replies
     assert window <= len(cached) <= 2 * window + 8
-    assert s.lookup(cmd(b"a", 10_000 - window, 0)) == Result(err=ERR_STALE_REQUEST)
+    assert s.lookup(cmd(b"a", 10_000 - window, 0)) == Result(err=Err.STALE_REQUEST)
     assert s.lookup(cmd(b"a", 10_000, 0)) == Result(err="OK")
     assert len(s.to_proto().sessions[0].replies) == window
 
@@ -34,7 +34,7 @@ def test_a_request_below_the_mark_is_stale_before_its_entry_is_pruned() -> None:
     s.record(cmd(b"a", 1, 1), Result(err="OK", value=b"one"))
     s.record(cmd(b"a", 2, 2), Result(err="OK", value=b"two"))
     assert len(s._clients[b"a"].replies) == 2  # not pruned yet
-    assert s.lookup(cmd(b"a", 1, 0)) == Result(err=ERR_STALE_REQUEST)
+    assert s.lookup(cmd(b"a", 1, 0)) == Result(err=Err.STALE_REQUEST)
     assert s.lookup(cmd(b"a", 2, 0)) == Result(err="OK", value=b"two")
 
 

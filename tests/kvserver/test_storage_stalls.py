@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from kvapi.codes import OK
+from kvapi.codes import Err
 from kvserver.cli_run import free_ports
 from kvserver.kvcommand_pb2 import Result
 from kvserver.node import Node, NodeConfig
@@ -171,7 +171,7 @@ async def _node_snapshots_fail(tmp_path: Path, failing: dict[str, bool]) -> None
             while any(n.status().SnapshotIndex == 0 for n in nodes.values()):
                 await asyncio.sleep(0.02)
         leader = await leader_of(nodes)
-        assert await write(leader, rid + 1, b"after", b"v") == Result(err=OK)
+        assert await write(leader, rid + 1, b"after", b"v") == Result(err=Err.OK)
         assert all(n._storage_failure is None for n in nodes.values())
     finally:
         for node in nodes.values():
@@ -267,7 +267,7 @@ def lagging_follower_on(fs: SimFileSystem) -> tuple[Cluster, Replica, Replica]:
         w = Outcome()
         leader.propose(put(b"k%d" % (n % 20), b"v%d" % n, n + 1), w)
         c.settle()
-        assert w.values == [Result(err=OK)]
+        assert w.values == [Result(err=Err.OK)]
     assert leader.storage.snapshot_size() > 4 * 64  # several chunks of snapshot_chunk_bytes
     c.cut = set()
     return c, leader, follower
@@ -345,7 +345,7 @@ def test_a_snapshot_that_cannot_be_read_back_into_the_machine_stalls_and_is_retr
     w = Outcome()
     leader.propose(put(b"after", b"x", 1000), w)
     drive_ticking(c, 5)
-    assert w.values == [Result(err=OK)] and follower.machine.get(b"after") == b"x"
+    assert w.values == [Result(err=Err.OK)] and follower.machine.get(b"after") == b"x"
 
 
 @pytest.mark.parametrize("fault", ["commit", "restore"])
@@ -400,7 +400,7 @@ async def _late_node_snapshot_fails(tmp_path: Path, failing: dict[str, bool]) ->
         for rid in range(1, 31):
             value = b"%d" % rid * (64 << 10)
             assert await write(leader, rid, b"k%d" % (rid % 20), value[: 64 << 10]) == Result(
-                err=OK
+                err=Err.OK
             )
         assert leader.status().SnapshotIndex > 0
         assert leader._storage is not None and leader._storage.snapshot_size() > 1 << 20
@@ -420,7 +420,7 @@ async def _late_node_snapshot_fails(tmp_path: Path, failing: dict[str, bool]) ->
                 await asyncio.sleep(0.01)
         assert late.status().SnapshotIndex > 0
         assert late.replica.machine.scan() == leader.replica.machine.scan()
-        assert await write(leader, 100, b"after", b"v") == Result(err=OK)
+        assert await write(leader, 100, b"after", b"v") == Result(err=Err.OK)
         async with asyncio.timeout(5):
             while late.replica.machine.get(b"after") != b"v":
                 await asyncio.sleep(0.01)

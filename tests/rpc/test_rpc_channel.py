@@ -17,8 +17,10 @@ import pytest
 from rpc_testkit import KV_SERVICE, KvHandlers, kv_handler_map, run, serving
 
 from kvapi import kvserver_rpc_pb2 as kv
+from kvapi.stubs import KvServerRpc
 from rpc import (
     FrameTooLargeError,
+    Rpc,
     RpcBadResponseError,
     RpcCancelledError,
     RpcChannel,
@@ -28,10 +30,10 @@ from rpc import (
     RpcProvider,
     RpcRemoteError,
     RpcTimeoutError,
-    ServiceStub,
     Status,
 )
 from rpc.codec import RequestDecoder, encode_response
+from rpc.stub import TypedStub
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -387,15 +389,50 @@ def test_close_during_connect_fails_the_waiting_calls() -> None:
 def test_stub_checks_request_types_and_method_names() -> None:
     async def main() -> None:
         async with serving() as (_, port), RpcChannel("127.0.0.1", port) as channel:
-            stub = ServiceStub(channel, KV_SERVICE)
+            stub = KvServerRpc(channel)
             with pytest.raises(TypeError, match=r"takes raftKVRpcProctoc\.GetArgs"):
-                stub.Get(kv.PutAppendArgs())
-            with pytest.raises(AttributeError, match="no method 'NoSuchMethod'"):
-                _ = stub.NoSuchMethod
+                stub.Get(kv.PutAppendArgs())  # type: ignore[arg-type]
+            with pytest.raises(AttributeError, match="NoSuchMethod"):
+                _ = stub.NoSuchMethod  # type: ignore[attr-defined]
             reply = await stub.Get(kv.GetArgs(Key=b"big:3"), timeout=1)
             assert reply == kv.GetReply(Err=b"OK", Value=b"vvv")
+            # The class's method is the unbound Rpc: the channel is given per call.
+            again = await KvServerRpc.Get.call(channel, kv.GetArgs(Key=b"big:2"), timeout=1)
+            assert again == kv.GetReply(Err=b"OK", Value=b"vv")
 
     run(main())
+
+
+def test_a_stub_that_drifts_from_its_service_descriptor_is_refused_when_defined() -> None:
+    with pytest.raises(TypeError, match=r"lacks methods \['Get', 'Scan'"):
+
+        class Missing(TypedStub[object]):
+            SERVICE = KV_SERVICE
+            PutAppend = Rpc(kv.PutAppendArgs, kv.PutAppendReply)
+            Delete = Rpc(kv.DeleteArgs, kv.DeleteReply)
+            PutIfAbsent = Rpc(kv.PutIfAbsentArgs, kv.PutIfAbsentReply)
+            Update = Rpc(kv.UpdateArgs, kv.UpdateReply)
+            CompareAndSwap = Rpc(kv.CompareAndSwapArgs, kv.CompareAndSwapReply)
+
+    def methods() -> dict[str, Any]:
+        return {
+            name: Rpc(rpc.request_type, rpc.reply_type)
+            for name in KV_SERVICE.methods_by_name
+            for rpc in [getattr(KvServerRpc, name)]
+        }
+
+    with pytest.raises(TypeError, match=r"Get takes raftKVRpcProctoc\.GetArgs and answers"):
+        type(
+            "WrongTypes",
+            (TypedStub,),
+            {**methods(), "SERVICE": KV_SERVICE, "Get": Rpc(kv.GetArgs, kv.ScanReply)},
+        )
+    with pytest.raises(TypeError, match="has no method 'Nope'"):
+        type(
+            "Extra",
+            (TypedStub,),
+            {**methods(), "SERVICE": KV_SERVICE, "Nope": Rpc(kv.GetArgs, kv.GetReply)},
+        )
 
 
 def test_reset_drops_the_connection_and_its_calls_and_the_next_call_reconnects() -> None:

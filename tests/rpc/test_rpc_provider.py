@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable
+from pathlib import Path
 from typing import Any
 
 import pytest
+from mypy import api as mypy_api
 from rpc_testkit import (
     KV_SERVICE,
     KvHandlers,
@@ -19,8 +21,10 @@ from rpc_testkit import (
 )
 
 from examples import friend_pb2
+from examples.friend_stub import FriendRpc
 from kvapi import kvserver_rpc_pb2 as kv
-from rpc import RpcChannel, RpcController, RpcProvider, RpcRemoteError, ServiceStub, Status
+from kvapi.stubs import KvServerRpc
+from rpc import RpcChannel, RpcController, RpcProvider, RpcRemoteError, Status
 from rpc.codec import (
     ResponseDecoder,
     encode_cancel,
@@ -47,7 +51,7 @@ async def expect_remote(call: Awaitable[Any], status: Status) -> RpcRemoteError:
 def test_calls_round_trip_through_a_stub(uvloop: bool) -> None:
     async def main() -> None:
         async with serving() as (_, port), RpcChannel("127.0.0.1", port) as channel:
-            stub = ServiceStub(channel, KV_SERVICE)
+            stub = KvServerRpc(channel)
             put = kv.PutAppendArgs(Key=b"k", Value=b"v1", Op=b"Put", ClientId=b"c", RequestId=1)
             assert (await stub.PutAppend(put, timeout=1)).Err == b"OK"
             put.Op, put.Value = b"Append", b"+v2"
@@ -394,7 +398,7 @@ def test_registration_validates_handlers() -> None:
 
 
 def test_two_services_on_one_provider() -> None:
-    friends = friend_pb2.DESCRIPTOR.services_by_name["FiendServiceRpc"]
+    friends = FriendRpc.SERVICE
 
     async def get_friends(
         request: friend_pb2.GetFriendsListRequest, controller: RpcController
@@ -407,10 +411,11 @@ def test_two_services_on_one_provider() -> None:
         provider.register(friends, {"GetFriendsList": get_friends})
         _, port = await provider.start()
         async with provider, RpcChannel("127.0.0.1", port) as channel:
-            stub = ServiceStub(channel, friends)
-            reply = await stub.GetFriendsList(friend_pb2.GetFriendsListRequest(userid=42))
+            reply = await FriendRpc(channel).GetFriendsList(
+                friend_pb2.GetFriendsListRequest(userid=42)
+            )
             assert list(reply.friends) == [b"42"]
-            assert (await ServiceStub(channel, KV_SERVICE).Get(kv.GetArgs())).Err
+            assert (await KvServerRpc(channel).Get(kv.GetArgs())).Err
 
     run(main())
 
@@ -448,3 +453,50 @@ def test_a_plain_function_handler_is_answered_inline_and_its_errors_are_handler_
             assert reply.Err == b"OK"
 
     run(main())
+
+
+def test_mypy_checks_handlers_served_through_a_typed_stub(tmp_path: Path) -> None:
+    """Stub.serve(provider, handlers) makes mypy hold the handlers to the stub's Protocol."""
+    source = """
+from kvapi import kvserver_rpc_pb2 as kv
+from kvapi.stubs import KvServerRpc
+from kvserver.raft_rpc import RaftRpc
+from kvserver.raft_transport_pb2 import DeliverReply
+from kvserver.service import KVService
+from rpc import RpcController, RpcProvider
+
+
+class WrongGet(KVService):
+    async def Get(self, request: kv.ScanArgs, controller: RpcController) -> kv.GetReply:
+        return kv.GetReply()
+
+
+class NoScan:
+    async def Get(self, request: kv.GetArgs, controller: RpcController) -> kv.GetReply:
+        return kv.GetReply()
+
+
+def serve(provider: RpcProvider, right: KVService, wrong: WrongGet, partial: NoScan) -> None:
+    KvServerRpc.serve(provider, right)
+    KvServerRpc.serve(provider, wrong)
+    KvServerRpc.serve(provider, partial)
+
+
+def deliver(request: kv.GetArgs, controller: RpcController) -> DeliverReply:
+    return DeliverReply()
+
+
+def serve_raft(provider: RpcProvider) -> None:
+    RaftRpc.serve(provider, {"Deliver": deliver})
+"""
+    module = tmp_path / "handlers_check.py"
+    module.write_text(source)
+    out, _, status = mypy_api.run(
+        ["--strict", "--no-error-summary", "--disable-error-code=override", str(module)]
+    )
+    errors = [line for line in out.splitlines() if ": error:" in line]
+    assert status == 1 and len(errors) == 3, out
+    assert all('"serve" of "TypedStub"' in e and '"KvServerRpcHandlers"' in e for e in errors[:2])
+    assert 'TypedDict item "Deliver"' in errors[2]
+    # The wrong handler, the partial one and the mistyped function; not the right one.
+    assert [int(e.split(":")[1]) for e in errors] == [22, 23, 31]

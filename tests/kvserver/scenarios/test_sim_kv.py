@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kvapi.codes import ERR_BAD_REQUEST
+from kvapi.codes import Err
 from kvserver.kvcommand_pb2 import Command, Op, Result
 from kvserver.testing.cluster import KVCluster, KVClusterOptions
 from kvserver.testing.wire import (
@@ -52,7 +52,7 @@ def test_a_server_answers_garbage_with_a_typed_error() -> None:
     clerk.port.call(1, b"?garbage", answers.append, 100 * MS)
     cluster.sleep(50 * MS)
     assert len(answers) == 1 and answers[0] is not None
-    assert decode_reply(answers[0]).result.err == ERR_BAD_REQUEST
+    assert decode_reply(answers[0]).result.err == Err.BAD_REQUEST
 
 
 # -- processes ----------------------------------------------------------------------------------
