@@ -8,6 +8,8 @@ included):
 - a path with a slash that names a file by its extension (``kvserver/node.py``,
   ``tests/kvserver/scenarios/test_lease_faults.py``, ``docs/storage.md``) or starts with a
   top-level directory of the repository and ends in ``/`` (``tests/torture/``);
+- a pytest node id's test (``tests/raftcore/campaign/test_campaign.py::test_campaign``): defined
+  in that file;
 - in Markdown, every relative link target (``[format](docs/storage.md)``), from the linking file;
 - in Markdown, every ``python -m MODULE`` whose top-level package is in the repository.
 
@@ -33,6 +35,7 @@ _EXTENSIONS = ("py", "pyi", "md", "proto", "toml", "conf", "cfg", "ini", "txt", 
 # Not preceded by a path character, so "../x/y.md", "/tmp/a.py" and "http://h/a.md" do not count.
 _PATH = re.compile(r"(?<![\w./:~\-])((?:[A-Za-z0-9_][A-Za-z0-9_.\-]*/)+[A-Za-z0-9_.\-]*)")
 _FILE = re.compile(r"\.(?:" + "|".join(_EXTENSIONS) + r")$")
+_NODE_ID = re.compile(r"(?<![\w./:~\-])((?:[\w.\-]+/)*[\w.\-]+\.py)::(\w+)")
 _LINK = re.compile(r"\]\(([^)\s]+)\)")
 _MODULE = re.compile(r"python3? -m ([A-Za-z_][\w.]*)")
 _SKIPPED_DIRS = frozenset({"build", "dist", "node_modules", "__pycache__"})
@@ -51,6 +54,20 @@ def cited_paths(text: str, top_level: frozenset[str]) -> Iterator[str]:
             continue
         if _FILE.search(path) or (path.endswith("/") and first in top_level):
             yield path
+
+
+def cited_tests(text: str) -> Iterator[tuple[str, str]]:
+    """(file, name) of every pytest node id ``text`` cites, parametrization left off."""
+    for match in _NODE_ID.finditer(text):
+        yield match.group(1), match.group(2)
+
+
+def _defines(path: Path, name: str) -> bool:
+    if not path.is_file():
+        return False
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    defined = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+    return any(isinstance(node, defined) and node.name == name for node in tree.body)
 
 
 def markdown_links(text: str) -> Iterator[str]:
@@ -115,6 +132,7 @@ def test_markdown_cites_only_existing_paths(doc: Path) -> None:
     top_level = _top_level()
     missing = [p for p in cited_paths(text, top_level) if not _exists(p, doc)]
     missing += [f"link {t}" for t in markdown_links(text) if not (doc.parent / t).exists()]
+    missing += [f"{f}::{n}" for f, n in cited_tests(text) if not _defines(ROOT / f, n)]
     missing += [f"python -m {m}" for m in cited_modules(text, top_level) if not _module_exists(m)]
     assert missing == []
 
@@ -122,12 +140,10 @@ def test_markdown_cites_only_existing_paths(doc: Path) -> None:
 @pytest.mark.parametrize("module", _python_files(), ids=_id)
 def test_docstrings_and_comments_cite_only_existing_paths(module: Path) -> None:
     top_level = _top_level()
-    missing = [
-        path
-        for prose in python_prose(module.read_text(encoding="utf-8"))
-        for path in cited_paths(prose, top_level)
-        if not (ROOT / path).exists()
-    ]
+    missing = []
+    for prose in python_prose(module.read_text(encoding="utf-8")):
+        missing += [path for path in cited_paths(prose, top_level) if not (ROOT / path).exists()]
+        missing += [f"{f}::{n}" for f, n in cited_tests(prose) if not _defines(ROOT / f, n)]
     assert missing == []
 
 
@@ -144,5 +160,9 @@ def test_the_checks_see_citations_and_skip_what_is_not_one() -> None:
         "docs/storage.md",
     ]
     assert list(markdown_links(text)) == ["docs/storage.md"]
+    node_ids = "pytest 'tests/a/test_b.py::test_c[1]' tests/d.py::Test::test_e"
+    assert list(cited_tests(node_ids)) == [("tests/a/test_b.py", "test_c"), ("tests/d.py", "Test")]
+    assert _defines(Path(__file__), "test_the_checks_see_citations_and_skip_what_is_not_one")
+    assert not _defines(Path(__file__), "cited_test")
     modules = "python -m bench.recovery; .venv/bin/python -m pytest -q; python -m tests.x"
     assert list(cited_modules(modules, top_level | {"bench"})) == ["bench.recovery", "tests.x"]
