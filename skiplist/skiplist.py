@@ -491,9 +491,9 @@ class SkipListBuilder(Generic[K, V]):
     only approximate, it costs no random numbers, and it makes a load reproducible. Entries
     inserted later get random heights from the map's ``rng`` as usual.
 
-    A batch is linked a level at a time with C-level loops (``map`` over the batch's keys, a
-    slice of every 4th node of the level below as the ``down`` links), so a load runs no Python
-    bytecode per entry. The cyclic garbage collector is paused while a batch is linked: the nodes
+    A batch is linked a level at a time with C-level loops (``levels.append_towers``: ``map``
+    over the batch's keys, a slice of every 4th node of the level below as the ``down`` links),
+    so a load runs no Python bytecode per entry. The cyclic garbage collector is paused while a batch is linked: the nodes
     form no cycles, and a collection every 700 new nodes would otherwise rescan the growing map
     and cost several times the linking itself.
 
