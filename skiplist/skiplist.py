@@ -493,9 +493,9 @@ class SkipListBuilder(Generic[K, V]):
 
     A batch is linked a level at a time with C-level loops (``levels.append_towers``: ``map``
     over the batch's keys, a slice of every 4th node of the level below as the ``down`` links),
-    so a load runs no Python bytecode per entry. The cyclic garbage collector is paused while a batch is linked: the nodes
-    form no cycles, and a collection every 700 new nodes would otherwise rescan the growing map
-    and cost several times the linking itself.
+    so a load runs no Python bytecode per entry. The cyclic garbage collector is paused while a
+    batch is linked: the nodes form no cycles, and a collection every 700 new nodes would
+    otherwise rescan the growing map and cost several times the linking itself.
 
     ``add``/``extend``/``extend_sorted`` raise ``ValueError`` on a key that is not greater than
     the previous one (entries of that call before the bad key are kept); ``build`` hands the map
