@@ -38,7 +38,7 @@ _FILE = re.compile(r"\.(?:" + "|".join(_EXTENSIONS) + r")$")
 _NODE_ID = re.compile(r"(?<![\w./:~\-])((?:[\w.\-]+/)*[\w.\-]+\.py)::(\w+)")
 _LINK = re.compile(r"\]\(([^)\s]+)\)")
 _MODULE = re.compile(r"python3? -m ([A-Za-z_][\w.]*)")
-_SKIPPED_DIRS = frozenset({"build", "dist", "node_modules", "__pycache__"})
+_SKIPPED_DIRS = frozenset({"build", "dist", "node_modules", "site-packages", "__pycache__"})
 
 
 def _top_level() -> frozenset[str]:
@@ -112,6 +112,8 @@ def _python_files() -> list[Path]:
     for path in ROOT.rglob("*.py"):
         parts = path.relative_to(ROOT).parts[:-1]
         if any(part in _SKIPPED_DIRS or part.startswith(".") for part in parts):
+            continue
+        if parts and (ROOT / parts[0] / "pyvenv.cfg").exists():  # a virtualenv not named .venv
             continue
         if not path.name.endswith(("_pb2.py", "_pb2_grpc.py")):
             found.append(path)

@@ -21,7 +21,9 @@ MAX_FILE_LINES = 600
 MAX_FUNCTION_LINES = 80
 
 # Not production code: the tests themselves, and what tools put in the tree.
-_SKIPPED_DIRS = frozenset({"tests", "build", "dist", "node_modules", "__pycache__"})
+_SKIPPED_DIRS = frozenset(
+    {"tests", "build", "dist", "node_modules", "site-packages", "__pycache__"}
+)
 
 
 def _is_generated(path: Path) -> bool:
@@ -34,6 +36,8 @@ def production_modules(root: Path = ROOT) -> list[Path]:
     for path in root.rglob("*.py"):
         parts = path.relative_to(root).parts[:-1]
         if any(part in _SKIPPED_DIRS or part.startswith(".") for part in parts):
+            continue
+        if parts and (root / parts[0] / "pyvenv.cfg").exists():  # a virtualenv not named .venv
             continue
         if not _is_generated(path):
             found.append(path)
