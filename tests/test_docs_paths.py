@@ -11,7 +11,9 @@ included):
 - a pytest node id's test (``tests/raftcore/campaign/test_campaign.py::test_campaign``): defined
   in that file;
 - in Markdown, every relative link target (``[format](docs/storage.md)``), from the linking file;
-- in Markdown, every ``python -m MODULE`` whose top-level package is in the repository.
+- in Markdown and the Makefile, every ``-m MODULE`` whose top-level package is in the repository;
+- the launchers: every ``[project.scripts]`` entry point of ``pyproject.toml`` (its module defines
+  the function) and every dotted module ``bin/*`` runs.
 
 Paths are read from the repository root (a Markdown file's own folder is tried too). Not checked:
 paths outside the repository (``../shared/...``, absolute paths, URLs), bare file names
@@ -24,6 +26,7 @@ import ast
 import io
 import re
 import tokenize
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,7 +40,8 @@ _PATH = re.compile(r"(?<![\w./:~\-])((?:[A-Za-z0-9_][A-Za-z0-9_.\-]*/)+[A-Za-z0-
 _FILE = re.compile(r"\.(?:" + "|".join(_EXTENSIONS) + r")$")
 _NODE_ID = re.compile(r"(?<![\w./:~\-])((?:[\w.\-]+/)*[\w.\-]+\.py)::(\w+)")
 _LINK = re.compile(r"\]\(([^)\s]+)\)")
-_MODULE = re.compile(r"python3? -m ([A-Za-z_][\w.]*)")
+_MODULE = re.compile(r"(?<![\w-])-m\s+([A-Za-z_][\w.]*)")
+_DOTTED = re.compile(r"(?<![\w./-])([a-z_]\w*(?:\.\w+)+)")
 _SKIPPED_DIRS = frozenset({"build", "dist", "node_modules", "site-packages", "__pycache__"})
 
 
@@ -86,7 +90,16 @@ def cited_modules(text: str, top_level: frozenset[str]) -> Iterator[str]:
             yield module
 
 
+def _module_file(module: str) -> Path | None:
+    base = ROOT.joinpath(*module.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
 def _module_exists(module: str) -> bool:
+    """``module`` can be run with ``python -m``."""
     base = ROOT.joinpath(*module.split("."))
     return base.with_suffix(".py").is_file() or (base / "__main__.py").is_file()
 
@@ -149,6 +162,35 @@ def test_docstrings_and_comments_cite_only_existing_paths(module: Path) -> None:
     assert missing == []
 
 
+def test_the_makefile_runs_only_existing_modules() -> None:
+    text = (ROOT / "Makefile").read_text(encoding="utf-8")
+    modules = list(cited_modules(text, _top_level()))
+    assert modules  # make run starts the cluster through one of them
+    assert [m for m in modules if not _module_exists(m)] == []
+
+
+def test_entry_points_and_launchers_name_existing_modules() -> None:
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"][
+        "scripts"
+    ]
+    missing = []
+    for name, target in scripts.items():
+        module, _, function = target.partition(":")
+        path = _module_file(module)
+        if path is None or not _defines(path, function):
+            missing.append(f"{name} = {target}")
+    packages = {p.name for p in ROOT.iterdir() if (p / "__init__.py").is_file()}
+    launched = [
+        (launcher.name, module)
+        for launcher in sorted((ROOT / "bin").iterdir())
+        for module in _DOTTED.findall(launcher.read_text(encoding="utf-8"))
+        if module.split(".", 1)[0] in packages
+    ]
+    assert len(launched) >= len(scripts)  # each console script has its bin/ launcher
+    missing += [f"bin/{name}: {module}" for name, module in launched if not _module_exists(module)]
+    assert missing == []
+
+
 def test_the_checks_see_citations_and_skip_what_is_not_one() -> None:
     top_level = frozenset({"kvserver", "tests", "docs"})
     text = (
@@ -166,5 +208,5 @@ def test_the_checks_see_citations_and_skip_what_is_not_one() -> None:
     assert list(cited_tests(node_ids)) == [("tests/a/test_b.py", "test_c"), ("tests/d.py", "Test")]
     assert _defines(Path(__file__), "test_the_checks_see_citations_and_skip_what_is_not_one")
     assert not _defines(Path(__file__), "cited_test")
-    modules = "python -m bench.recovery; .venv/bin/python -m pytest -q; python -m tests.x"
+    modules = "python -m bench.recovery; $(PY) -m pytest -m torture; python -m tests.x; x-m bench"
     assert list(cited_modules(modules, top_level | {"bench"})) == ["bench.recovery", "tests.x"]
