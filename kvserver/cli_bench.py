@@ -1,10 +1,10 @@
 """``raftkv bench``: the load generator's command line (the work is in :mod:`loadgen`).
 
-The flags and the ``--json`` object are a contract (``notes/BENCH_API.md``, consumed by
-``bench/compare.py``): add, never rename. Exit codes: 0 the run happened (even with some
-errors), 1 the benchmark itself failed (a load worker died, spawned nodes did not come up),
-2 usage or configuration error (one line on stderr), 3 no operation succeeded (the cluster is
-unavailable), 128 + N when signal N aborted it.
+The flags (README.md's ``raftkv bench`` table) and the ``--json`` object (``loadgen/report.py``)
+are a contract, consumed by ``bench/compare.py``: add, never rename. Exit codes: 0 the run happened
+(even with some errors), 1 the benchmark itself failed (a load worker died, spawned nodes did not
+come up), 2 usage or configuration error (one line on stderr), 3 no operation succeeded (the
+cluster is unavailable), 128 + N when signal N aborted it.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from kvapi.config import ConfigError, load_test_conf
+from kvapi.nodes import node_name, parse_node_index, raft_id
 from kvserver.node import Node, NodeConfig
 from kvserver.storage import DEFAULT_SEGMENT_BYTES
 from raftcore.storage import StorageError
@@ -43,12 +44,18 @@ _log = logging.getLogger("raftkv.server")
 
 def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``raftkv server`` (``-f`` is the caller's)."""
-    parser.add_argument("--id", type=int, required=True, help="this node's index i in test.conf")
+    parser.add_argument(
+        "--id",
+        type=_node_index,
+        required=True,
+        metavar="I",
+        help="this node: node<I> of test.conf (I or nodeI, from 0)",
+    )
     parser.add_argument(
         "--data-dir",
         type=Path,
         default=Path("raftkv-data"),
-        help="the node keeps its files in DATA_DIR/node<id> (default ./raftkv-data)",
+        help="the node keeps its files in DATA_DIR/node<I> (default ./raftkv-data)",
     )
     parser.add_argument(
         "--max-raft-state",
@@ -92,6 +99,13 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _node_index(text: str) -> int:
+    try:
+        return parse_node_index(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
 def node_config(args: argparse.Namespace) -> NodeConfig:
     """The node's configuration from parsed arguments; ConfigError for a bad test.conf or id."""
     try:
@@ -99,7 +113,9 @@ def node_config(args: argparse.Namespace) -> NodeConfig:
     except OSError as exc:
         raise ConfigError(f"cannot read {args.file}: {exc.strerror or exc}") from exc
     if not 0 <= args.id < len(servers):
-        raise ConfigError(f"--id {args.id}: {args.file} names nodes 0..{len(servers) - 1}")
+        raise ConfigError(
+            f"--id {args.id}: {args.file} names node0..node{len(servers) - 1}, not node{args.id}"
+        )
     if args.max_raft_state < 0:
         raise ConfigError(f"--max-raft-state must not be negative, not {args.max_raft_state}")
     if args.segment_bytes <= 0:
@@ -111,8 +127,8 @@ def node_config(args: argparse.Namespace) -> NodeConfig:
     if not 0 <= args.lease_drift_margin < 1:
         raise ConfigError(f"--lease-drift-margin must be in [0, 1), not {args.lease_drift_margin}")
     return NodeConfig(
-        node_id=args.id + 1,
-        peers={i + 1: address for i, address in enumerate(servers)},
+        node_id=raft_id(args.id),
+        peers={raft_id(i): address for i, address in enumerate(servers)},
         data_dir=args.data_dir / f"node{args.id}",
         tick_ms=args.tick_ms,
         max_raft_state=args.max_raft_state or None,
@@ -173,13 +189,13 @@ async def serve(config: NodeConfig, *, exit_with_stdin: bool = False) -> int:
     signalled.cancel()
     if stopped.done():
         error = stopped.exception()
-        _log.critical("node %d ended by a fatal error: %r", config.node_id, error)
+        _log.critical("%s ended by a fatal error: %r", node_name(config.node_id), error)
         await node.stop()
         return EXIT_FATAL
     stopped.cancel()
     await node.stop()
     if fatal.done():
-        _log.critical("node %d stopped after an unhandled error", config.node_id)
+        _log.critical("%s stopped after an unhandled error", node_name(config.node_id))
         return EXIT_FATAL
     return 0
 

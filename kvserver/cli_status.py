@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from kvapi.admin_pb2 import StatusReply, StatusRequest
+from kvapi.nodes import node_name
 from kvapi.stubs import NodeAdmin
 from rpc import RpcChannel, RpcError
 
@@ -70,7 +71,6 @@ def leader_of(statuses: Sequence[NodeStatus]) -> tuple[int, int] | None:
 
 _COLUMNS = (
     "node",
-    "id",
     "address",
     "reachable",
     "role",
@@ -88,12 +88,12 @@ def format_table(statuses: Sequence[NodeStatus]) -> str:
     rows = [list(_COLUMNS)]
     for s in statuses:
         host, port = s.address
-        row = [f"node{s.index}", str(s.index + 1), f"{host}:{port}"]
+        row = [f"node{s.index}", f"{host}:{port}"]
         r = s.reply
         if r is None:
             row += ["no"] + ["-"] * 7
         else:
-            leader = f"node{r.Leader - 1}" if r.Leader else "-"
+            leader = node_name(r.Leader) if r.Leader else "-"
             row += ["yes", r.Role.decode(), str(r.Term), leader, str(r.Commit), str(r.Applied)]
             row += [str(r.LastIndex), str(r.SnapshotIndex)]
         rows.append(row)

@@ -56,6 +56,7 @@ from google.protobuf.descriptor import ServiceDescriptor
 
 from kvapi.admin_pb2 import DESCRIPTOR as ADMIN_DESCRIPTOR
 from kvapi.admin_pb2 import StatusReply, StatusRequest
+from kvapi.nodes import node_name
 from kvserver.peer_sender import PeerSender
 from kvserver.raft_transport_pb2 import DESCRIPTOR as TRANSPORT_DESCRIPTOR
 from kvserver.raft_transport_pb2 import DeliverReply, MessageBatch
@@ -115,7 +116,7 @@ class NodeConfig:
 
     def __post_init__(self) -> None:
         if self.node_id not in self.peers:
-            raise ValueError(f"node {self.node_id} is not among the peers {sorted(self.peers)}")
+            raise ValueError(f"Raft id {self.node_id} is not among the peers {sorted(self.peers)}")
         if self.tick_ms <= 0:
             raise ValueError(f"tick_ms must be positive, not {self.tick_ms}")
         if self.clock_rate <= 0:
@@ -168,7 +169,7 @@ class Node:
         )
         self._storage = storage
         if cfg.fsync:
-            self._sync_thread = SyncThread(f"fsync-{cfg.node_id}")
+            self._sync_thread = SyncThread(f"fsync-{node_name(cfg.node_id)}")
         machine = KVStateMachine(random.Random(self._rng.random()))
         # The collector is the process's business (kvserver.cli_server.serve freezes what this
         # restores): library code leaves process-wide state alone.
@@ -216,8 +217,8 @@ class Node:
             storage.close()
             raise
         _log.info(
-            "node %d listening on %s:%d, data in %s, term %d, applied %d",
-            cfg.node_id,
+            "%s listening on %s:%d, data in %s, term %d, applied %d",
+            node_name(cfg.node_id),
             host,
             port,
             cfg.data_dir,
@@ -244,7 +245,7 @@ class Node:
             self._storage = None
         if self._stopped is not None and not self._stopped.done():
             self._stopped.set_result(None)
-        _log.info("node %d stopped", self.config.node_id)
+        _log.info("%s stopped", node_name(self.config.node_id))
 
     async def wait_stopped(self) -> None:
         """Return when the node was stopped; raise the error that ended it, if one did."""
@@ -367,7 +368,7 @@ class Node:
     def _after_ready(self) -> None:
         # Not before the replica agrees: after a lost snapshot, Readys that touch no disk work.
         if self._storage_failure is not None and not self.replica.storage_failed:
-            _log.warning("node %d: storage works again", self.config.node_id)
+            _log.warning("%s: storage works again", node_name(self.config.node_id))
             self._storage_failure = None
         self._log_role_change()
         self._log_snapshot()
@@ -380,7 +381,9 @@ class Node:
             sender = self._senders.get(peer)
             if sender is None:
                 _log.error(
-                    "node %d: dropping a message to unknown peer %d", self.config.node_id, peer
+                    "%s: dropping a message to unknown Raft id %d",
+                    node_name(self.config.node_id),
+                    peer,
                 )
                 continue
             sender.send(batch)
@@ -389,7 +392,9 @@ class Node:
         # A plain handler: answered inline, no task per batch (the core never makes it wait).
         for m in batch.messages:
             if m.to != self.config.node_id:
-                controller.set_failed(f"message for node {m.to} delivered to {self.config.node_id}")
+                controller.set_failed(
+                    f"message for Raft id {m.to} delivered to {node_name(self.config.node_id)}"
+                )
                 return DeliverReply()
         self.replica.step(batch.messages)
         self.wakeup()
@@ -402,7 +407,9 @@ class Node:
         self._replica.report_unreachable(peer)
         if peer not in self._unreachable:
             self._unreachable.add(peer)
-            _log.warning("node %d: peer %d unreachable: %s", self.config.node_id, peer, exc)
+            _log.warning(
+                "%s: peer %s unreachable: %s", node_name(self.config.node_id), node_name(peer), exc
+            )
 
     def peer_overflowed(self, peer: int) -> None:
         """Messages to ``peer`` were dropped (its queue is full): stop streaming to it, probe."""
@@ -413,20 +420,24 @@ class Node:
         """A call to ``peer`` succeeded: log the recovery of a peer that had been lost."""
         if peer in self._unreachable:
             self._unreachable.discard(peer)
-            _log.info("node %d: peer %d reachable again", self.config.node_id, peer)
+            _log.info(
+                "%s: peer %s reachable again", node_name(self.config.node_id), node_name(peer)
+            )
 
     def _on_storage_failure(self, exc: StorageError) -> None:
         if self._storage_failure is None:
             _log.error(
-                "node %d: storage failed, not accepting writes until it recovers: %s",
-                self.config.node_id,
+                "%s: storage failed, not accepting writes until it recovers: %s",
+                node_name(self.config.node_id),
                 exc,
             )
         self._storage_failure = exc
         asyncio.get_running_loop().call_later(self.config.storage_retry_s, self.wakeup)
 
     def _fatal(self, exc: BaseException) -> None:
-        _log.critical("node %d: fatal error in the Raft loop", self.config.node_id, exc_info=exc)
+        _log.critical(
+            "%s: fatal error in the Raft loop", node_name(self.config.node_id), exc_info=exc
+        )
         if self._tick_handle is not None:
             self._tick_handle.cancel()
             self._tick_handle = None
@@ -439,11 +450,11 @@ class Node:
         if now != self._last_role:
             self._last_role = now
             _log.info(
-                "node %d: %s in term %d, leader %s",
-                self.config.node_id,
+                "%s: %s in term %d, leader %s",
+                node_name(self.config.node_id),
                 replica.role.value,
                 replica.term,
-                replica.leader_hint or "unknown",
+                node_name(replica.leader_hint) if replica.leader_hint else "unknown",
             )
 
     def _log_snapshot(self) -> None:
@@ -453,8 +464,8 @@ class Node:
         if meta.index != self._last_snapshot_index:
             self._last_snapshot_index = meta.index
             _log.info(
-                "node %d: snapshot now at index %d (term %d)",
-                self.config.node_id,
+                "%s: snapshot now at index %d (term %d)",
+                node_name(self.config.node_id),
                 meta.index,
                 meta.term,
             )

@@ -49,7 +49,7 @@ class ProcCluster:
         node_args: Mapping[int, Sequence[str]] | None = None,
         servers: Sequence[tuple[str, int]] | None = None,
     ) -> None:
-        """Write ``workdir/test.conf`` naming ``servers`` (default: free ports on 127.0.0.1);
+        """Write ``test.conf`` in ``workdir`` naming ``servers`` (default: free ports on 127.0.0.1);
         ``extra_args`` go to every ``raftkv server`` (e.g. ``--no-fsync``), ``node_args[i]`` to
         node i's only."""
         self.workdir = workdir

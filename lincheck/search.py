@@ -38,6 +38,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from typing import NamedTuple
 
 from lincheck.history import Operation, Status
 from lincheck.model import EMPTY_STATE, State, is_pure, step
@@ -97,8 +98,23 @@ class SearchResult:
     longest_state: State
 
 
-def search(operations: Sequence[Operation], budget: Budget) -> SearchResult:
-    """Decide whether ``operations`` (no ``fail`` ones) linearize from the empty state."""
+class _EventList(NamedTuple):
+    """The call and return events of the searched operations as a doubly linked list.
+
+    Nodes 1..2n are the events in time order; 0 is the head and 2n + 1 the tail sentinel.
+    ``lift`` unlinks an operation's call and return, ``unlift`` relinks them: called in reverse
+    order (dancing links) they restore the list exactly.
+    """
+
+    nxt: list[int]
+    node_op: list[int]
+    is_call: list[bool]
+    lift: Callable[[int], None]
+    unlift: Callable[[int], None]
+
+
+def _link_events(operations: Sequence[Operation]) -> _EventList:
+    """The event list of ``operations``, every event linked."""
     n = len(operations)
     events: list[tuple[float, int, int]] = []
     for i, op in enumerate(operations):
@@ -106,7 +122,6 @@ def search(operations: Sequence[Operation], budget: Budget) -> SearchResult:
         events.append((op.effective_return, 1, i))
     events.sort()
 
-    # Nodes 1..2n are events in time order; 0 is the head and 2n + 1 the tail sentinel.
     tail = 2 * n + 1
     nxt = [*range(1, tail + 1), tail]
     prv = [0, *range(0, tail)]
@@ -121,8 +136,6 @@ def search(operations: Sequence[Operation], budget: Budget) -> SearchResult:
             call_node[i] = node
         else:
             match[call_node[i]] = node
-    definite = [op.status is Status.OK for op in operations]
-    pure = [is_pure(op) for op in operations]
 
     def lift(call: int) -> None:
         ret = match[call]
@@ -138,16 +151,60 @@ def search(operations: Sequence[Operation], budget: Budget) -> SearchResult:
         nxt[prv[call]] = call
         prv[nxt[call]] = call
 
+    return _EventList(nxt, node_op, is_call, lift, unlift)
+
+
+class _Longest:
+    """The longest linearizable prefix seen, kept up to date on every backtrack."""
+
+    __slots__ = ("agree", "ops", "state")
+
+    def __init__(self) -> None:
+        self.ops: list[int] = []
+        self.state: State = EMPTY_STATE
+        # ops[:agree] equals the stack's operations, so a new record copies only the rest.
+        self.agree = 0
+
+    def offer(self, stack: list[tuple[int, State, bool]], node_op: list[int], state: State) -> None:
+        """Record the stack's operations and ``state`` if the stack is the longest yet."""
+        if len(stack) > len(self.ops):
+            agree = self.agree
+            del self.ops[agree:]
+            self.ops.extend(node_op[entry[0]] for entry in stack[agree:])
+            self.state, self.agree = state, len(stack)
+
+    def popped_to(self, depth: int) -> None:
+        """The stack shrank to ``depth`` operations."""
+        self.agree = min(self.agree, depth)
+
+
+def _fitting_pure_call(
+    events: _EventList, operations: Sequence[Operation], pure: list[bool], state: State
+) -> int:
+    """The call node of a pure operation that may come next and fits ``state``, else 0."""
+    nxt, node_op, is_call = events.nxt, events.node_op, events.is_call
+    candidate = nxt[0]
+    while is_call[candidate]:
+        i = node_op[candidate]
+        if pure[i] and step(state, operations[i]) is not None:
+            return candidate
+        candidate = nxt[candidate]
+    return 0
+
+
+def search(operations: Sequence[Operation], budget: Budget) -> SearchResult:
+    """Decide whether ``operations`` (no ``fail`` ones) linearize from the empty state."""
+    events = _link_events(operations)
+    nxt, node_op, is_call, lift, unlift = events
+    definite = [op.status is Status.OK for op in operations]
+    pure = [is_pure(op) for op in operations]
     pending_definite = sum(definite)
     linearized = 0
     state: State = EMPTY_STATE
     cache: set[tuple[int, State]] = set()
     # (call node, state before it, forced): a forced entry was the only branch of its level.
     stack: list[tuple[int, State, bool]] = []
-    longest: list[int] = []
-    longest_state: State = EMPTY_STATE
-    # longest[:agree] equals the stack's operations, so a new record copies only the rest.
-    agree = 0
+    longest = _Longest()
     steps = 0
     node = nxt[0]
     fresh = True
@@ -161,25 +218,20 @@ def search(operations: Sequence[Operation], budget: Budget) -> SearchResult:
         if fresh:
             # A new level: if a pure operation fits, it is the level's only branch.
             fresh = False
-            candidate = nxt[0]
-            while is_call[candidate]:
-                i = node_op[candidate]
-                if pure[i] and step(state, operations[i]) is not None:
-                    bits = linearized | (1 << i)
-                    if (bits, state) in cache:
-                        dead_end = True
-                    else:
-                        cache.add((bits, state))
-                        stack.append((candidate, state, True))
-                        linearized = bits
-                        pending_definite -= 1
-                        lift(candidate)
-                        node = nxt[0]
-                        fresh = True
-                    break
-                candidate = nxt[candidate]
-            if fresh:
-                continue
+            candidate = _fitting_pure_call(events, operations, pure, state)
+            if candidate:
+                bits = linearized | (1 << node_op[candidate])
+                if (bits, state) in cache:
+                    dead_end = True
+                else:
+                    cache.add((bits, state))
+                    stack.append((candidate, state, True))
+                    linearized = bits
+                    pending_definite -= 1
+                    lift(candidate)
+                    node = nxt[0]
+                    fresh = True
+                    continue
         if not dead_end and is_call[node]:
             i = node_op[node]
             # Pure operations were all tried above and do not fit at this level.
@@ -199,21 +251,18 @@ def search(operations: Sequence[Operation], budget: Budget) -> SearchResult:
             continue
         # A return (its operation had to be linearized by now) or a dead end: backtrack to
         # the nearest level that still has branches to try.
-        if len(stack) > len(longest):
-            del longest[agree:]
-            longest.extend(node_op[entry[0]] for entry in stack[agree:])
-            longest_state, agree = state, len(stack)
+        longest.offer(stack, node_op, state)
         forced = True
         while forced:
             if not stack:
                 budget.spend(steps)
-                return SearchResult(Outcome.NOT_LINEARIZABLE, tuple(longest), longest_state)
+                return SearchResult(Outcome.NOT_LINEARIZABLE, tuple(longest.ops), longest.state)
             node, state, forced = stack.pop()
             i = node_op[node]
             linearized ^= 1 << i
             pending_definite += definite[i]
             unlift(node)
-        agree = min(agree, len(stack))
+        longest.popped_to(len(stack))
         node = nxt[node]
     budget.spend(steps)
     return SearchResult(Outcome.LINEARIZABLE, (), EMPTY_STATE)

@@ -1,10 +1,10 @@
 """What ``raftkv bench`` shows: the live progress line, the final report, and its JSON form.
 
-The JSON object is the contract of ``notes/BENCH_API.md`` (consumed by ``bench/compare.py``):
-fields may be added, never renamed. Latencies are of successful operations only, in
-milliseconds; failed operations are counted in ``errors`` by kind (``timeout``: no answer before
-the deadline, so a write's outcome is unknown; otherwise the server's Err string, or the
-exception's type for anything unexpected).
+The JSON object is a contract (consumed by ``bench/compare.py``, held by
+``tests/loadgen/test_cli_bench.py``): fields may be added, never renamed. Latencies are of
+successful operations only, in milliseconds; failed operations are counted in ``errors`` by kind
+(``timeout``: no answer before the deadline, so a write's outcome is unknown; otherwise the
+server's Err string, or the exception's type for anything unexpected).
 """
 
 from __future__ import annotations

@@ -2,9 +2,10 @@
 
 Theory of operation
 -------------------
-The order lives in a skip list drawn as *linked levels*: level 0 is a singly linked list of every
+The order lives in a skip list drawn as *linked levels* (``skiplist.levels``: the nodes, the head
+and end sentinels, and the bulk linking of sorted towers): level 0 is a singly linked list of every
 entry in key order; each level above is a sparser linked list whose nodes point ``down`` to the node
-of the same key one level lower. Every level starts at a head node (key ``None``, never compared:
+of the same key one level lower. Every level starts at a head node (key ``HEAD``, never compared:
 a head is only ever a left neighbour). A search starts at the top head, walks ``right`` while the
 next key is smaller than the target, then steps ``down``; the last node visited on each level is
 that level's predecessor, which is where an insert links its new tower or a delete unlinks it.
@@ -44,16 +45,14 @@ from __future__ import annotations
 
 import gc
 import random
-from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
-from itertools import accumulate, islice, repeat
+from itertools import islice
 from operator import itemgetter, lt
 from typing import Any, Generic, Protocol, TypeVar, overload
 
-__all__ = ["OrderedKey", "SkipList", "SkipListBuilder"]
+from skiplist.levels import END, HEAD, MAX_LEVEL, Node, append_towers
 
-#: Levels drawn from 32 random bits at most: enough for 4**16 (4 billion) entries.
-MAX_LEVEL = 17
+__all__ = ["OrderedKey", "SkipList", "SkipListBuilder"]
 
 #: How many levels an insert climbs from the finger before it settles for a search from the top:
 #: 4 levels cover keys within about 4**4 = 256 entries of the last inserted one.
@@ -71,39 +70,6 @@ class OrderedKey(Protocol):
 K = TypeVar("K", bound=OrderedKey)
 V = TypeVar("V")
 D = TypeVar("D")
-
-
-#: The ``key`` of every head node, and ``pop``'s "no default": no key or value is this object.
-_HEAD: Any = object()
-
-
-class _Node:
-    """One level of one entry's tower (or a level's head, whose key is ``_HEAD``)."""
-
-    __slots__ = ("down", "key", "right")
-
-    # ``right`` comes first so that ``accumulate(keys, _Node, initial=right)`` chains nodes in C.
-    def __init__(self, right: _Node, key: Any, down: _Node | None = None) -> None:
-        self.key = key
-        self.right = right
-        self.down = down
-
-
-class _Greatest:
-    """The key of ``_END``: compares as greater than any key, so ``_END.key < key`` is False."""
-
-    __slots__ = ()
-
-    def __lt__(self, other: object) -> bool:
-        return False
-
-
-#: The right neighbour of the last node of every level, in every map. A search loop then needs
-#: only ``r.key < key`` to stop, not also ``r is not None`` (about 10% faster searches); the
-#: comparison with ``_Greatest`` costs a Python call, but only once or twice per search. Nothing
-#: ever writes to this node: it is never a left neighbour.
-_END: _Node = _Node.__new__(_Node)
-_END.key = _Greatest()
 
 
 class SkipList(Generic[K, V]):
@@ -134,12 +100,12 @@ class SkipList(Generic[K, V]):
         """
         self._rng = rng if rng is not None else random.Random()
         # The level-0 head: the start of every in-order walk; replaced only by clear().
-        self._base = self._top = _Node(_END, _HEAD)
+        self._base = self._top = Node(END, HEAD)
         self._height = 1
         self._values: dict[K, V] = {}
         self._mutations = 0
         # Predecessors (level 0 first) of the last inserted key, or None when unknown.
-        self._finger: list[_Node] | None = None
+        self._finger: list[Node] | None = None
         self._finger_key: Any = None
 
     @staticmethod
@@ -225,12 +191,12 @@ class SkipList(Generic[K, V]):
     @overload
     def pop(self, key: K, default: D) -> V | D: ...
 
-    def pop(self, key: K, default: Any = _HEAD) -> Any:
+    def pop(self, key: K, default: Any = HEAD) -> Any:
         """Remove ``key`` and return its value; when absent return ``default`` if given, else
         raise ``KeyError``."""
         values = self._values
         if key not in values:
-            if default is _HEAD:
+            if default is HEAD:
                 raise KeyError(key)
             return default
         value = values[key]
@@ -239,7 +205,7 @@ class SkipList(Generic[K, V]):
 
     def clear(self) -> None:
         """Remove every entry."""
-        self._base = self._top = _Node(_END, _HEAD)
+        self._base = self._top = Node(END, HEAD)
         self._height = 1
         self._values.clear()
         self._mutations += 1
@@ -250,34 +216,34 @@ class SkipList(Generic[K, V]):
     def first(self) -> tuple[K, V] | None:
         """The entry with the smallest key, or None when empty (O(1))."""
         node = self._base.right
-        return None if node is _END else (node.key, self._values[node.key])
+        return None if node is END else (node.key, self._values[node.key])
 
     def last(self) -> tuple[K, V] | None:
         """The entry with the largest key, or None when empty (O(log n))."""
         x = self._top
         while True:
             r = x.right
-            while r is not _END:
+            while r is not END:
                 x = r
                 r = x.right
             if x.down is None:
                 break
             x = x.down
-        return None if x.key is _HEAD else (x.key, self._values[x.key])
+        return None if x.key is HEAD else (x.key, self._values[x.key])
 
     def floor(self, key: K) -> tuple[K, V] | None:
         """The entry with the largest key <= ``key``, or None if there is none."""
         if key in self._values:
             return (key, self._values[key])
         pred = self._predecessor(key)
-        return None if pred.key is _HEAD else (pred.key, self._values[pred.key])
+        return None if pred.key is HEAD else (pred.key, self._values[pred.key])
 
     def ceiling(self, key: K) -> tuple[K, V] | None:
         """The entry with the smallest key >= ``key``, or None if there is none."""
         if key in self._values:
             return (key, self._values[key])
         succ = self._predecessor(key).right
-        return None if succ is _END else (succ.key, self._values[succ.key])
+        return None if succ is END else (succ.key, self._values[succ.key])
 
     def range(
         self, start: K | None = None, end: K | None = None, limit: int | None = None
@@ -349,17 +315,17 @@ class SkipList(Generic[K, V]):
             L0 |'a' 'b' 'c'
                | 1   2   3
         """
-        columns: list[_Node] = []
+        columns: list[Node] = []
         node = self._base.right
-        while node is not _END and len(columns) < limit:
+        while node is not END and len(columns) < limit:
             columns.append(node)
             node = node.right
         on_level: list[set[Any]] = []
-        head: _Node | None = self._top
+        head: Node | None = self._top
         while head is not None:
             keys: set[Any] = set()
             n = head.right
-            while n is not _END and len(keys) < len(columns):
+            while n is not END and len(keys) < len(columns):
                 keys.add(n.key)
                 n = n.right
             on_level.append(keys)
@@ -392,7 +358,7 @@ class SkipList(Generic[K, V]):
 
     # -- internals -----------------------------------------------------------------------------
 
-    def _predecessor(self, key: K) -> _Node:
+    def _predecessor(self, key: K) -> Node:
         """The last level-0 node whose key is < ``key`` (the level-0 head if none)."""
         x = self._top
         while True:
@@ -410,7 +376,7 @@ class SkipList(Generic[K, V]):
         values = self._values
         node = self._base.right if start is None else self._predecessor(start).right
         remaining = -1 if limit is None else limit
-        while node is not _END and remaining != 0:
+        while node is not END and remaining != 0:
             key = node.key
             if end is not None and not key < end:
                 return
@@ -431,7 +397,7 @@ class SkipList(Generic[K, V]):
         if height > self._height:
             top = self._top
             for _ in range(height - self._height):
-                top = _Node(_END, _HEAD, top)
+                top = Node(END, HEAD, top)
             self._top = top
             self._height = height
             self._finger = None
@@ -480,12 +446,12 @@ class SkipList(Generic[K, V]):
                 x = x.down  # type: ignore[assignment]
                 level -= 1
         pred = update[0]
-        node = below = _Node(pred.right, key)
+        node = below = Node(pred.right, key)
         pred.right = node
         update[0] = node
         for level in range(1, height):
             pred = update[level]
-            below = _Node(pred.right, key, below)
+            below = Node(pred.right, key, below)
             pred.right = below
             update[level] = below
         values[key] = value
@@ -496,7 +462,7 @@ class SkipList(Generic[K, V]):
     def _unlink(self, key: K) -> None:
         """Remove ``key`` (known to be present) from every level and the dict."""
         del self._values[key]
-        x: _Node | None = self._top
+        x: Node | None = self._top
         while x is not None:
             r = x.right
             while r.key < key:
@@ -507,7 +473,7 @@ class SkipList(Generic[K, V]):
             x = x.down
         # Drop emptied top levels so later searches do not walk them.
         top = self._top
-        while top.right is _END and top.down is not None:
+        while top.right is END and top.down is not None:
             top = top.down
             self._height -= 1
         self._top = top
@@ -525,11 +491,11 @@ class SkipListBuilder(Generic[K, V]):
     only approximate, it costs no random numbers, and it makes a load reproducible. Entries
     inserted later get random heights from the map's ``rng`` as usual.
 
-    A batch is linked a level at a time with C-level loops (``map`` over the batch's keys, a
-    slice of every 4th node of the level below as the ``down`` links), so a load runs no Python
-    bytecode per entry. The cyclic garbage collector is paused while a batch is linked: the nodes
-    form no cycles, and a collection every 700 new nodes would otherwise rescan the growing map
-    and cost several times the linking itself.
+    A batch is linked a level at a time with C-level loops (``levels.append_towers``: ``map``
+    over the batch's keys, a slice of every 4th node of the level below as the ``down`` links),
+    so a load runs no Python bytecode per entry. The cyclic garbage collector is paused while a
+    batch is linked: the nodes form no cycles, and a collection every 700 new nodes would
+    otherwise rescan the growing map and cost several times the linking itself.
 
     ``add``/``extend``/``extend_sorted`` raise ``ValueError`` on a key that is not greater than
     the previous one (entries of that call before the bad key are kept); ``build`` hands the map
@@ -541,7 +507,7 @@ class SkipListBuilder(Generic[K, V]):
     def __init__(self, rng: random.Random | None = None) -> None:
         """Start an empty map; ``rng`` is handed to the ``SkipList`` for its later inserts."""
         self._list: SkipList[K, V] = SkipList(rng)
-        self._tails: list[_Node] = [self._list._top]  # rightmost node of each level
+        self._tails: list[Node] = [self._list._top]  # rightmost node of each level
         self._count = 0
         self._last_key: Any = None
 
@@ -592,26 +558,7 @@ class SkipListBuilder(Generic[K, V]):
         if paused:
             gc.disable()
         try:
-            below = _chain(keys, None)
-            tails[0].right = below[0]
-            tails[0] = below[-1]
-            below_first, below_step = 0, 1
-            level, step = 1, 4
-            while True:
-                # Entry number count + j + 1 reaches this level when it is a multiple of step.
-                first = (step - 1 - count) % step
-                if first >= size:
-                    break
-                downs = below[(first - below_first) // below_step :: 4]
-                nodes = _chain(keys[first::step], downs)
-                if level == len(tails):
-                    sl._top = _Node(_END, _HEAD, sl._top)
-                    tails.append(sl._top)
-                tails[level].right = nodes[0]
-                tails[level] = nodes[-1]
-                below, below_first, below_step = nodes, first, step
-                level += 1
-                step *= 4
+            sl._top = append_towers(tails, sl._top, count, keys)
             sl._values.update(zip(keys, values, strict=True))
         finally:
             if paused:
@@ -624,15 +571,3 @@ class SkipListBuilder(Generic[K, V]):
         """The finished map."""
         self._list._mutations += 1
         return self._list
-
-
-def _chain(keys: Sequence[Any], downs: Sequence[_Node] | None) -> list[_Node]:
-    """New nodes for ``keys`` in key order, each linked to the next, the last one to ``_END``,
-    pointing down at ``downs`` (None: a level-0 chain). Every loop runs in C: ``accumulate``
-    builds the chain from the right end, each new node taking the previous one as its right."""
-    nodes = list(accumulate(reversed(keys), _Node, initial=_END))
-    del nodes[0]  # _END itself
-    nodes.reverse()
-    if downs is not None:
-        deque(map(setattr, nodes, repeat("down"), downs), 0)
-    return nodes

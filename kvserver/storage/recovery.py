@@ -28,6 +28,7 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from kvapi.nodes import node_name
 from kvserver.storage.errors import CorruptionError
 from kvserver.storage.fs import FileSystem
 from kvserver.storage.records import HEADER_SIZE, RecordType, scan_records
@@ -147,7 +148,8 @@ def _initialise(fs: FileSystem, directory: str, voters: Sequence[int], *, sync: 
     log = LogImage(base)
     content = rebase_segment(1, base, log.hard_state, [])
     write_new_file(fs, directory, segment_name(1), content, sync=sync)
-    logger.info("%s: initialised an empty data directory (voters %s)", directory, list(voters))
+    names = ", ".join(map(node_name, voters))
+    logger.info("%s: initialised an empty data directory (voters %s)", directory, names)
     return Recovered(log, None, [1], len(content))
 
 

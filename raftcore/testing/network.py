@@ -15,7 +15,7 @@ Two paths share one fault model:
   once, with the reply bytes or ``None`` (failure or timeout). The next layer's clerks and KV
   servers use it; the Raft cluster does not.
 
-Faults (labrpc's numbers, see ``reference/raft-scenarios.md``):
+Faults (labrpc's numbers, see ``../shared/reference/raft-scenarios.md``):
 
 * reliable: every message arrives after a short base delay (a fraction of a millisecond);
 * unreliable: requests wait 0-26 ms; 10 % of requests are dropped before their handler runs; 10 % of

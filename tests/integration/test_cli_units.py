@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 from pathlib import Path
@@ -12,7 +13,7 @@ from clerk import parse_test_conf
 from kvapi.admin_pb2 import StatusReply
 from kvserver.cli_caller import percentile
 from kvserver.cli_run import format_test_conf, free_ports
-from kvserver.cli_server import EXIT_FATAL, serve
+from kvserver.cli_server import EXIT_FATAL, add_server_arguments, node_config, serve
 from kvserver.cli_status import NodeStatus, format_table, leader_of
 from kvserver.node import Node, NodeConfig
 from kvserver.replica import Replica
@@ -33,7 +34,7 @@ def test_an_error_in_the_raft_loop_ends_serve_with_a_non_zero_code(
     monkeypatch.setattr(Replica, "finish_ready", broken)
     code = asyncio.run(asyncio.wait_for(serve(single_node(tmp_path)), 20))
     assert code == EXIT_FATAL
-    assert "node 1 ended by a fatal error: RuntimeError('injected')" in caplog.text
+    assert "node0 ended by a fatal error: RuntimeError('injected')" in caplog.text
 
 
 def test_an_unhandled_error_in_any_callback_ends_serve_with_a_non_zero_code(
@@ -50,7 +51,7 @@ def test_an_unhandled_error_in_any_callback_ends_serve_with_a_non_zero_code(
         code = asyncio.run(asyncio.wait_for(serve(single_node(tmp_path)), 20))
     assert code == EXIT_FATAL
     assert "unhandled error" in caplog.text and "ZeroDivisionError" in caplog.text
-    assert "node 1 stopped" in caplog.text  # storage was still closed
+    assert "node0 stopped" in caplog.text  # storage was still closed
 
 
 def test_a_taken_port_is_a_clear_startup_failure(
@@ -74,6 +75,34 @@ def test_format_test_conf_reads_back_as_the_same_servers() -> None:
     assert parse_test_conf(text) == servers
 
 
+def _server_args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("-f", "--file")
+    add_server_arguments(parser)
+    return parser.parse_args(argv)
+
+
+@pytest.mark.parametrize("node", ["1", "node1"])
+def test_server_id_is_the_test_conf_index_and_may_be_written_as_a_name(
+    tmp_path: Path, node: str
+) -> None:
+    conf = tmp_path / "test.conf"
+    conf.write_text(format_test_conf([("127.0.0.1", 7001), ("127.0.0.1", 7002)]))
+    config = node_config(_server_args("--id", node, "-f", str(conf), "--data-dir", str(tmp_path)))
+    assert config.address == ("127.0.0.1", 7002)
+    assert config.data_dir == tmp_path / "node1"
+    assert config.peers == {1: ("127.0.0.1", 7001), 2: ("127.0.0.1", 7002)}  # Raft ids inside
+
+
+def test_server_id_that_names_no_node_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        _server_args("--id", "nodeX")
+    assert exit_info.value.code == 2
+    assert "'nodeX' names no node" in capsys.readouterr().err
+
+
 def test_status_table_and_leader() -> None:
     follower = StatusReply(Id=1, Role=b"follower", Term=3, Leader=2, Commit=9, Applied=9)
     leader = StatusReply(Id=2, Role=b"leader", Term=3, Leader=2, Commit=9, Applied=8, LastIndex=9)
@@ -87,12 +116,11 @@ def test_status_table_and_leader() -> None:
     assert leader_of(statuses) == (1, 3)
     assert leader_of([statuses[0], statuses[3]]) is None
     assert format_table(statuses).splitlines() == [
-        "node   id  address         reachable  role      term  leader  commit  applied  last"
-        "  snapshot",
-        "node0  1   127.0.0.1:1000  yes        follower  3     node1   9       9        0     0",
-        "node1  2   127.0.0.1:1001  yes        leader    3     node1   9       8        9     0",
-        "node2  3   127.0.0.1:1002  yes        leader    2     node2   0       0        0     4",
-        "node3  4   10.0.0.1:1003   no         -         -     -       -       -        -     -",
+        "node   address         reachable  role      term  leader  commit  applied  last  snapshot",
+        "node0  127.0.0.1:1000  yes        follower  3     node1   9       9        0     0",
+        "node1  127.0.0.1:1001  yes        leader    3     node1   9       8        9     0",
+        "node2  127.0.0.1:1002  yes        leader    2     node2   0       0        0     4",
+        "node3  10.0.0.1:1003   no         -         -     -       -       -        -     -",
     ]
 
 

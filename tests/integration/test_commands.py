@@ -134,11 +134,11 @@ def test_raftkv_commands_and_exit_codes(make_cluster: MakeCluster, tmp_path: Pat
     assert code == 0
     rows = out.splitlines()
     assert rows[0].split() == [
-        "node", "id", "address", "reachable", "role", "term", "leader", "commit", "applied",
+        "node", "address", "reachable", "role", "term", "leader", "commit", "applied",
         "last", "snapshot",
     ]  # fmt: skip
-    assert [row.split()[3] for row in rows[1:]] == ["yes"] * 3
-    assert sorted(row.split()[4] for row in rows[1:]) == ["follower", "follower", "leader"]
+    assert [row.split()[2] for row in rows[1:]] == ["yes"] * 3
+    assert sorted(row.split()[3] for row in rows[1:]) == ["follower", "follower", "leader"]
 
     # Usage and configuration errors: exit 2 with the reason.
     bad = tmp_path / "bad.conf"
@@ -164,7 +164,7 @@ def test_raftkv_commands_and_exit_codes(make_cluster: MakeCluster, tmp_path: Pat
     assert "cluster unavailable" in done.stderr and "UNKNOWN" in done.stderr
     done = command("raftkv", "-f", conf, "status")
     assert done.returncode == 3
-    assert [row.split()[3] for row in done.stdout.splitlines()[1:]] == ["no"] * 3
+    assert [row.split()[2] for row in done.stdout.splitlines()[1:]] == ["no"] * 3
 
 
 def test_server_exits_zero_on_sigterm_and_reports_a_bad_id(make_cluster: MakeCluster) -> None:
@@ -172,7 +172,7 @@ def test_server_exits_zero_on_sigterm_and_reports_a_bad_id(make_cluster: MakeClu
     asyncio.run(cluster.wait_leader(timeout=20))
     cluster.signal(0, signal.SIGTERM)
     assert cluster.procs[0].wait(timeout=15) == 0
-    assert "node 1 stopped" in cluster.log(0)
+    assert "node0 stopped" in cluster.log(0)
 
     done = command("raftkv", "server", "--id", "5", "-f", str(cluster.conf))
     assert done.returncode == 2

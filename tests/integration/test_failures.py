@@ -188,7 +188,7 @@ def test_a_node_far_behind_catches_up_by_snapshot_under_load(
                     break
                 await asyncio.sleep(0.05)
         assert caught_up.SnapshotIndex > before.LastIndex
-        assert re.search(r"node \d+: snapshot now at index \d+", cluster.log(lagging))
+        assert re.search(r"node\d+: snapshot now at index \d+", cluster.log(lagging))
         load.stop()
         await load.verify()
         load.check_linearizable()

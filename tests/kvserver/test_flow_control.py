@@ -136,9 +136,10 @@ def test_what_the_leader_holds_for_a_cut_off_peer_stays_bounded(
     assert "exceeds the limit" not in caplog.text
     # A call's deadline grows with the bytes in flight (PeerSender), so a 3 s cut may pass
     # without a timeout; if the peer was reported lost, that is said once and undone.
-    lost = caplog.text.count("peer 3 unreachable")
+    # Raft id 3 is node2 in the logs.
+    lost = caplog.text.count("peer node2 unreachable")
     assert lost <= 1
-    assert lost == 0 or "peer 3 reachable" in caplog.text
+    assert lost == 0 or "peer node2 reachable" in caplog.text
     # What node 3 missed in 3 s of load (~150 MB here), caught up once the load stops: 2.8-5 s
     # on a 2-core machine, bound by the CPU of the one loop the three nodes share (without
     # flow control: 12-13 s, measured with the load still on).

@@ -382,8 +382,8 @@ def test_a_node_that_cannot_install_a_received_snapshot_stalls_and_catches_up_la
     caplog.set_level(logging.INFO, logger="kvserver.node")
     asyncio.run(asyncio.wait_for(_late_node_snapshot_fails(tmp_path, failing), 30))
     lines = [r.getMessage() for r in caplog.records if r.name == "kvserver.node"]
-    assert len([m for m in lines if m.startswith("node 3: storage failed")]) == 1, lines
-    assert len([m for m in lines if m.startswith("node 3: storage works again")]) == 1, lines
+    assert len([m for m in lines if m.startswith("node2: storage failed")]) == 1, lines
+    assert len([m for m in lines if m.startswith("node2: storage works again")]) == 1, lines
     assert not [m for m in lines if "fatal" in m]
 
 

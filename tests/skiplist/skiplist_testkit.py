@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from skiplist import SkipList
-from skiplist.skiplist import _END
+from skiplist.levels import END
 
 
 def check_structure(sl: SkipList[Any, Any]) -> None:
@@ -14,7 +14,7 @@ def check_structure(sl: SkipList[Any, Any]) -> None:
     - each level is strictly ascending and its nodes point down to the node of the same key;
     - level 0 holds exactly the keys of the value dict, in order;
     - every level's keys are a subset of the level below (towers have no holes);
-    - every level ends at the shared ``_END`` sentinel, which stays untouched;
+    - every level ends at the shared ``END`` sentinel, which stays untouched;
     - the recorded height is the number of levels, and the top level is not empty unless the
       map is (emptied top levels are dropped).
     """
@@ -28,7 +28,7 @@ def check_structure(sl: SkipList[Any, Any]) -> None:
     for head in reversed(heads):
         keys = []
         node = head.right
-        while node is not _END:
+        while node is not END:
             if keys:
                 assert keys[-1] < node.key
             if head.down is not None:
@@ -43,7 +43,7 @@ def check_structure(sl: SkipList[Any, Any]) -> None:
         below_keys = keys
         if head.down is None:
             assert len(keys) == len(sl) == len(sl._values)
-    assert not hasattr(_END, "right")
-    assert not hasattr(_END, "down")
+    assert not hasattr(END, "right")
+    assert not hasattr(END, "down")
     if len(heads) > 1:
-        assert heads[0].right is not _END
+        assert heads[0].right is not END

@@ -10,7 +10,7 @@ import random
 import pytest
 
 from skiplist import SkipList, SkipListBuilder
-from skiplist.skiplist import _END
+from skiplist.levels import END
 from tests.skiplist.skiplist_testkit import check_structure
 
 
@@ -158,7 +158,7 @@ def test_tower_heights_are_geometric_with_p_one_quarter() -> None:
     head = sl._top
     while head is not None:
         count, node = 0, head.right
-        while node is not _END:
+        while node is not END:
             count, node = count + 1, node.right
         counts.append(count)
         head = head.down
