@@ -52,13 +52,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from google.protobuf.descriptor import ServiceDescriptor
-
-from kvapi.admin_pb2 import DESCRIPTOR as ADMIN_DESCRIPTOR
 from kvapi.admin_pb2 import StatusReply, StatusRequest
 from kvapi.nodes import node_name
+from kvapi.stubs import NodeAdmin
 from kvserver.peer_sender import PeerSender
-from kvserver.raft_transport_pb2 import DESCRIPTOR as TRANSPORT_DESCRIPTOR
+from kvserver.raft_rpc import RaftRpc
 from kvserver.raft_transport_pb2 import DeliverReply, MessageBatch
 from kvserver.replica import Replica, restore_machine
 from kvserver.service import KVService
@@ -73,9 +71,6 @@ from rpc import RpcChannel, RpcController, RpcProvider
 __all__ = ["Node", "NodeConfig"]
 
 _log = logging.getLogger(__name__)
-
-RAFT_SERVICE: ServiceDescriptor = TRANSPORT_DESCRIPTOR.services_by_name["raftRpc"]
-ADMIN_SERVICE: ServiceDescriptor = ADMIN_DESCRIPTOR.services_by_name["nodeAdmin"]
 
 
 @dataclass(frozen=True)
@@ -190,8 +185,8 @@ class Node:
         )
         self._replica = Replica(raw, storage, machine, max_raft_state=cfg.max_raft_state)
         self._last_snapshot_index = storage.snapshot_metadata().index
-        self._provider.register(RAFT_SERVICE, {"Deliver": self._on_deliver})
-        self._provider.register(ADMIN_SERVICE, {"Status": self._on_status})
+        RaftRpc.serve(self._provider, {"Deliver": self._on_deliver})
+        NodeAdmin.serve(self._provider, {"Status": self._on_status})
         KVService(
             self._replica,
             self.clock_ms,
