@@ -21,7 +21,7 @@ $(BENCH_STAMP): pyproject.toml $(STAMP)
 
 ## run: a 3-node cluster on 127.0.0.1 (raftCoreRun); Ctrl-C stops every node
 run: $(STAMP)
-	$(PY) -m kvserver.cli_run -n 3 -f test.conf
+	$(PY) -m cli.run -n 3 -f test.conf
 
 ## test: lint, type-check and the whole default test suite
 test: lint

@@ -107,7 +107,7 @@ def _ours_command(settings: Settings, workload: str) -> list[str]:
     read_ratio = "1.0" if workload == "get-64" else "0.0"
     # Gets read keys written beforehand; Puts need none, so they skip the preload.
     return [
-        sys.executable, "-m", "kvserver.cli", "bench", "--spawn", "3",
+        sys.executable, "-m", "cli.raftkv", "bench", "--spawn", "3",
         "--clients", str(clients), "--processes", str(processes),
         "--duration", str(settings.duration_s), "--warmup", str(settings.warmup_s),
         "--value-size", "100", "--key-size", "16", "--keys", str(settings.keys),

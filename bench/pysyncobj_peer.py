@@ -52,7 +52,8 @@ from typing import IO, Any
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf
 from pysyncobj.batteries import ReplDict
 
-from kvserver.cli_run import free_ports
+from cluster.conf import free_ports
+from cluster.processes import STOP_GRACE_S
 
 __all__ = ["DURABILITY", "ClosedLoop", "PeerCluster", "PeerError", "main"]
 
@@ -61,7 +62,6 @@ DURABILITY = "in-memory log (journalFile=None): no disk writes, no fsync"
 DRAIN_TIMEOUT_S = 10.0
 LEADER_TIMEOUT_S = 20.0
 REPLY_TIMEOUT_S = 30.0
-STOP_GRACE_S = 5.0
 # PySyncObj's follower-side warning that it dropped entries it had already applied.
 DIVERGENCE_WARNING = "state machine may have diverged"
 # FAIL_REASON's numeric codes by name, for readable error counts.

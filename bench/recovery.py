@@ -53,9 +53,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from clerk import AsyncClerk, RetryPolicy
-from kvserver.cli_status import StatusPoller
+from cluster.processes import ProcCluster
+from cluster.status import StatusPoller
 from kvserver.kvcommand_pb2 import Command, Op
-from kvserver.node_processes import ProcCluster
 from kvserver.replica import restore_machine
 from kvserver.state_machine import KVStateMachine
 from kvserver.storage import DiskStorage

@@ -166,7 +166,7 @@ class Node:
         if cfg.fsync:
             self._sync_thread = SyncThread(f"fsync-{node_name(cfg.node_id)}")
         machine = KVStateMachine(random.Random(self._rng.random()))
-        # The collector is the process's business (kvserver.cli_server.serve freezes what this
+        # The collector is the process's business (cli.server.serve freezes what this
         # restores): library code leaves process-wide state alone.
         restore_machine(storage, machine)
         raw = RawNode(

@@ -37,11 +37,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
-from kvserver.cli_run import stop_children
-from kvserver.node_processes import child_env
+from cluster.processes import STOP_GRACE_S, child_env, stop_children
+from cluster.status import wait_for_leader
 from lincheck import read_history, write_history
-from loadgen.report import Progress
-from loadgen.spawn import SpawnedCluster, wait_for_leader
+from loadgen.progress import Progress
+from loadgen.spawn import SpawnedCluster
 from loadgen.stats import OpStats, StatsSet
 from loadgen.worker import REPORT_INTERVAL_S, WorkerConfig
 from loadgen.workload import Workload, split_evenly
@@ -57,7 +57,6 @@ __all__ = [
 ]
 
 LEADER_TIMEOUT_S = 20.0
-WORKER_STOP_GRACE_S = 5.0
 # How long past its due end a worker may take to say done: its clients' last operations may
 # each run for the operation timeout.
 _DONE_SLACK_S = 10.0
@@ -250,11 +249,11 @@ def _stop_workers(workers: list[_WorkerProc]) -> None:
         if worker.proc.stdin is not None and not worker.proc.stdin.closed:
             with suppress(BrokenPipeError):
                 worker.proc.stdin.close()
-    deadline = time.monotonic() + WORKER_STOP_GRACE_S
+    deadline = time.monotonic() + STOP_GRACE_S
     for worker in workers:
         with suppress(subprocess.TimeoutExpired):
             worker.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-    stop_children([worker.proc for worker in workers], WORKER_STOP_GRACE_S)
+    stop_children([worker.proc for worker in workers], STOP_GRACE_S)
     for worker in workers:
         if worker.proc.stdout is not None:
             worker.proc.stdout.close()
@@ -285,7 +284,7 @@ def _run_workers(
             if worker.proc.stdin is not None:
                 worker.proc.stdin.close()
         for worker in workers:
-            worker.proc.wait(timeout=WORKER_STOP_GRACE_S + config.op_timeout)
+            worker.proc.wait(timeout=STOP_GRACE_S + config.op_timeout)
         completed = True
     finally:
         _stop_workers(workers)

@@ -1,6 +1,6 @@
 """A throwaway local cluster for ``raftkv bench --spawn N``: N node processes on free ports.
 
-Nodes are started by :class:`kvserver.node_processes.ProcCluster`: ``python -m kvserver.cli
+Nodes are started by :class:`cluster.processes.ProcCluster`: ``python -m cli.raftkv
 server`` children, each in its own process group (a terminal's Ctrl-C reaches only the bench,
 which then stops them in order) with ``--exit-with-stdin`` and a pipe from the bench on stdin, so
 they stop by themselves even if the bench is killed outright.
@@ -11,51 +11,19 @@ and reaps every node; it is idempotent and the context manager calls it on every
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
-from kvserver.cli_status import StatusPoller, leader_of
-from kvserver.node_processes import ProcCluster
+from cluster.processes import ProcCluster
+from cluster.status import ClusterStartError, wait_for_leader
 
-__all__ = ["ClusterStartError", "SpawnedCluster", "wait_for_leader"]
+__all__ = ["SpawnedCluster"]
 
 _LOG_TAIL_BYTES = 2000
-
-
-class ClusterStartError(RuntimeError):
-    """The spawned cluster did not come up (a node exited, or no leader in time)."""
-
-
-async def wait_for_leader(
-    servers: list[tuple[str, int]],
-    timeout: float,
-    alive: Sequence[subprocess.Popen[bytes]] = (),
-) -> tuple[int, int] | None:
-    """(node index, term) of the leader once one is elected, None if none within ``timeout``.
-
-    Raises ClusterStartError as soon as one of the ``alive`` processes has exited.
-    """
-    poller = StatusPoller(servers, timeout=0.3)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    try:
-        while loop.time() < deadline:
-            for i, proc in enumerate(alive):
-                if proc.poll() is not None:
-                    raise ClusterStartError(f"node{i} exited with code {proc.returncode}")
-            leader = leader_of(await poller.poll())
-            if leader is not None:
-                return leader
-            await asyncio.sleep(0.05)
-        return None
-    finally:
-        await poller.close()
 
 
 class SpawnedCluster:
@@ -109,7 +77,7 @@ class SpawnedCluster:
         """(node index, term) of the first leader; ClusterStartError (with the nodes' logs) if a
         node exits or none is elected within ``timeout`` seconds."""
         try:
-            leader = await wait_for_leader(self.servers, timeout, self.procs)
+            leader = await wait_for_leader(self.servers, timeout, alive=self.procs, interval=0.05)
         except ClusterStartError as exc:
             raise ClusterStartError(f"{exc}\n{self.log_tails()}") from None
         if leader is None:

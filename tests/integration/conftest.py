@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from workload import ClientLoad
 
-from kvserver.node_processes import ProcCluster
+from cluster.processes import ProcCluster
 
 
 @pytest.fixture

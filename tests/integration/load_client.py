@@ -37,7 +37,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from clerk import AsyncClerk, OperationTimeoutError
-from kvserver.cli_server import stop_on_stdin_eof
+from cli.server import stop_on_stdin_eof
 from lincheck import HistoryRecorder
 
 RUNNING_LINE = "running"

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from clerk import parse_test_conf
+from cli.caller import percentile
+from cli.server import EXIT_FATAL, add_server_arguments, node_config, serve
+from cluster.conf import format_test_conf, free_ports
+from cluster.status import NodeStatus, format_table, leader_of
 from kvapi.admin_pb2 import StatusReply
-from kvserver.cli_caller import percentile
-from kvserver.cli_run import format_test_conf, free_ports
-from kvserver.cli_server import EXIT_FATAL, add_server_arguments, node_config, serve
-from kvserver.cli_status import NodeStatus, format_table, leader_of
 from kvserver.node import Node, NodeConfig
 from kvserver.replica import Replica
 

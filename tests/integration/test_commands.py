@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from kvserver.node_processes import ProcCluster, child_env
+from cluster.processes import ProcCluster, child_env
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from workload import SHARED_KEYS, ClientLoad, raw_get
 
-from kvserver.node_processes import ProcCluster, child_env
+from cluster.processes import ProcCluster, child_env
 from lincheck import HistoryRecorder, OpKind, Status
 
 MakeCluster = Callable[..., ProcCluster]
@@ -40,7 +40,7 @@ def run(coro: Coroutine[Any, Any, None], timeout: float = 55.0) -> None:
 
 def start_caller(cluster: ProcCluster) -> subprocess.Popen[str]:
     """callerMain, forever, as a separate client process (stopped with SIGINT)."""
-    command = [sys.executable, "-m", "kvserver.cli_caller", "-f", str(cluster.conf), "-n", "0"]
+    command = [sys.executable, "-m", "cli.caller", "-f", str(cluster.conf), "-n", "0"]
     return subprocess.Popen(
         command, stdout=subprocess.PIPE, text=True, env=child_env(), process_group=0
     )

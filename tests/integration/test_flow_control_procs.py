@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from clerk import AsyncClerk
-from kvserver.cli_status import StatusPoller
-from kvserver.node_processes import ProcCluster
+from cluster.processes import ProcCluster
+from cluster.status import StatusPoller
 
 pytestmark = [pytest.mark.timeout(90), pytest.mark.slow]
 

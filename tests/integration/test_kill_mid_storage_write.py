@@ -35,7 +35,7 @@ from typing import Any
 import pytest
 from workload import ClientLoad
 
-from kvserver.node_processes import ProcCluster
+from cluster.processes import ProcCluster
 
 MakeCluster = Callable[..., ProcCluster]
 MakeLoad = Callable[..., ClientLoad]

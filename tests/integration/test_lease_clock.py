@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from workload import SHARED_KEYS, ClientLoad, raw_get
 
-from kvserver.node_processes import ProcCluster
+from cluster.processes import ProcCluster
 from lincheck import HistoryRecorder, OpKind, Status
 
 MakeCluster = Callable[..., ProcCluster]

@@ -15,8 +15,8 @@ from collections.abc import Callable
 import pytest
 from google.protobuf.message import DecodeError, Message
 
+from cluster.processes import ProcCluster
 from kvapi.kvserver_rpc_pb2 import GetArgs, GetReply, PutAppendArgs, PutAppendReply
-from kvserver.node_processes import ProcCluster
 
 MakeCluster = Callable[..., ProcCluster]
 

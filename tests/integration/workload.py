@@ -27,8 +27,8 @@ from pathlib import Path
 
 from load_client import RUNNING_LINE, Summary, log_key, put_prefix
 
+from cluster.processes import ProcCluster, child_env
 from kvapi.kvserver_rpc_pb2 import GetArgs, GetReply
-from kvserver.node_processes import ProcCluster, child_env
 from lincheck import HistoryRecorder, Operation, OpKind, Status, assert_linearizable, read_history
 from rpc import RpcChannel, RpcError
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from kvserver.cli_run import free_ports
+from cluster.conf import free_ports
 from kvserver.kvcommand_pb2 import Command, Op, Result
 from kvserver.node import Node, NodeConfig
 from kvserver.peer_sender import PeerSender

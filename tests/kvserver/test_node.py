@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from clerk import AsyncClerk
+from cluster.conf import free_ports
 from kvapi.codes import Err
-from kvserver.cli_run import free_ports
 from kvserver.kvcommand_pb2 import Command, Op, Result
 from kvserver.node import Node, NodeConfig
 from kvserver.service import FutureWaiter

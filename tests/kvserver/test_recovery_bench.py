@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from kvserver.node_processes import child_env
+from cluster.processes import child_env
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KEYS = 20_000

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from cluster.conf import free_ports
 from kvapi.codes import Err
-from kvserver.cli_run import free_ports
 from kvserver.kvcommand_pb2 import Result
 from kvserver.node import Node, NodeConfig
 from kvserver.replica import Replica

@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from kvserver.cli import main
-from kvserver.cli_run import format_test_conf, free_ports
-from kvserver.node_processes import child_env
+from cli.raftkv import main
+from cluster.conf import format_test_conf, free_ports
+from cluster.processes import child_env
 from lincheck import read_history
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -57,7 +57,7 @@ class Bench:
         env["TMPDIR"] = str(tmp)
         env[_MARK] = self.mark
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "kvserver.cli", "bench", *args],
+            [sys.executable, "-m", "cli.raftkv", "bench", *args],
             cwd=REPO_ROOT,
             env=env,
             stdout=subprocess.PIPE,

@@ -38,7 +38,7 @@ from load_client import Summary, log_key
 from netns import Network, run_prefix
 from workload import SHARED_KEYS, ClientLoad, raw_get
 
-from kvserver.node_processes import ProcCluster, child_env
+from cluster.processes import ProcCluster, child_env
 from lincheck import HistoryRecorder, Operation, OpKind, Status, write_history
 
 __all__ = ["NODE_PORT", "DelayProxy", "NetnsCluster", "Torture", "check_single_writer_log"]

@@ -16,7 +16,7 @@ import pytest
 from harness import Torture
 from netns import remove_leftovers
 
-from kvserver.node_processes import child_env
+from cluster.processes import child_env
 
 MakeTorture = Callable[..., Torture]
 

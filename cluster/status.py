@@ -4,7 +4,8 @@ raftCoreRun's supervisor."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import subprocess
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from kvapi.admin_pb2 import StatusReply, StatusRequest
@@ -12,7 +13,14 @@ from kvapi.nodes import node_name
 from kvapi.stubs import NodeAdmin
 from rpc import RpcChannel, RpcError
 
-__all__ = ["NodeStatus", "StatusPoller", "format_table", "leader_of"]
+__all__ = [
+    "ClusterStartError",
+    "NodeStatus",
+    "StatusPoller",
+    "format_table",
+    "leader_of",
+    "wait_for_leader",
+]
 
 
 @dataclass(frozen=True)
@@ -56,17 +64,56 @@ class StatusPoller:
         await asyncio.gather(*(channel.close() for channel in self._channels))
 
 
-def leader_of(statuses: Sequence[NodeStatus]) -> tuple[int, int] | None:
-    """(test.conf index, term) of the reachable node that is leader in the highest term, if any."""
+def leader_of(
+    statuses: Sequence[NodeStatus], *, among: Collection[int] | None = None, above_term: int = 0
+) -> tuple[int, int] | None:
+    """(test.conf index, term) of the reachable node that is leader in the highest term, if any
+    (only nodes in ``among``, only terms above ``above_term``)."""
     leaders = [
         (s.reply.Term, s.index)
         for s in statuses
-        if s.reply is not None and s.reply.Role == b"leader"
+        if s.reply is not None
+        and s.reply.Role == b"leader"
+        and s.reply.Term > above_term
+        and (among is None or s.index in among)
     ]
     if not leaders:
         return None
     term, index = max(leaders)
     return index, term
+
+
+class ClusterStartError(RuntimeError):
+    """A node of the cluster being waited for has exited."""
+
+
+async def wait_for_leader(
+    servers: Sequence[tuple[str, int]],
+    timeout: float,
+    *,
+    alive: Sequence[subprocess.Popen[bytes]] = (),
+    among: Collection[int] | None = None,
+    above_term: int = 0,
+    interval: float = 0.02,
+) -> tuple[int, int] | None:
+    """(node index, term) of a leader once one is elected (see :func:`leader_of` for
+    ``among`` and ``above_term``), None if none within ``timeout`` seconds. Raises
+    ClusterStartError as soon as one of the ``alive`` processes (node i at place i) has exited."""
+    poller = StatusPoller(servers, timeout=0.3)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    try:
+        while loop.time() < deadline:
+            for i, proc in enumerate(alive):
+                if proc.poll() is not None:
+                    raise ClusterStartError(f"node{i} exited with code {proc.returncode}")
+            leader = leader_of(await poller.poll(), among=among, above_term=above_term)
+            if leader is not None:
+                return leader
+            await asyncio.sleep(interval)
+        return None
+    finally:
+        await poller.close()
 
 
 _COLUMNS = (

@@ -14,8 +14,9 @@ import json
 import sys
 from pathlib import Path
 
+from cli.common import load_servers
+from cluster.status import ClusterStartError
 from kvapi.config import ConfigError
-from kvserver.cli import load_servers
 from loadgen.report import format_report, to_json
 from loadgen.runner import (
     BenchConfig,
@@ -24,7 +25,6 @@ from loadgen.runner import (
     Interrupted,
     run_benchmark,
 )
-from loadgen.spawn import ClusterStartError
 from loadgen.workload import Mix, Workload, WorkloadError, parse_mix
 
 __all__ = ["EXIT_FAILED", "add_bench_arguments", "bench_config", "run_bench"]

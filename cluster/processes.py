@@ -1,6 +1,6 @@
 """Real raftkv node processes on 127.0.0.1, for the integration tests and the benchmarks.
 
-Each node is a ``python -m kvserver.cli server`` child in its own process group, its output in
+Each node is a ``python -m cli.raftkv server`` child in its own process group, its output in
 ``<workdir>/node<i>.log``. Nodes run with ``--exit-with-stdin``: they hold a pipe from the
 parent and stop when it closes, so even a parent killed outright leaves no node behind.
 :meth:`ProcCluster.close` (call it on every exit path) terminates, then kills, and reaps every
@@ -9,23 +9,24 @@ node this cluster ever started.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from clerk import AsyncClerk
-from kvserver.cli_run import format_test_conf, free_ports, stop_children
-from kvserver.cli_status import NodeStatus, StatusPoller
+from cluster.conf import format_test_conf, free_ports
+from cluster.status import NodeStatus, StatusPoller, wait_for_leader
 
-__all__ = ["ProcCluster", "child_env"]
+__all__ = ["STOP_GRACE_S", "ProcCluster", "child_env", "server_command", "stop_children"]
 
 # The directory holding the kvserver package: the checkout, when running from one.
 _PROJECT_ROOT = Path(__file__).resolve().parents[1]
-_STOP_GRACE_S = 5.0
+#: How long a stopped node (or worker) gets to exit after SIGTERM before it is killed.
+STOP_GRACE_S = 5.0
 
 
 def child_env() -> dict[str, str]:
@@ -33,6 +34,40 @@ def child_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_PROJECT_ROOT), env.get("PYTHONPATH")]))
     return env
+
+
+def server_command(
+    index: int,
+    conf: Path,
+    data_dir: Path,
+    *,
+    log_level: str,
+    max_raft_state: int | None = None,
+) -> list[str]:
+    """The command line that runs ``node<index>`` of the cluster ``conf`` describes as a child
+    that exits when its stdin closes (``--exit-with-stdin``)."""
+    command = [sys.executable, "-m", "cli.raftkv", "server", "--id", str(index)]
+    command += ["-f", str(conf), "--data-dir", str(data_dir)]
+    command += ["--log-level", log_level, "--exit-with-stdin"]
+    if max_raft_state is not None:
+        command += ["--max-raft-state", str(max_raft_state)]
+    return command
+
+
+def stop_children(children: Sequence[subprocess.Popen[bytes]], grace: float) -> None:
+    """SIGTERM every live child, SIGKILL those still running after ``grace`` s; reap all."""
+    for child in children:
+        if child.poll() is None:
+            child.terminate()
+    deadline = time.monotonic() + grace
+    for child in children:
+        try:
+            child.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+        if child.stdin is not None:
+            child.stdin.close()
 
 
 class ProcCluster:
@@ -68,11 +103,13 @@ class ProcCluster:
 
     def command(self, i: int) -> list[str]:
         """The command line that runs node i (a subclass may wrap it, e.g. in a namespace)."""
-        command = [sys.executable, "-m", "kvserver.cli", "server", "--id", str(i)]
-        command += ["-f", str(self.conf), "--data-dir", str(self.workdir / "data")]
-        command += ["--exit-with-stdin", "--log-level", self.log_level]
-        if self.max_raft_state is not None:
-            command += ["--max-raft-state", str(self.max_raft_state)]
+        command = server_command(
+            i,
+            self.conf,
+            self.workdir / "data",
+            log_level=self.log_level,
+            max_raft_state=self.max_raft_state,
+        )
         return command + self.extra_args + self.node_args.get(i, [])
 
     def start(self, i: int) -> None:
@@ -101,7 +138,7 @@ class ProcCluster:
 
     def stop(self, i: int) -> None:
         """SIGTERM node i and reap it (SIGKILL after a grace period)."""
-        stop_children([self.procs.pop(i)], _STOP_GRACE_S)
+        stop_children([self.procs.pop(i)], STOP_GRACE_S)
 
     def check_alive(self) -> None:
         """Raise RuntimeError, with the end of its log, if a started node has exited."""
@@ -127,7 +164,7 @@ class ProcCluster:
         for proc in self._all:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGCONT)
-        stop_children(self._all, grace=_STOP_GRACE_S)
+        stop_children(self._all, grace=STOP_GRACE_S)
 
     async def statuses(self, timeout: float = 0.5) -> list[NodeStatus]:
         """Every node's status now (unreachable nodes included, with reply None)."""
@@ -140,19 +177,12 @@ class ProcCluster:
     async def wait_leader(
         self, *, among: set[int] | None = None, above_term: int = 0, timeout: float = 10.0
     ) -> tuple[int, int]:
-        """(index, term) of a leader among ``among`` in a term above ``above_term``."""
-        among = set(range(self.n)) if among is None else among
-        poller = StatusPoller(self.servers, timeout=0.3)
-        try:
-            async with asyncio.timeout(timeout):
-                while True:
-                    for s in await poller.poll():
-                        r = s.reply
-                        if r and s.index in among and r.Role == b"leader" and r.Term > above_term:
-                            return s.index, r.Term
-                    await asyncio.sleep(0.02)
-        finally:
-            await poller.close()
+        """(index, term) of a leader among ``among`` in a term above ``above_term``;
+        TimeoutError if none within ``timeout`` seconds."""
+        leader = await wait_for_leader(self.servers, timeout, among=among, above_term=above_term)
+        if leader is None:
+            raise TimeoutError(f"no leader within {timeout:g} s")
+        return leader
 
     def clerk(self, **options: object) -> AsyncClerk:
         """A client of this cluster (on the running loop)."""

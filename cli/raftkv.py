@@ -15,50 +15,26 @@ UTF-8 (undecodable bytes escaped); ``scan`` prints one ``key<TAB>value`` line pe
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 
 from clerk import AsyncClerk, ClerkError, ConfigError, OperationTimeoutError, ServerError
+from cli.bench import add_bench_arguments, run_bench
+from cli.common import (
+    EXIT_CONDITION,
+    EXIT_OK,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    LOG_LEVELS,
+    configure_logging,
+    load_servers,
+)
+from cli.server import add_server_arguments, run_server
+from cluster.status import StatusPoller, format_table, leader_of
 from kvapi.codes import Err
-from kvapi.config import load_test_conf
-from kvserver.cli_server import add_server_arguments, run_server
-from kvserver.cli_status import StatusPoller, format_table, leader_of
 from rpc.loop import run
 
-__all__ = [
-    "EXIT_CONDITION",
-    "EXIT_OK",
-    "EXIT_UNAVAILABLE",
-    "EXIT_USAGE",
-    "configure_logging",
-    "load_servers",
-    "main",
-]
-
-EXIT_OK = 0
-EXIT_CONDITION = 1
-EXIT_USAGE = 2
-EXIT_UNAVAILABLE = 3
-
-_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-
-
-def configure_logging(level: str) -> None:
-    """One line per record on stderr: local time, level, logger name, message."""
-    logging.basicConfig(
-        level=level,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-
-
-def load_servers(path: str) -> list[tuple[str, int]]:
-    """The servers of test.conf at ``path``; ConfigError (with the file's name) if unusable."""
-    try:
-        return load_test_conf(path)
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
+__all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -72,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--timeout", type=float, default=5.0, help="seconds per operation (default 5)"
     )
-    parser.add_argument("--log-level", default="WARNING", type=str.upper, choices=_LOG_LEVELS)
+    parser.add_argument("--log-level", default="WARNING", type=str.upper, choices=LOG_LEVELS)
     # -f is accepted after the command too; SUPPRESS keeps the top-level value when it is not.
     conf = argparse.ArgumentParser(add_help=False)
     conf.add_argument("-f", "--file", default=argparse.SUPPRESS, help="test.conf")
@@ -85,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     add_server_arguments(server)
     # The server's own default is INFO: one line per role change, snapshot, peer loss.
     server.add_argument(
-        "--log-level", dest="server_log_level", default="INFO", type=str.upper, choices=_LOG_LEVELS
+        "--log-level", dest="server_log_level", default="INFO", type=str.upper, choices=LOG_LEVELS
     )
 
     get = add("get", "print a key's value")
@@ -105,8 +81,6 @@ def _parser() -> argparse.ArgumentParser:
     cas.add_argument("expected")
     cas.add_argument("new")
     add("status", "a table of every node's role, term, leader and indexes")
-    # Imported here: loadgen imports kvserver.cli_run, which imports this module.
-    from kvserver.cli_bench import add_bench_arguments
 
     # bench has its own -f (and --timeout): it must tell -f from --spawn.
     add_bench_arguments(sub.add_parser("bench", help="load-test a cluster: throughput, latency"))
@@ -124,8 +98,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "server":
             return run_server(args)
         if args.command == "bench":
-            from kvserver.cli_bench import run_bench
-
             return run_bench(args)
         servers = load_servers(args.file)
         if args.command == "status":

@@ -20,61 +20,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from kvserver.cli import EXIT_USAGE, configure_logging
-from kvserver.cli_status import StatusPoller, leader_of
+from cli.common import EXIT_USAGE, configure_logging
+from cluster.conf import format_test_conf, free_ports
+from cluster.processes import STOP_GRACE_S, child_env, server_command, stop_children
+from cluster.status import StatusPoller, leader_of
 from rpc.loop import run
 
-__all__ = ["format_test_conf", "free_ports", "main", "stop_children"]
+__all__ = ["main"]
 
-_REPO_ROOT = Path(__file__).resolve().parent.parent
-STOP_GRACE_S = 5.0
 POLL_INTERVAL_S = 0.2
-
-
-def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
-    """``n`` distinct ports the OS reports free on ``host`` (held together, then released)."""
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind((host, 0))
-        return [int(s.getsockname()[1]) for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-def format_test_conf(servers: Sequence[tuple[str, int]]) -> str:
-    """``servers`` as the original's test.conf: ``node<i>ip=...`` and ``node<i>port=...``."""
-    lines = []
-    for i, (host, port) in enumerate(servers):
-        lines += [f"node{i}ip={host}", f"node{i}port={port}"]
-    return "\n".join(lines) + "\n"
-
-
-def stop_children(children: Sequence[subprocess.Popen[bytes]], grace: float) -> None:
-    """SIGTERM every live child, SIGKILL those still running after ``grace`` s; reap all."""
-    for child in children:
-        if child.poll() is None:
-            child.terminate()
-    deadline = time.monotonic() + grace
-    for child in children:
-        try:
-            child.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
-        if child.stdin is not None:
-            child.stdin.close()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -124,18 +85,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         print(f"raftCoreRun: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    commands = [_server_command(args, i) for i in range(args.n)]
+    commands = [
+        server_command(
+            i,
+            args.file,
+            args.data_dir,
+            log_level=args.log_level,
+            max_raft_state=args.max_raft_state,
+        )
+        for i in range(args.n)
+    ]
     _say(f"wrote {args.file}; node i keeps its data in {args.data_dir}/node<i>")
     return run(_supervise(commands, servers))
-
-
-def _server_command(args: argparse.Namespace, index: int) -> list[str]:
-    command = [sys.executable, "-m", "kvserver.cli", "server", "--id", str(index)]
-    command += ["-f", str(args.file), "--data-dir", str(args.data_dir)]
-    command += ["--log-level", args.log_level, "--exit-with-stdin"]
-    if args.max_raft_state is not None:
-        command += ["--max-raft-state", str(args.max_raft_state)]
-    return command
 
 
 def _say(line: str) -> None:
@@ -147,8 +108,7 @@ async def _supervise(commands: list[list[str]], servers: list[tuple[str, int]]) 
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_REPO_ROOT), env.get("PYTHONPATH")]))
+    env = child_env()
     children: list[subprocess.Popen[bytes]] = []
     poller = StatusPoller(servers, timeout=0.5)
     try:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 
 from clerk import Clerk, ConfigError, OperationTimeoutError
-from kvserver.cli import EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, configure_logging, load_servers
+from cli.common import EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, configure_logging, load_servers
 
 __all__ = ["main", "percentile"]
 
