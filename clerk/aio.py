@@ -438,10 +438,15 @@ class AsyncClerk:
             if remaining <= 0:
                 raise timeout_error(rpc.method, key, budget, attempt.asks - 1, last_error)
             channel = self._channels[attempt.server]
+            bound = min(self.rpc_timeout, remaining)
             try:
-                reply = await rpc.call(channel, build(), timeout=min(self.rpc_timeout, remaining))
+                reply = await rpc.call(channel, build(), timeout=bound)
             except (RpcTimeoutError, RpcConnectionError) as exc:
-                last_error = f"server {attempt.server} ({channel.address}): {exc}"
+                # An ask the operation's deadline cut short says nothing about the server: the
+                # error keeps naming the last real failure.
+                cut_short = isinstance(exc, RpcTimeoutError) and bound < self.rpc_timeout
+                if not cut_short or attempt.asks <= 1:
+                    last_error = f"server {attempt.server} ({channel.address}): {exc}"
                 delay = attempt.on_failure()
             except RpcRemoteError as exc:
                 if exc.status not in _RETRYABLE_REMOTE:
