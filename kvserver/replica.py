@@ -410,6 +410,9 @@ class Replica:
             self._take_snapshot()
 
     def _take_snapshot(self) -> None:
+        # Snapshots are taken between Readies, so one covers only entries this node has synced:
+        # the durability argument of docs/raftcore.md counts on it.
+        assert self._in_flight is None, "no snapshot while a Ready is in flight"
         index = self._applied
         if index <= self.storage.snapshot_metadata().index:
             return
