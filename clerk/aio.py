@@ -446,18 +446,18 @@ class AsyncClerk:
                 # error keeps naming the last real failure.
                 cut_short = isinstance(exc, RpcTimeoutError) and bound < self.rpc_timeout
                 if not cut_short or attempt.asks <= 1:
-                    last_error = f"server {attempt.server} ({channel.address}): {exc}"
+                    last_error = f"node{attempt.server} ({channel.address}): {exc}"
                 delay = attempt.on_failure()
             except RpcRemoteError as exc:
                 if exc.status not in _RETRYABLE_REMOTE:
                     raise RpcRefusedError(rpc.method, f"{exc.status.name}: {exc.text}") from exc
-                last_error = f"server {attempt.server} ({channel.address}): {exc}"
+                last_error = f"node{attempt.server} ({channel.address}): {exc}"
                 delay = attempt.on_failure()
             else:
                 err = Err.from_wire(reply.Err)
                 if not isinstance(err, Err) or not err.retryable:
                     return reply
-                last_error = f"server {attempt.server} {_RETRY_REASONS[err]}"
+                last_error = f"node{attempt.server} {_RETRY_REASONS[err]}"
                 if err is Err.WRONG_LEADER:
                     hint = hint_from_raft_id(reply.LeaderHint, len(self.servers))
                     delay = attempt.on_wrong_leader(hint)

@@ -327,7 +327,7 @@ def test_no_server_reachable_raises_the_deadline_error_naming_the_last_failure()
             assert 0.35 < loop.time() - started < 1.5
             assert "the outcome is UNKNOWN" in str(info.value)
             # The last failure is named: refused, or cut short by the deadline while connecting.
-            assert re.search(r"last: server \d \(127\.0\.0\.1:\d+\): .*connect", str(info.value))
+            assert re.search(r"last: node\d \(127\.0\.0\.1:\d+\): .*connect", str(info.value))
             # The abandoned write is finished: the next write acknowledges past it.
             assert kv.core.acked_below() == kv.core.new_request_id()
 
