@@ -36,7 +36,10 @@ class Config:
     With ``LEASE_BASED`` reads a lease lasts ``election_tick * (1 - lease_drift_margin)`` on the
     leader's clock from the send time of the round a majority acknowledged: safe while any two
     nodes' monotonic clocks differ in rate by at most ``lease_drift_margin`` (a fraction in
-    [0, 1); 0.1 = 10 %). Raises ValueError when a value is out of range.
+    [0, 1); 0.1 = 10 %). A learner is promoted to voter only once its log is within
+    ``promote_lag`` entries of the leader's (thesis 4.2.1: a voter that is far behind cannot
+    help commit, and may cost the cluster its quorum). Raises ValueError when a value is out of
+    range.
     """
 
     id: int
@@ -51,6 +54,7 @@ class Config:
     snapshot_chunk_bytes: int = 1 << 20
     read_only: ReadOnlyOption = ReadOnlyOption.SAFE
     lease_drift_margin: float = 0.1
+    promote_lag: int = 1000
 
     def __post_init__(self) -> None:
         if self.id <= 0:
@@ -65,6 +69,8 @@ class Config:
             raise ValueError("max_msg_bytes and max_inflight_msgs must be positive")
         if self.max_inflight_bytes is not None and self.max_inflight_bytes <= 0:
             raise ValueError("max_inflight_bytes must be positive (or None)")
+        if self.promote_lag < 0:
+            raise ValueError("promote_lag must be >= 0")
         if self.snapshot_chunk_bytes <= 0:
             raise ValueError("snapshot_chunk_bytes must be positive")
         if not 0.0 <= self.lease_drift_margin < 1.0:

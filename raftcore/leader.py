@@ -20,9 +20,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from raftcore import quorum
-from raftcore.config import Config
-from raftcore.lease import LeaderLease
+from raftcore.config import Config, ReadOnlyOption
+from raftcore.lease import LeaderLease, lease_duration
 from raftcore.log import RaftLog
+from raftcore.membership import MembershipLog
 from raftcore.progress import Progress, ProgressState
 from raftcore.raftpb_pb2 import (
     MSG_APPEND,
@@ -55,7 +56,9 @@ class LeaderSide:
     role: Role
     log: RaftLog
     voters: tuple[int, ...]
+    learners: tuple[int, ...]
     peers: tuple[int, ...]
+    conf: MembershipLog
     prs: dict[int, Progress]
     dirty: set[int]
     msgs: list[Message]
@@ -77,6 +80,7 @@ class LeaderSide:
         if batch is not None:
             self.batch = self.batch_add = None
         if not self.dirty:
+            self._maybe_step_down()
             return
         log = self.log
         committed = log.committed
@@ -94,6 +98,17 @@ class LeaderSide:
             pr = self.prs[peer]
             self._send_append(peer, pr, committed > pr.sent_commit, built)
         self.dirty.clear()
+        self._maybe_step_down()
+
+    def _maybe_step_down(self) -> None:
+        """A leader the committed configuration no longer holds as a voter stops leading, once
+        the appends that carry that commit are built (thesis 4.2.2)."""
+        if (
+            self.id not in self.voters
+            and self.role is Role.LEADER
+            and self.log.committed >= self.conf.latest_index
+        ):
+            self._step_down_removed()
 
     def _tick_leader(self) -> None:
         self.election_elapsed += 1
@@ -113,6 +128,45 @@ class LeaderSide:
             self.heartbeat_elapsed = 0
             self._broadcast_heartbeat(self.read_only.last_context())
             self._retry_snapshots()
+
+    def leader_conf_changed(self) -> None:
+        """The configuration in force changed while leading: feed the new members, forget the
+        removed ones, count the new voter set (thesis 4.1: at once, committed or not)."""
+        next_index = self.log.last_index() + 1
+        keep = {*self.peers, self.id}
+        for member in [m for m in self.prs if m not in keep]:
+            del self.prs[member]
+            self.dirty.discard(member)
+        for member in self.peers:
+            if member not in self.prs:
+                self.prs[member] = self._new_progress(next_index)
+                self.dirty.add(member)
+        if self.transferee and self.transferee not in self.voters:
+            self.transferee = 0
+        if self.lease is not None:
+            # Acknowledgements vouch for a majority of the old voters only: start over.
+            self.lease = self._new_lease()
+        if self._maybe_commit():  # fewer voters may make a quorum already
+            self.dirty.update(self.peers)
+
+    def _new_progress(self, next_index: int) -> Progress:
+        cfg = self.config
+        return Progress(next_index, cfg.max_inflight_msgs, cfg.max_inflight_bytes)
+
+    def _new_lease(self) -> LeaderLease | None:
+        cfg = self.config
+        if cfg.read_only is not ReadOnlyOption.LEASE_BASED or self.id not in self.voters:
+            return None  # a leader that is not a voter (being removed) confirms every read
+        duration = lease_duration(cfg.election_tick, cfg.lease_drift_margin)
+        return LeaderLease(tuple(v for v in self.voters if v != self.id), duration)
+
+    def _step_down_removed(self) -> None:
+        """The change that removed this leader committed: it stops leading (thesis 4.2.2), and
+        lets the most caught-up voter campaign at once instead of waiting for a timeout."""
+        best = max(self.voters, key=lambda v: self.prs[v].match, default=0)
+        if best:
+            self._send(MSG_TIMEOUT_NOW, best)
+        self.become_follower(self.term, 0)
 
     def _recently_active(self, peer: int) -> bool:
         pr = self.prs.get(peer)
@@ -160,7 +214,8 @@ class LeaderSide:
     def _start_read(self, context: bytes) -> None:
         committed = self.log.committed
         # Without a lease (raftcore.lease) confirm leadership by a heartbeat round.
-        if (self.lease is not None and self.lease.valid(self.now())) or len(self.voters) == 1:
+        alone = self.voters == (self.id,)
+        if alone or (self.lease is not None and self.lease.valid(self.now())):
             self.read_states.append(ReadState(committed, context))
             return
         self.read_only.add_request(committed, context, self.id)

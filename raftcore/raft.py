@@ -29,13 +29,21 @@ import random
 from collections.abc import Callable
 
 from raftcore import quorum
-from raftcore.config import Config, ReadOnlyOption
+from raftcore.config import Config
 from raftcore.errors import NotLeaderError, ProposalDroppedError
 from raftcore.leader import LeaderSide
-from raftcore.lease import LeaderLease, echo_round, lease_duration
+from raftcore.lease import LeaderLease, echo_round
 from raftcore.log import RaftLog
+from raftcore.membership import (
+    ConfChangeError,
+    Membership,
+    MembershipLog,
+    make_change,
+)
 from raftcore.progress import Progress, ProgressState
 from raftcore.raftpb_pb2 import (
+    CONF_PROMOTE,
+    ENTRY_CONF_CHANGE,
     MSG_APPEND,
     MSG_APPEND_RESPONSE,
     MSG_HEARTBEAT,
@@ -87,18 +95,25 @@ class Raft(LeaderSide):
         clock: Callable[[], float] | None = None,
     ) -> None:
         """Restart from ``storage``'s hard state and configuration (section 5.1: term, vote and
-        log survive crashes). ``clock``: see ``RawNode``; None counts ticks instead. Raises
-        ValueError on an inconsistent configuration or storage."""
+        log survive crashes). The configuration is the last conf entry's in the log, else the
+        snapshot's, else ``Config.voters`` (a new cluster); none at all is a node that joins and
+        waits for the leader to send it the log. ``clock``: see ``RawNode``; None counts ticks
+        instead. Raises ValueError on an inconsistent configuration or storage."""
         hard_state, conf_state = storage.initial_state()
-        voters = tuple(conf_state.voters) or config.voters
-        if not voters:
-            raise ValueError("no voters: neither storage's ConfState nor Config.voters names any")
+        base = Membership.of(conf_state)
+        if not base.members and config.voters:
+            base = Membership(tuple(sorted(config.voters)), next_id=max(config.voters) + 1)
         self.id = config.id
         self.config = config
         self.rng = rng
-        self.voters: tuple[int, ...] = voters
-        self.peers = tuple(v for v in voters if v != config.id)  # voters other than this node
+        self.voters: tuple[int, ...] = ()
+        self.learners: tuple[int, ...] = ()
+        self.peers: tuple[int, ...] = ()  # every member but this node: whom a leader feeds
         self.log = RaftLog(storage, hard_state.commit, applied)
+        self.conf = MembershipLog(base, storage.first_index() - 1)
+        first, last = storage.first_index(), storage.last_index()
+        if first <= last:
+            self.conf.append(storage.entries(first, last + 1))
         self.term = hard_state.term
         self.vote = hard_state.vote
         self.lead = 0
@@ -123,6 +138,7 @@ class Raft(LeaderSide):
         # The leader's proposals since the last flush, as the body of a MSG_APPEND.
         self.batch: Message | None = None
         self.batch_add: Callable[[], Entry] | None = None  # self.batch.entries.add
+        self._apply_membership()
         self.become_follower(self.term, 0)
         # A restarted voter may have answered a leader's round just before it went down: it
         # keeps refusing votes for an election timeout from its restart (raftcore.lease).
@@ -212,6 +228,48 @@ class Raft(LeaderSide):
         # Only flush and role changes empty ``dirty``, and both close the batch.
         self.dirty.update(self.peers)
         return add
+
+    def propose_conf_change(
+        self, kind: int, node_id: int = 0, address: str = ""
+    ) -> tuple[int, int]:
+        """Append a single-server membership change (``raftcore.membership``); it takes effect
+        here at once, on each follower when it appends it (thesis 4.1). Returns the entry's
+        index and the node it concerns (for CONF_ADD_LEARNER, the id it assigns).
+
+        Raises NotLeaderError off the leader; ProposalDroppedError while a transfer is under
+        way or until this leader committed an entry of its own term (until then an earlier
+        leader's change may still commit: the single-server bug of raft-dev, 2015);
+        ConfChangeError while another change is uncommitted (thesis 4.1: one at a time), for a
+        learner that has not caught up (within ``Config.promote_lag`` entries) and for a change
+        that makes no sense in the configuration in force."""
+        if self.role is not Role.LEADER:
+            raise NotLeaderError(self.lead)
+        if self.transferee:
+            raise ProposalDroppedError(f"leadership is moving to {self.transferee}")
+        log = self.log
+        if log.term(log.committed) != self.term:
+            raise ProposalDroppedError("the new leader has not committed an entry of its term yet")
+        if self.conf.latest_index > log.committed:
+            raise ConfChangeError(
+                "another membership change is still pending (not committed yet)", retryable=True
+            )
+        if kind == CONF_PROMOTE and node_id in self.learners:
+            pr = self.prs[node_id]
+            behind = log.last_index() - pr.match
+            if behind > self.config.promote_lag:
+                raise ConfChangeError(
+                    f"{{node}} has not caught up: it holds the log through {pr.match}, "
+                    f"{behind} entries behind the leader",
+                    node_id,
+                    retryable=True,
+                )
+        change = make_change(self.conf.latest, kind, node_id, address)
+        index = self.propose(change.SerializeToString())
+        entry = log.unstable[-1]  # the entry propose made (in the open batch, if any)
+        entry.type = ENTRY_CONF_CHANGE
+        self.conf.append((entry,))
+        self._apply_membership()
+        return index, change.node_id
 
     def step(self, m: Message) -> None:
         """Handle a message from a peer. Messages from older terms are dropped (some answered so
@@ -330,16 +388,13 @@ class Raft(LeaderSide):
         self.lead = self.id
         self.role = Role.LEADER
         next_index = self.log.last_index() + 1
-        cfg = self.config
-        for v in self.voters:
-            self.prs[v] = Progress(next_index, cfg.max_inflight_msgs, cfg.max_inflight_bytes)
+        for member in (*self.peers, self.id):
+            self.prs[member] = self._new_progress(next_index)
         me = self.prs[self.id]
         me.match = self.log.offset - 1  # only what storage holds durably counts (persisted)
         me.recent_active = True
         me.become_replicate()
-        if self.config.read_only is ReadOnlyOption.LEASE_BASED:
-            duration = lease_duration(self.config.election_tick, self.config.lease_drift_margin)
-            self.lease = LeaderLease(self.peers, duration)
+        self.lease = self._new_lease()
         # The no-op lets the leader commit, and so learn the commit index, in its own term
         # (section 5.4.2; thesis 6.4 for reads).
         self._append(Entry(term=self.term, index=next_index))
@@ -431,6 +486,10 @@ class Raft(LeaderSide):
             return
         last_new = log.maybe_append(m.index, m.log_term, m.commit, m.entries)
         if last_new is not None:
+            conf = self.conf
+            cut = conf.latest_index > m.index and conf.truncate(log.match_term, m.index)
+            if conf.append(m.entries) or cut:
+                self._apply_membership()
             self._send(MSG_APPEND_RESPONSE, m.sender, index=last_new)
             return
         # Consistency check failed (5.3). Point the leader at the last entry that can match: the
@@ -478,7 +537,10 @@ class Raft(LeaderSide):
         if m.done:
             self.incoming = None
             self.log.restore(inc.meta)
-            self._set_voters(tuple(inc.meta.conf_state.voters) or self.voters)
+            cs = inc.meta.conf_state
+            self.conf.reset(Membership.of(cs) if cs.voters else self.conf.latest, inc.meta.index)
+            self.conf.append(self.log.unstable)  # the suffix the snapshot left in place
+            self._apply_membership()
         self._send(
             MSG_SNAPSHOT_RESPONSE,
             m.sender,
@@ -488,10 +550,15 @@ class Raft(LeaderSide):
             index=meta.index if m.done else 0,
         )
 
-    def _set_voters(self, voters: tuple[int, ...]) -> None:
-        self.voters = voters
-        self.peers = tuple(v for v in voters if v != self.id)
+    def _apply_membership(self) -> None:
+        """Put the configuration in force (the latest in the log) to work on this node."""
+        latest = self.conf.latest
+        self.voters = latest.voters
+        self.learners = latest.learners
+        self.peers = tuple(i for i in latest.members if i != self.id)
+        if self.role is Role.LEADER:
+            self.leader_conf_changed()
 
     def conf_state(self) -> ConfState:
-        """The voter set in force, as a ConfState."""
-        return ConfState(voters=list(self.voters))
+        """The configuration in force, as a ConfState."""
+        return self.conf.latest.conf_state()

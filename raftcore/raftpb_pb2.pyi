@@ -12,6 +12,13 @@ class EntryType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ENTRY_NORMAL: _ClassVar[EntryType]
     ENTRY_CONF_CHANGE: _ClassVar[EntryType]
 
+class ConfChangeType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CONF_ADD_LEARNER: _ClassVar[ConfChangeType]
+    CONF_PROMOTE: _ClassVar[ConfChangeType]
+    CONF_REMOVE: _ClassVar[ConfChangeType]
+    CONF_FORCE: _ClassVar[ConfChangeType]
+
 class MessageType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     MSG_APPEND: _ClassVar[MessageType]
@@ -35,6 +42,10 @@ class MessageType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     MSG_CHECK_QUORUM: _ClassVar[MessageType]
 ENTRY_NORMAL: EntryType
 ENTRY_CONF_CHANGE: EntryType
+CONF_ADD_LEARNER: ConfChangeType
+CONF_PROMOTE: ConfChangeType
+CONF_REMOVE: ConfChangeType
+CONF_FORCE: ConfChangeType
 MSG_APPEND: MessageType
 MSG_APPEND_RESPONSE: MessageType
 MSG_HEARTBEAT: MessageType
@@ -77,11 +88,37 @@ class HardState(_message.Message):
     commit: int
     def __init__(self, term: _Optional[int] = ..., vote: _Optional[int] = ..., commit: _Optional[int] = ...) -> None: ...
 
+class Member(_message.Message):
+    __slots__ = ("id", "address")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    address: str
+    def __init__(self, id: _Optional[int] = ..., address: _Optional[str] = ...) -> None: ...
+
 class ConfState(_message.Message):
-    __slots__ = ("voters",)
+    __slots__ = ("voters", "learners", "members", "next_id")
     VOTERS_FIELD_NUMBER: _ClassVar[int]
+    LEARNERS_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_ID_FIELD_NUMBER: _ClassVar[int]
     voters: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, voters: _Optional[_Iterable[int]] = ...) -> None: ...
+    learners: _containers.RepeatedScalarFieldContainer[int]
+    members: _containers.RepeatedCompositeFieldContainer[Member]
+    next_id: int
+    def __init__(self, voters: _Optional[_Iterable[int]] = ..., learners: _Optional[_Iterable[int]] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., next_id: _Optional[int] = ...) -> None: ...
+
+class ConfChange(_message.Message):
+    __slots__ = ("type", "node_id", "address", "result")
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    type: ConfChangeType
+    node_id: int
+    address: str
+    result: ConfState
+    def __init__(self, type: _Optional[_Union[ConfChangeType, str]] = ..., node_id: _Optional[int] = ..., address: _Optional[str] = ..., result: _Optional[_Union[ConfState, _Mapping]] = ...) -> None: ...
 
 class SnapshotMetadata(_message.Message):
     __slots__ = ("index", "term", "conf_state")

@@ -30,6 +30,7 @@ from collections.abc import Callable
 
 from raftcore.config import Config
 from raftcore.errors import RaftError
+from raftcore.membership import Membership
 from raftcore.raft import Raft
 from raftcore.raftpb_pb2 import (
     MSG_APPEND,
@@ -143,6 +144,34 @@ class RawNode:
         the committed entry (or its term) before acknowledging.
         """
         return self._raft.propose(data)
+
+    def propose_conf_change(
+        self, kind: int, node_id: int = 0, address: str = ""
+    ) -> tuple[int, int]:
+        """Propose one single-server membership change (``raftcore.membership``):
+        CONF_ADD_LEARNER at ``address`` (the core picks the id), CONF_PROMOTE or CONF_REMOVE of
+        ``node_id``. Returns (index, node id). The change is in force on this leader at once
+        and on every node as soon as it appends the entry (thesis 4.1); it is done once the
+        entry commits, which the runner sees as a committed ENTRY_CONF_CHANGE.
+
+        Raises NotLeaderError off the leader; ProposalDroppedError (retry shortly) during a
+        leadership transfer or before this leader committed an entry of its term;
+        ConfChangeError when refused: another change pending, a learner not caught up (both
+        ``retryable``), an address already a member, an unknown node, promoting a voter,
+        removing the last voter. Removing the leader itself is allowed: it keeps leading
+        until the change commits (without counting itself), then steps down and tells the most
+        caught-up voter to campaign (thesis 4.2.2)."""
+        return self._raft.propose_conf_change(kind, node_id, address)
+
+    @property
+    def membership(self) -> Membership:
+        """The configuration in force on this node (the last one its log holds)."""
+        return self._raft.conf.latest
+
+    def membership_at(self, index: int) -> Membership:
+        """The configuration once the log through ``index`` is applied (what a snapshot taken
+        at ``index`` must carry)."""
+        return self._raft.conf.at(index)
 
     def transfer_leadership(self, target: int) -> None:
         """Hand leadership to voter ``target`` (thesis 3.10): stop accepting proposals, bring

@@ -130,10 +130,11 @@ class Pump:
                 return
             batch, self.queue = self.queue, []
             for m in batch:
-                if self.drop(m):
+                node = self.nodes.get(m.to)  # None: a member not started yet
+                if node is None or self.drop(m):
                     continue
                 self.delivered.append(m)
-                self.nodes[m.to].raw.step(m)
+                node.raw.step(m)
             self.process_all()
         raise AssertionError("the network never went quiet")
 
