@@ -185,6 +185,32 @@ def test_4_1_a_follower_that_loses_its_conf_entry_to_a_conflict_reverts() -> Non
     assert log.latest_index == 5
 
 
+def test_4_1_a_resent_conf_entry_does_not_undo_the_later_one() -> None:
+    """A follower holding two conf entries gets a duplicate of the append that brought the
+    first (a new leader that does not know the commit index yet may send it: the network
+    duplicates messages). Its log keeps both entries, so the second stays in force."""
+    raw, storage = single(i=2, check_quorum=False)
+    learner = Membership((1, 2, 3), (4,), {4: "h:4"}, 5)
+    promoted = Membership((1, 2, 3, 4), (), {4: "h:4"}, 5)
+    first = [Entry(term=1, index=1), _conf_entry(2, 1, learner)]
+    rest = [Entry(term=1, index=3), _conf_entry(4, 1, promoted), Entry(term=2, index=5)]
+
+    def append(index: int, entries: list[Entry]) -> None:
+        log_term = 1 if index else 0
+        raw.step(
+            msg(MSG_APPEND, 3, 2, 2, index=index, log_term=log_term, commit=0, entries=entries)
+        )
+        drain(raw, storage)
+
+    append(0, first)
+    append(2, rest)
+    assert raw.membership == promoted
+    append(0, first)  # the duplicate: nothing in the log changes
+    assert raw.status().last_index == 5
+    assert raw.membership == promoted
+    assert raw.membership_at(3) == learner
+
+
 def test_4_2_2_a_removed_leader_leads_until_the_change_commits_without_counting_itself() -> None:
     pump, leader = _cluster()
     raw = pump.nodes[leader].raw
