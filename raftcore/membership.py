@@ -224,14 +224,17 @@ class MembershipLog:
         self._records = []
 
     def append(self, entries: Iterable[Entry]) -> bool:
-        """Record the conf entries among ``entries`` (new to the log, in order); returns whether
-        there was one."""
+        """Record the conf entries among ``entries`` (appended to the log, in order); returns
+        whether there was one. An entry already recorded is skipped: a resent append may carry
+        entries the log holds already, and the records after them still stand."""
         found = False
+        records = self._records
         for entry in entries:
             if entry.type == ENTRY_CONF_CHANGE:
+                if any(i == entry.index and t == entry.term for i, t, _ in records):
+                    continue
                 change = conf_change_of(entry)
                 assert change is not None
-                records = self._records
                 while records and records[-1][0] >= entry.index:
                     records.pop()
                 records.append((entry.index, entry.term, Membership.of(change.result)))
