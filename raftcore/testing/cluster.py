@@ -21,6 +21,14 @@ application, in-flight messages, via the network's incarnations); restart builds
 ``crash1``/``start1`` do. Like there, a crashed node is also disconnected, and a restarted one
 stays disconnected until :meth:`SimCluster.connect`.
 
+Membership changes (thesis 4.1-4.2.3) go through the leader's core
+(:meth:`SimCluster.propose_conf_change`, or :meth:`SimCluster.change` which retries until the
+change commits); an added node is started with empty storage by ``join``, a removed one may be
+stopped for good by ``retire`` or left running. After each drain the checker compares the
+core's configurations with the log's, and the application snapshots with the configuration at
+its index (``RawNode.membership_at``), only where the core knows one: a node that joined does
+not know the configuration before the entry that added it.
+
 Test drivers run in virtual time: :meth:`SimCluster.sleep` advances it, and the helpers that
 6.5840 runs in goroutines are generators (``*_proc``) that yield how long to sleep, run
 concurrently with :meth:`SimCluster.spawn` or alone with :meth:`SimCluster.run`. Every failure is
@@ -40,9 +48,17 @@ from __future__ import annotations
 
 import random
 
-from raftcore import NotLeaderError, ProposalDroppedError, RawNode, ReadyPersister, Role
+from raftcore import (
+    ConfChangeError,
+    NotLeaderError,
+    ProposalDroppedError,
+    RawNode,
+    ReadyPersister,
+    Role,
+)
+from raftcore.membership import Membership
 from raftcore.memory_storage import MemoryStorage
-from raftcore.raftpb_pb2 import Message, SnapshotMetadata
+from raftcore.raftpb_pb2 import CONF_ADD_LEARNER, ConfChange, Message, SnapshotMetadata
 from raftcore.testing.app import RecordingApp
 from raftcore.testing.process import Proc
 from raftcore.testing.runtime import ClusterOptions, SimClusterBase, SimNodeBase
@@ -77,7 +93,7 @@ class SimNode(SimNodeBase):
             self.app.restore(storage.read_snapshot(0, storage.snapshot_size()))
             if self.app.applied_index != meta.index:
                 raise cluster.fail(f"node {node_id}'s snapshot at {meta.index} holds other data")
-            checker.on_restore(node_id, meta.index, self.app.commands())
+            checker.on_restore(node_id, meta.index, self.app.commands(), _encoded(self.app))
         self._last_snapshot = meta.index
         raw = RawNode(
             cluster.config_for(node_id),
@@ -114,7 +130,7 @@ class SimNode(SimNodeBase):
                         f"node {node_id} installed snapshot {installed.index} holding "
                         f"{app.applied_index} entries"
                     )
-                checker.on_restore(node_id, app.applied_index, app.commands())
+                checker.on_restore(node_id, app.applied_index, app.commands(), _encoded(app))
                 self._last_snapshot = installed.index
             self.send(rd.messages)
             self.send(rd.persisted_messages)
@@ -130,16 +146,21 @@ class SimNode(SimNodeBase):
         if commit < self._commit:
             raise checker.fail(f"node {node_id} commit index went back: {self._commit} -> {commit}")
         self._commit = commit
+        applied = app.applied_index
+        checker.on_configuration(node_id, raw.membership, applied, raw.membership_at(applied))
 
     def _maybe_snapshot(self) -> None:
         every = self.cluster.options.snapshot_every
         app = self.app
         if every is None or app.applied_index - self._last_snapshot < every:
             return
+        membership = self.raw.membership_at(app.applied_index)
+        if not membership.members:
+            return  # joined, and not yet applied the entry that added it
         meta = SnapshotMetadata(
             index=app.applied_index,
             term=app.applied_term,
-            conf_state=self.storage.initial_state()[1],
+            conf_state=membership.conf_state(),
         )
         writer = self.storage.snapshot_writer(meta)
         writer.write(app.snapshot())
@@ -148,8 +169,14 @@ class SimNode(SimNodeBase):
         self._last_snapshot = meta.index
 
 
+def _encoded(app: RecordingApp) -> dict[int, bytes]:
+    """The membership changes ``app`` holds, encoded, for the checker."""
+    return {index: change.SerializeToString() for index, change in app.conf_changes.items()}
+
+
 class SimCluster(SimClusterBase[SimNode]):
-    """N simulated nodes (ids 1..n) on one network, with 6.5840's test helpers."""
+    """N simulated nodes (ids 1..n, then any that join) on one network, with 6.5840's test
+    helpers and membership changes."""
 
     def __init__(
         self,
@@ -165,6 +192,7 @@ class SimCluster(SimClusterBase[SimNode]):
         self.reads_answered = 0
         """ReadIndex requests answered with a read point (each one checked for staleness)."""
         self._read_seq = 0
+        self._addresses = 0  # addresses handed to added nodes (each is new)
         super().__init__(n, seed, self.options, reliable=reliable)
 
     def new_node(self, node_id: int, storage: MemoryStorage, rng: random.Random) -> SimNode:
@@ -216,7 +244,76 @@ class SimCluster(SimClusterBase[SimNode]):
         node.schedule_drain()
         return True
 
+    def propose_conf_change(self, i: int, kind: int, node_id: int = 0) -> tuple[int, int] | None:
+        """Propose a membership change at node ``i``: CONF_ADD_LEARNER (the core picks the id;
+        the node gets a fresh address and is not started: :meth:`join` does that), or
+        CONF_PROMOTE / CONF_REMOVE of ``node_id``. Returns (index, node id), or None if ``i``
+        is down, does not lead, or refuses the change for now (another one pending, no entry
+        of its term committed yet, a learner still behind). A change that can never be made
+        raises ConfChangeError: a driver's mistake."""
+        node = self.nodes[i]
+        if node is None:
+            return None
+        address = ""
+        if kind == CONF_ADD_LEARNER:
+            self._addresses += 1
+            address = f"sim-{self._addresses}"
+        try:
+            done = node.raw.propose_conf_change(kind, node_id, address)
+        except (NotLeaderError, ProposalDroppedError):
+            return None
+        except ConfChangeError as refused:
+            if refused.retryable:
+                return None
+            raise
+        node.schedule_drain()
+        return done
+
+    def change_proc(self, kind: int, node_id: int = 0) -> Proc[tuple[int, int]]:
+        """:meth:`one_proc` for a membership change: propose it wherever a leader takes it (an
+        add starts the new node at once) until it commits; (index, node id). If another entry
+        commits at its index instead, the change vanished and is proposed again. Fails after
+        10 s of virtual time."""
+        t0 = self.now
+        while self.now - t0 < 10 * SECOND:
+            done = self._propose_change_anywhere(kind, node_id)
+            if done is None:
+                yield 50 * MS
+                continue
+            index, changed = done
+            if kind == CONF_ADD_LEARNER:
+                self.join(changed)
+            while self.now - t0 < 10 * SECOND and not self.n_committed(index)[0]:
+                yield 20 * MS
+            applied = self.applied_change(index)
+            if applied is not None and (applied.type, applied.node_id) == (kind, changed):
+                return done
+        raise self.fail(f"conf change {kind} of {node_id} did not commit in 10 s")
+
+    def _propose_change_anywhere(self, kind: int, node_id: int) -> tuple[int, int] | None:
+        for i in self.active:
+            done = self.propose_conf_change(i, kind, node_id)
+            if done is not None:
+                return done
+        return None
+
+    def change(self, kind: int, node_id: int = 0) -> tuple[int, int]:
+        """Run :meth:`change_proc` to completion; (index, node id) of the committed change."""
+        return self.run(self.change_proc(kind, node_id))
+
     # -- observations ---------------------------------------------------------------------------
+
+    def membership(self, i: int) -> Membership:
+        """The configuration in force on running node ``i`` (the latest its log holds)."""
+        return self.node(i).raw.membership
+
+    def applied_change(self, index: int) -> ConfChange | None:
+        """The membership change some node applied at ``index``, if one did."""
+        for app in self.apps.values():
+            change = app.conf_changes.get(index)
+            if change is not None:
+                return change
+        return None
 
     def term_of(self, i: int) -> int:
         """Current term of running node ``i``."""
@@ -307,9 +404,10 @@ class SimCluster(SimClusterBase[SimNode]):
         while self.now - t0 < 10 * SECOND:
             index = -1
             for _ in self.ids:
-                starts = starts % self.n + 1
-                if self.connected(starts):
-                    index1, _, ok = self.start(starts, command)
+                starts = starts % len(self.ids) + 1
+                i = self.ids[starts - 1]
+                if self.connected(i):
+                    index1, _, ok = self.start(i, command)
                     if ok:
                         index = index1
                         break
@@ -356,9 +454,9 @@ class SimCluster(SimClusterBase[SimNode]):
         return self.run(self.wait_proc(index, n, start_term))
 
     def heal_all(self) -> None:
-        """Restart every crashed node, reconnect everyone, mend every link, reliable network
-        (no loss, reordering or duplication)."""
-        for i in self.ids:
+        """Restart every crashed node (but the retired), reconnect everyone, mend every link,
+        reliable network (no loss, reordering or duplication)."""
+        for i in self.active:
             if self.nodes[i] is None:
                 self.restart(i)
             self.connect(i)

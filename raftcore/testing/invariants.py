@@ -6,18 +6,31 @@ The checker mirrors each node's *persisted* log as a list of chain ids. A chain 
 together with everything before it: ``intern(prev_id, term, type, data)`` hands out a fresh small
 integer the first time it sees a key and the same one afterwards (the root, index 0, is id 0). Two
 logs then agree on a whole prefix exactly when they hold the same chain id at its last index, so
-the properties of Raft (Figure 3 of the paper) reduce to dictionary look-ups:
+the properties of Raft (Figure 3 of the paper) reduce to dictionary look-ups. Each chain id also
+carries the configuration in force once its prefix is in a log (thesis 4.1: the last
+ENTRY_CONF_CHANGE's, else the cluster's birth configuration), read from the entries themselves,
+never from a node, so it is the oracle the nodes' configurations are held against:
 
-* election safety: at most one node becomes leader in each term;
+* election safety: at most one node becomes leader in each term; a node campaigns (is candidate
+  or pre-candidate, or asks for votes) and becomes leader only as a voter of the configuration
+  its log holds, so a learner or a removed node that knows it never does; and a leader was
+  voted for by a majority of the voters of that configuration (learners' votes never count);
 * log matching: every (index, term) that any node ever persisted maps to one chain id;
 * leader completeness: a leader's log holds the highest committed chain id, checked when it is
   elected and again whenever the commit point moves while it leads;
 * state machine safety: no two nodes apply different data at one index, each node applies in
   order without gaps, and a snapshot restores only what was applied elsewhere;
-* durability: an entry is applied only once a majority holds it durably (its persisted log, or a
-  snapshot, covers it): what a runner reports persisted is what survives a crash;
+* durability: an entry is applied only once a majority of the voters of a configuration that
+  may have committed it holds it durably (its persisted log, or a snapshot, covers it): what a
+  runner reports persisted is what survives a crash. With single-server changes the leader that
+  commits index i counts the voters of the configuration at i or, if its log holds one, of the
+  first change after i (at most one change is uncommitted then), so those two are allowed;
 * the persisted commit index never goes back, is never above the persisted log, and a node votes
   for at most one candidate per term, even across crashes;
+* membership: a leader's log holds at most one conf entry beyond its commit index (thesis 4.1);
+  a snapshot carries the configuration at its index; and a node's own configuration (the one in
+  force, and the one at its applied index) is the oracle's, so all nodes that applied index i
+  agree on the configuration at i (:meth:`InvariantChecker.on_configuration`);
 * linearizable reads: a ReadIndex answer is at or above every commit index any node had
   persisted when the read was requested (so it reflects every write acknowledged before it).
 
@@ -28,9 +41,12 @@ carries the seed and the virtual time so the run can be replayed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from raftcore.raftpb_pb2 import Entry, HardState, SnapshotMetadata
+from raftcore.membership import Membership, conf_change_of
+from raftcore.raftpb_pb2 import ENTRY_CONF_CHANGE, Entry, HardState, SnapshotMetadata
+from raftcore.ready import Role
 
 __all__ = ["InvariantChecker", "InvariantViolation", "SimulationFailure"]
 
@@ -49,13 +65,15 @@ class InvariantViolation(SimulationFailure):
 
 
 class _LogMirror:
-    """Chain ids of one node's persisted log: ``ids[k]`` is the id at index ``base + k``."""
+    """Chain ids of one node's persisted log: ``ids[k]`` is the id at index ``base + k``;
+    ``confs`` the indexes above ``base`` that hold conf entries, in order."""
 
-    __slots__ = ("base", "ids")
+    __slots__ = ("base", "confs", "ids")
 
     def __init__(self, base: int, base_id: int) -> None:
         self.base = base
         self.ids = [base_id]
+        self.confs: list[int] = []
 
     @property
     def last_index(self) -> int:
@@ -68,26 +86,35 @@ class _LogMirror:
         return None
 
 
+def _voters_hold(voters: Sequence[int], holders: set[int]) -> bool:
+    """Whether ``holders`` include a majority of ``voters``."""
+    return 2 * sum(1 for v in voters if v in holders) > len(voters)
+
+
 class InvariantChecker:
     """Observes every node of one cluster; raises :class:`InvariantViolation` on the first breach.
 
     The cluster calls the ``on_*`` hooks in the order things happen to each node: after a
     Ready's persistence, after each apply, after a snapshot restore, on role changes, crashes
-    and restarts. ``clock`` gives the virtual time for error messages.
+    and restarts. ``clock`` gives the virtual time for error messages; ``voters`` is the
+    cluster's birth configuration (what the root of every log holds).
     """
 
-    def __init__(self, seed: int, clock: Callable[[], int]) -> None:
+    def __init__(self, seed: int, clock: Callable[[], int], *, voters: Sequence[int]) -> None:
         self.seed = seed
         self._clock = clock
         self._chain: dict[tuple[int, int, int, bytes], int] = {}
         self._chain_term: list[int] = [0]
+        birth = Membership(tuple(sorted(voters)), next_id=max(voters, default=0) + 1)
+        self._chain_conf: list[Membership] = [birth]  # chain id -> configuration in force
         self._at: dict[tuple[int, int], int] = {(0, 0): 0}
         self._leader_of_term: dict[int, int] = {}
         self._leading: dict[int, int] = {}  # node -> term it currently leads
         self._max_commit = 0
         self._max_commit_id = 0
         self._committed: dict[int, int] = {0: 0}  # commit index -> chain id there
-        self._applied_data: dict[int, bytes] = {}
+        self._applied_data: dict[int, bytes] = {}  # index -> command (b"" for a conf entry)
+        self._applied_confs: dict[int, bytes] = {}  # index -> conf change applied there
         self._applied_index: dict[int, int] = {}
         self._durable_through = 0  # entries up to here were seen on a majority's disks
         self._logs: dict[int, _LogMirror] = {}
@@ -112,6 +139,9 @@ class InvariantChecker:
             cid = len(self._chain_term)
             self._chain[key] = cid
             self._chain_term.append(entry.term)
+            change = conf_change_of(entry)
+            conf = self._chain_conf[prev] if change is None else Membership.of(change.result)
+            self._chain_conf.append(conf)
         return cid
 
     def _known(self, node: int, index: int, term: int) -> int:
@@ -122,6 +152,7 @@ class InvariantChecker:
 
     def _append(self, node: int, mirror: _LogMirror, entries: Iterable[Entry]) -> None:
         ids = mirror.ids
+        confs = mirror.confs
         for entry in entries:
             index = entry.index
             if index <= mirror.base:
@@ -129,7 +160,10 @@ class InvariantChecker:
             k = index - mirror.base
             if k > len(ids):
                 raise self.fail(f"node {node} persisted index {index} after {mirror.last_index}")
-            del ids[k:]
+            if k < len(ids):
+                del ids[k:]
+                while confs and confs[-1] >= index:
+                    confs.pop()
             cid = self._intern(ids[-1], entry)
             seen = self._at.setdefault((index, entry.term), cid)
             if seen != cid:
@@ -138,26 +172,48 @@ class InvariantChecker:
                     "different entry or prefix than another node"
                 )
             ids.append(cid)
+            if entry.type == ENTRY_CONF_CHANGE:
+                confs.append(index)
 
     def _install(self, node: int, mirror: _LogMirror, meta: SnapshotMetadata) -> None:
         if meta.index <= mirror.base:
             return
         cid = self._known(node, meta.index, meta.term)
+        self._check_snapshot_conf(node, cid, meta)
         k = meta.index - mirror.base
         if k < len(mirror.ids) and mirror.ids[k] == cid:
             del mirror.ids[:k]
+            mirror.confs = [i for i in mirror.confs if i > meta.index]
         else:
             mirror.ids = [cid]
+            mirror.confs = []
         mirror.base = meta.index
+
+    def _check_snapshot_conf(self, node: int, cid: int, meta: SnapshotMetadata) -> None:
+        expected = self._chain_conf[cid]
+        carried = Membership.of(meta.conf_state)
+        if carried != expected:
+            raise self.fail(
+                f"node {node}'s snapshot at {meta.index} carries {carried}, but the "
+                f"configuration there is {expected}"
+            )
+
+    def _config_of(self, node: int) -> Membership:
+        """The configuration node ``node``'s persisted log puts in force."""
+        return self._chain_conf[self._logs[node].ids[-1]]
 
     # -- hooks ----------------------------------------------------------------------------------
 
     def on_start(
         self, node: int, meta: SnapshotMetadata, hard_state: HardState, entries: Sequence[Entry]
     ) -> None:
-        """A node (re)started from persisted state: snapshot ``meta``, ``hard_state``, log."""
+        """A node (re)started from persisted state: snapshot ``meta``, ``hard_state``, log. A
+        node that joins starts from nothing: no snapshot, no configuration."""
         self.checks += 1
-        mirror = _LogMirror(meta.index, self._known(node, meta.index, meta.term))
+        cid = self._known(node, meta.index, meta.term)
+        if meta.index or meta.conf_state.voters:
+            self._check_snapshot_conf(node, cid, meta)
+        mirror = _LogMirror(meta.index, cid)
         self._append(node, mirror, entries)
         self._logs[node] = mirror
         durable = self._durable_commit.get(node, 0)
@@ -196,6 +252,8 @@ class InvariantChecker:
             self._check_hard_state(node, mirror, hard_state)
         if synced:
             self._durable_commit[node] = max(self._durable_commit[node], self._hard[node].commit)
+        if node in self._leading:
+            self._check_one_pending_change(node)
 
     def on_compact(self, node: int, meta: SnapshotMetadata) -> None:
         """The application committed its own snapshot at ``meta`` (the log prefix went away)."""
@@ -249,18 +307,74 @@ class InvariantChecker:
                 f"committed at {index}"
             )
 
-    def on_role(self, node: int, is_leader: bool, term: int) -> None:
+    def _check_one_pending_change(self, node: int) -> None:
+        """Thesis 4.1: a leader proposes a change only once the previous one committed."""
+        confs = self._logs[node].confs
+        commit = self._hard[node].commit
+        pending = confs[bisect_right(confs, commit) :]
+        if len(pending) > 1:
+            raise self.fail(
+                f"node {node} leads with {len(pending)} uncommitted conf entries (at {pending}) "
+                f"beyond its commit index {commit}"
+            )
+
+    def on_role(self, node: int, role: Role, term: int) -> None:
         """The node's role changed (called after that Ready was persisted)."""
         self.checks += 1
-        if not is_leader:
+        if role is not Role.LEADER:
             self._leading.pop(node, None)
+            if role is Role.FOLLOWER:
+                return
+        config = self._config_of(node)
+        if node not in config.voters:
+            raise self.fail(
+                f"node {node} became {role.value} in term {term}, but its log makes it no voter "
+                f"(voters {config.voters}, learners {config.learners})"
+            )
+        if role is not Role.LEADER:
             return
         holder = self._leader_of_term.setdefault(term, node)
         if holder != node:
             raise self.fail(f"election safety: nodes {holder} and {node} both lead term {term}")
+        granted = {v for v in config.voters if self._votes.get((v, term)) == node}
+        if not _voters_hold(config.voters, granted):
+            raise self.fail(
+                f"node {node} leads term {term} with the votes of {sorted(granted)} only, "
+                f"no majority of the voters {config.voters}"
+            )
         self._leading[node] = term
         if self._max_commit and self._chain_term[self._max_commit_id] <= term:
             self._check_complete(node, term)
+        self._check_one_pending_change(node)
+
+    def on_vote_request(self, node: int, term: int) -> None:
+        """The node sent a (pre-)vote request for ``term``: it must be a voter."""
+        config = self._config_of(node)
+        if node not in config.voters:
+            raise self.fail(
+                f"node {node} asked for votes in term {term}, but its log makes it no voter "
+                f"(voters {config.voters}, learners {config.learners})"
+            )
+
+    def on_configuration(
+        self, node: int, in_force: Membership, applied: int, at_applied: Membership
+    ) -> None:
+        """Node ``node``'s core says ``in_force`` is its configuration (its log all persisted)
+        and ``at_applied`` the one at its applied index ``applied``. A node that joined and has
+        not seen the entry that added it knows none (no members), legal only while the oracle
+        does not count it a member either."""
+        self.checks += 1
+        mirror = self._logs[node]
+        self._check_config(node, "in force", mirror.ids[-1], in_force)
+        cid = mirror.id_at(applied)
+        if cid is not None:
+            self._check_config(node, f"at applied index {applied}", cid, at_applied)
+
+    def _check_config(self, node: int, what: str, cid: int, got: Membership) -> None:
+        expected = self._chain_conf[cid]
+        if got == expected or (not got.members and not expected.is_member(node)):
+            return
+        raise self.fail(f"node {node}'s configuration {what} is {got}, its log says {expected}")
 
     def on_apply(self, node: int, entry: Entry) -> None:
         """The node's application applied ``entry``."""
@@ -268,47 +382,70 @@ class InvariantChecker:
         if entry.index != expected:
             raise self.fail(f"node {node} applied index {entry.index}, expected {expected}")
         self._applied_index[node] = entry.index
-        seen = self._applied_data.setdefault(entry.index, entry.data)
-        if seen != entry.data:
-            raise self.fail(
-                f"state machine safety: node {node} applied {entry.data!r} at {entry.index}, "
-                f"another node applied {seen!r}"
-            )
+        if entry.type == ENTRY_CONF_CHANGE:
+            self._same_applied(node, entry.index, self._applied_confs, entry.data, "change")
+            self._same_applied(node, entry.index, self._applied_data, b"", "command")
+        else:
+            self._same_applied(node, entry.index, self._applied_data, entry.data, "command")
         if entry.index > self._durable_through:
             self._check_durable_majority(node, entry)
 
+    def _same_applied(
+        self, node: int, index: int, seen: dict[int, bytes], data: bytes, what: str
+    ) -> None:
+        first = seen.setdefault(index, data)
+        if first != data:
+            raise self.fail(
+                f"state machine safety: node {node} applied {what} {data!r} at {index}, "
+                f"another node {first!r}"
+            )
+
     def _check_durable_majority(self, node: int, entry: Entry) -> None:
         """An applied entry must be committed: held durably (persisted, or covered by a
-        snapshot) by a majority. A chain id names the prefix too, so the prefix is held."""
-        cid = self._at.get((entry.index, entry.term))
-        holders = sum(
-            1
-            for mirror in self._logs.values()
-            if mirror.base >= entry.index or (cid is not None and mirror.id_at(entry.index) == cid)
-        )
-        if 2 * holders <= len(self._logs):
+        snapshot) by a majority of the voters of a configuration that may have committed it
+        (module docstring). A chain id names the prefix too, so the prefix is held."""
+        index = entry.index
+        cid = self._at.get((index, entry.term))
+        holders = {
+            n
+            for n, mirror in self._logs.items()
+            if mirror.base >= index or (cid is not None and mirror.id_at(index) == cid)
+        }
+        configs = [self._chain_conf[cid]] if cid is not None else []
+        for n in holders:
+            mirror = self._logs[n]
+            confs = mirror.confs
+            after = bisect_right(confs, index)
+            if mirror.base < index and after < len(confs):
+                configs.append(self._chain_conf[mirror.ids[confs[after] - mirror.base]])
+        if not any(_voters_hold(c.voters, holders) for c in configs):
+            voters = configs[0].voters if configs else ()
             raise self.fail(
-                f"durability: node {node} applied index {entry.index} (term {entry.term}), "
-                f"which only {holders} of {len(self._logs)} nodes hold durably"
+                f"durability: node {node} applied index {index} (term {entry.term}), which only "
+                f"{sum(1 for v in voters if v in holders)} of the voters {voters} hold durably"
             )
-        self._durable_through = entry.index
+        self._durable_through = index
 
-    def on_restore(self, node: int, index: int, applied: Sequence[bytes]) -> None:
-        """The node's application restored a snapshot holding ``applied`` (indexes 1..index)."""
+    def on_restore(
+        self,
+        node: int,
+        index: int,
+        applied: Sequence[bytes],
+        conf_changes: Mapping[int, bytes] | None = None,
+    ) -> None:
+        """The node's application restored a snapshot holding ``applied`` (the commands at
+        indexes 1..index) and ``conf_changes`` (the changes among them, encoded, by index)."""
         self.checks += 1
         if index < self._applied_index[node]:
             raise self.fail(f"node {node} restored snapshot {index} behind applied state")
         for i, data in enumerate(applied, start=1):
-            seen = self._applied_data.setdefault(i, data)
-            if seen != data:
-                raise self.fail(
-                    f"state machine safety: node {node}'s snapshot holds {data!r} at {i}, "
-                    f"another node applied {seen!r}"
-                )
+            self._same_applied(node, i, self._applied_data, data, "command (from a snapshot)")
+        for i, data in (conf_changes or {}).items():
+            self._same_applied(node, i, self._applied_confs, data, "change (from a snapshot)")
         self._applied_index[node] = index
 
     def applied(self, index: int) -> bytes | None:
-        """The data any node applied at ``index`` (None if none did yet)."""
+        """The command any node applied at ``index`` (None if none did yet)."""
         return self._applied_data.get(index)
 
     def on_read_request(self, context: bytes) -> None:

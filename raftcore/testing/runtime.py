@@ -13,13 +13,16 @@ leave in one Ready, as a real runner batches them. The base also sends a Ready's
 shows each persisted Ready to the :class:`~raftcore.testing.invariants.InvariantChecker`.
 
 A simulated cluster (:class:`SimClusterBase`) owns one scheduler, one network and one checker,
-and nodes 1..n built by its :meth:`SimClusterBase.new_node` factory. Its randomness comes from
-one run seed in a fixed order (the driver's stream, the nodes' stream, any streams a subclass
-draws in :meth:`SimClusterBase.draw_streams`, then the network's), so a run is a pure function
-of its seed and options. Crash keeps only the node's storage; restart builds a new node from a
-copy of it and leaves it disconnected until :meth:`SimClusterBase.connect`, as 6.5840's
-``crash1``/``start1`` do. Driver processes (:mod:`raftcore.testing.process`) run on the same
-scheduler.
+and nodes built by its :meth:`SimClusterBase.new_node` factory: 1..n, the birth configuration's
+voters, then any node that joins later (:meth:`SimClusterBase.join`: empty storage and no
+configuration, as a server started to be added is). Its randomness comes from one run seed in a
+fixed order (the driver's stream, the nodes' stream, any streams a subclass draws in
+:meth:`SimClusterBase.draw_streams`, then the network's), so a run is a pure function of its
+seed and options. Crash keeps only the node's storage; restart builds a new node from a copy of
+it and leaves it disconnected until :meth:`SimClusterBase.connect`, as 6.5840's
+``crash1``/``start1`` do. A node removed from the cluster may be stopped for good
+(:meth:`SimClusterBase.retire`); its id stays taken, as the core never gives an id out twice.
+Driver processes (:mod:`raftcore.testing.process`) run on the same scheduler.
 
 Two faults live in the node's runtime rather than the network. Each node has a monotonic clock
 of its own (:class:`SimClock`, kept across restarts as a machine's is), virtual time scaled by a
@@ -38,7 +41,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
-from raftcore import Config, Ready, Role
+from raftcore import Config, Ready
 from raftcore.memory_storage import MemoryStorage
 from raftcore.raftpb_pb2 import Message, MessageType, SnapshotMetadata
 from raftcore.testing.invariants import InvariantChecker, SimulationFailure
@@ -70,6 +73,8 @@ REQUEST_TYPES = frozenset(
 )
 """Message types that count as RPCs (requests); every other remote type is a reply."""
 
+_VOTE_REQUESTS = frozenset({MessageType.MSG_VOTE, MessageType.MSG_PRE_VOTE})
+
 
 @dataclass(frozen=True)
 class ClusterOptions:
@@ -88,6 +93,8 @@ class ClusterOptions:
     """The application snapshots (and compacts the log) every this many applied entries."""
     lease_drift_margin: float = 0.1
     """``Config.lease_drift_margin``: how much shorter than the election timeout a lease is."""
+    promote_lag: int = 1000
+    """``Config.promote_lag``: how close to the leader's log a learner must be to be promoted."""
 
 
 class SimClock:
@@ -249,7 +256,7 @@ class SimNodeBase(ABC):
         checker = self.cluster.checker
         checker.on_persist(self.id, installed, rd.entries, rd.hard_state, rd.must_sync)
         if rd.soft_state is not None:
-            checker.on_role(self.id, rd.soft_state.role is Role.LEADER, self.core.term)
+            checker.on_role(self.id, rd.soft_state.role, self.core.term)
 
     def send(self, messages: Iterable[Message]) -> None:
         """Hand a Ready's messages to the network, counting them by type."""
@@ -259,6 +266,8 @@ class SimNodeBase(ABC):
             if msg.sender != self.id or msg.to == self.id or msg.to == 0:
                 raise self.cluster.fail(f"node {self.id} addressed a message badly: {msg}")
             counts[msg.type] = counts.get(msg.type, 0) + 1
+            if msg.type in _VOTE_REQUESTS:
+                self.cluster.checker.on_vote_request(self.id, msg.term)
             if not port.send(msg.to, msg.SerializeToString(), is_request=msg.type in REQUEST_TYPES):
                 # As a real runner does on a refused connection: stop streaming, probe instead.
                 self.core.report_unreachable(msg.to)
@@ -268,8 +277,8 @@ N = TypeVar("N", bound=SimNodeBase)
 
 
 class SimClusterBase(ABC, Generic[N]):
-    """N simulated nodes (ids 1..n) of type ``N`` on one network, with seeding, faults and
-    driver processes; a subclass supplies :meth:`new_node`."""
+    """N simulated nodes (ids 1..n, and any that join later) of type ``N`` on one network, with
+    seeding, faults and driver processes; a subclass supplies :meth:`new_node`."""
 
     def __init__(
         self, n: int, seed: int, raft_options: ClusterOptions, *, reliable: bool = True
@@ -277,6 +286,7 @@ class SimClusterBase(ABC, Generic[N]):
         if n < 1:
             raise ValueError(f"a cluster needs at least one node, got {n}")
         self.n = n
+        """How many nodes the cluster was born with (its first voters, ids 1..n)."""
         self.seed = seed
         self.raft_options = raft_options
         master = random.Random(seed)
@@ -287,10 +297,15 @@ class SimClusterBase(ABC, Generic[N]):
         self.scheduler = Scheduler()
         self.network = SimNetwork(self.scheduler, random.Random(master.getrandbits(64)))
         self.network.reliable = reliable
-        self.checker = InvariantChecker(seed, lambda: self.scheduler.now)
+        self.birth = tuple(range(1, n + 1))
+        """The birth configuration's voters."""
+        self.checker = InvariantChecker(seed, lambda: self.scheduler.now, voters=self.birth)
         self.messages_sent: dict[int, int] = {}
         """Raft messages the nodes handed to the network, by ``MessageType`` (lost ones too)."""
-        self.ids = tuple(range(1, n + 1))
+        self.ids = self.birth
+        """Every node ever started, in the order they were (ids are never reused)."""
+        self.retired: set[int] = set()
+        """Nodes stopped for good (:meth:`retire`)."""
         self.clocks = {i: SimClock(self.scheduler) for i in self.ids}
         """Each node's monotonic clock; it outlives the node's incarnations."""
         self.nodes: dict[int, N | None] = {}
@@ -317,11 +332,12 @@ class SimClusterBase(ABC, Generic[N]):
         return SimulationFailure(self.seed, self.scheduler.now, message)
 
     def config_for(self, node_id: int) -> Config:
-        """The core's configuration for ``node_id``."""
+        """The core's configuration for ``node_id``: a node that joined knows no voters (the
+        leader's log tells it)."""
         o = self.raft_options
         return Config(
             id=node_id,
-            voters=self.ids,
+            voters=self.birth if node_id in self.birth else (),
             election_tick=o.election_tick,
             heartbeat_tick=o.heartbeat_tick,
             pre_vote=o.pre_vote,
@@ -330,6 +346,7 @@ class SimClusterBase(ABC, Generic[N]):
             max_inflight_msgs=o.max_inflight_msgs,
             snapshot_chunk_bytes=o.snapshot_chunk_bytes,
             lease_drift_margin=o.lease_drift_margin,
+            promote_lag=o.promote_lag,
         )
 
     def core_clock(self, node_id: int) -> Callable[[], float]:
@@ -408,10 +425,38 @@ class SimClusterBase(ABC, Generic[N]):
 
         The node stays disconnected until :meth:`connect` (as 6.5840's ``start1``).
         """
+        if i in self.retired:
+            raise self.fail(f"node {i} was retired: it never comes back")
         if self.nodes[i] is not None:
             self.crash(i)
         storage = self.saved[i].copy()
         self.nodes[i] = self.new_node(i, storage, random.Random(self._node_seeds.getrandbits(64)))
+
+    def join(self, i: int) -> None:
+        """Start node ``i``, just added to the cluster, as a new server joins: empty storage, no
+        configuration, connected. A node already started is left as it is: an add that
+        vanished (never committed) may have handed out the same id, which the next add then
+        gives out again."""
+        if i in self.retired:
+            raise self.fail(f"node {i} was retired: its id cannot be given out again")
+        if i in self.clocks:
+            return
+        self.ids = (*self.ids, i)
+        self.clocks[i] = SimClock(self.scheduler)
+        self.saved[i] = MemoryStorage()
+        self.nodes[i] = None
+        self.restart(i)
+        self.connect(i)
+
+    def retire(self, i: int) -> None:
+        """Stop node ``i`` for good (a removed server shut down): it is never restarted."""
+        self.crash(i)
+        self.retired.add(i)
+
+    @property
+    def active(self) -> tuple[int, ...]:
+        """Every node not retired, running or crashed."""
+        return tuple(i for i in self.ids if i not in self.retired)
 
     def node(self, i: int) -> N:
         """The running node ``i`` (raises if it is crashed)."""

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from raftcore.raftpb_pb2 import Entry, HardState, SnapshotMetadata
+from raftcore import Role
+from raftcore.raftpb_pb2 import ConfState, Entry, HardState, SnapshotMetadata
 from raftcore.testing.app import ApplyOrderError, RecordingApp, SnapshotFormatError
 from raftcore.testing.invariants import InvariantChecker, InvariantViolation
 
@@ -15,38 +16,48 @@ def e(index: int, term: int, data: bytes = b"") -> Entry:
     return Entry(index=index, term=term, data=data)
 
 
+def snap(index: int, term: int, voters: tuple[int, ...] = (1, 2, 3)) -> SnapshotMetadata:
+    """A snapshot's metadata, carrying the configuration ``voters``."""
+    return SnapshotMetadata(index=index, term=term, conf_state=ConfState(voters=voters))
+
+
 def checker(nodes: int = 3) -> InvariantChecker:
-    c = InvariantChecker(seed=42, clock=lambda: 0)
+    c = InvariantChecker(seed=42, clock=lambda: 0, voters=range(1, nodes + 1))
     for i in range(1, nodes + 1):
         c.on_start(i, EMPTY, HardState(), [])
     return c
 
 
+def elect(c: InvariantChecker, leader: int, term: int, *voters: int, commit: int = 0) -> None:
+    """``voters`` persist their vote for ``leader`` in ``term``; then it becomes leader."""
+    for v in voters:
+        c.on_persist(v, None, [], HardState(term=term, vote=leader, commit=commit))
+    c.on_role(leader, Role.LEADER, term)
+
+
 def test_legal_history_passes() -> None:
     c = checker()
-    c.on_persist(1, None, [], HardState(term=1, vote=1))
-    c.on_role(1, True, 1)
+    elect(c, 1, 1, 1, 2)
     c.on_persist(1, None, [e(1, 1), e(2, 1, b"x")], None)
     c.on_persist(2, None, [e(1, 1), e(2, 1, b"x")], HardState(term=1, vote=1, commit=2))
     c.on_persist(1, None, [], HardState(term=1, vote=1, commit=2))
     for node in (1, 2):
         c.on_apply(node, e(1, 1))
         c.on_apply(node, e(2, 1, b"x"))
-    c.on_compact(1, SnapshotMetadata(index=2, term=1))
-    c.on_persist(3, SnapshotMetadata(index=2, term=1), [], HardState(term=1, commit=2))
+    c.on_compact(1, snap(2, 1))
+    c.on_persist(3, snap(2, 1), [], HardState(term=1, commit=2))
     c.on_restore(3, 2, [b"", b"x"])
-    c.on_role(1, False, 2)
-    c.on_persist(2, None, [], HardState(term=2, vote=2, commit=2))
-    c.on_role(2, True, 2)
+    c.on_role(1, Role.FOLLOWER, 2)
+    elect(c, 2, 2, 2, 3, commit=2)
     assert c.applied(2) == b"x"
     assert c.checks > 0
 
 
 def test_two_leaders_in_one_term() -> None:
     c = checker()
-    c.on_role(1, True, 3)
+    elect(c, 1, 3, 1, 3)
     with pytest.raises(InvariantViolation, match="election safety"):
-        c.on_role(2, True, 3)
+        c.on_role(2, Role.LEADER, 3)
 
 
 def test_log_matching_catches_a_different_entry_at_the_same_index_and_term() -> None:
@@ -75,12 +86,12 @@ def test_leader_without_a_committed_entry() -> None:
     c = checker()
     c.on_persist(1, None, [e(1, 1, b"a")], HardState(term=1, commit=1))
     with pytest.raises(InvariantViolation, match="leader completeness"):
-        c.on_role(2, True, 2)
+        elect(c, 2, 2, 2, 3)
 
 
 def test_commit_while_a_newer_leader_lacks_it() -> None:
     c = checker()
-    c.on_role(2, True, 2)
+    elect(c, 2, 2, 2, 3)
     c.on_persist(1, None, [e(1, 1, b"a")], None)
     with pytest.raises(InvariantViolation, match="leader completeness"):
         c.on_persist(1, None, [], HardState(term=1, commit=1))
@@ -143,12 +154,12 @@ def test_applying_an_entry_a_majority_does_not_hold_durably() -> None:
     """Applied means committed: the entry is on a majority's disks (a snapshot counts)."""
     c = checker()
     c.on_persist(1, None, [e(1, 1, b"a")], None)
-    with pytest.raises(InvariantViolation, match="only 1 of 3 nodes hold durably"):
+    with pytest.raises(InvariantViolation, match=r"only 1 of the voters \(1, 2, 3\) hold durably"):
         c.on_apply(1, e(1, 1, b"a"))
     c = checker()
     c.on_persist(1, None, [e(1, 1, b"a"), e(2, 1, b"b")], None)
     c.on_persist(2, None, [e(1, 1, b"a"), e(2, 1, b"b")], None)
-    c.on_compact(2, SnapshotMetadata(index=2, term=1))
+    c.on_compact(2, snap(2, 1))
     c.on_apply(3, e(1, 1, b"a"))
     c.on_apply(3, e(2, 1, b"b"))
 
@@ -160,7 +171,7 @@ def test_snapshot_of_an_entry_no_log_had() -> None:
 
 
 def test_violation_names_seed_and_time() -> None:
-    c = InvariantChecker(seed=1234, clock=lambda: 2_500_000)
+    c = InvariantChecker(seed=1234, clock=lambda: 2_500_000, voters=(1, 2, 3))
     assert "seed 1234" in str(c.fail("x"))
     assert "t=2.500000s" in str(c.fail("x"))
 
