@@ -9,14 +9,16 @@ chunks are exercised), whether and how often the application snapshots, and a sc
 ``rounds`` fault actions separated by random pauses: partitions (minority/majority, three-way,
 and bridges where one node sees both sides), single disconnects, crashes and restarts, an
 unreliable network, long reordering and duplicated messages switched on and off, leadership
-transfers, forced elections, and bursts of proposals. Two client processes propose throughout
-and remember every value they saw commit; they also ask the leader for ReadIndex read points,
-which the invariant checker verifies.
+transfers, forced elections, bursts of proposals, and membership changes (add a learner started
+with empty storage, promote, remove, replace; :mod:`raftcore.testing.reconfigure`), which keep
+the voters between 3 and 5. Two client processes propose throughout and remember every value
+they saw commit; they also ask the leader for ReadIndex read points, which the invariant checker
+verifies. The faults pick among the nodes not retired: the cluster's node set changes.
 
 The cluster's invariant checker runs on every step. At the end everything is healed; liveness
-then requires a leader within 6.5840's 5 s and one more command committed on every node within
-10 s, and durability requires every value a client saw commit to be in the final log at its
-index.
+then requires a leader within 6.5840's 5 s and one more command committed on every member of
+its configuration within 10 s, with every member then holding that configuration, and
+durability requires every value a client saw commit to be in the final log at its index.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from dataclasses import dataclass, field
 
 from raftcore.testing.cluster import ClusterOptions, SimCluster
 from raftcore.testing.process import Proc
-from raftcore.testing.scheduler import MS
+from raftcore.testing.reconfigure import Reconfigurer
+from raftcore.testing.scheduler import MS, SECOND
 
 __all__ = ["CampaignResult", "run_campaign"]
 
@@ -44,6 +47,9 @@ class CampaignResult:
     final_index: int = 0
     acknowledged: int = 0
     reads_answered: int = 0
+    final_voters: tuple[int, ...] = ()
+    conf_changes: int = 0
+    """Membership changes in the final log."""
     actions: dict[str, int] = field(default_factory=dict)
     messages_sent: dict[int, int] = field(default_factory=dict)
 
@@ -59,6 +65,7 @@ def _options(rng: random.Random) -> ClusterOptions:
         max_inflight_msgs=rng.choice([1, 4, 256]),
         snapshot_chunk_bytes=rng.choice([16, 128, 1 << 20]),
         snapshot_every=rng.choice([None, 5, 10, 25]),
+        promote_lag=rng.choice([5, 50, 1000]),
     )
 
 
@@ -74,6 +81,9 @@ class _Campaign:
         self.stop = False
         self.seen: dict[int, bytes] = {}  # index -> value a client saw committed there
         self.next_value = 0
+        self.reconfigurer = Reconfigurer(
+            self.cluster, self.rng, self.result.actions, lambda: self.stop
+        )
 
     def value(self) -> bytes:
         self.next_value += 1
@@ -83,7 +93,7 @@ class _Campaign:
 
     def propose_anywhere(self, value: bytes) -> int:
         cluster = self.cluster
-        order = list(cluster.ids)
+        order = list(cluster.active)
         self.rng.shuffle(order)
         for i in order:
             index, _, ok = cluster.start(i, value)
@@ -123,8 +133,11 @@ class _Campaign:
             return None
         return max(leaders, key=self.cluster.term_of)
 
+    def pick(self) -> int:
+        return self.rng.choice(self.cluster.active)
+
     def split(self, parts: int) -> list[list[int]]:
-        ids = list(self.cluster.ids)
+        ids = list(self.cluster.active)
         self.rng.shuffle(ids)
         cuts = sorted(self.rng.sample(range(1, len(ids)), parts - 1))
         bounds = [0, *cuts, len(ids)]
@@ -137,7 +150,7 @@ class _Campaign:
         self.cluster.network.partition(self.split(3))
 
     def act_bridge(self) -> None:
-        ids = list(self.cluster.ids)
+        ids = list(self.cluster.active)
         bridge = self.rng.choice(ids)
         rest = [i for i in ids if i != bridge]
         self.rng.shuffle(rest)
@@ -146,7 +159,7 @@ class _Campaign:
 
     def act_heal(self) -> None:
         self.cluster.network.heal()
-        for i in self.cluster.ids:
+        for i in self.cluster.active:
             if self.cluster.alive(i):
                 self.cluster.connect(i)
 
@@ -156,18 +169,18 @@ class _Campaign:
             self.cluster.disconnect(leader)
 
     def act_disconnect(self) -> None:
-        self.cluster.disconnect(self.rng.choice(self.cluster.ids))
+        self.cluster.disconnect(self.pick())
 
     def act_connect(self) -> None:
-        i = self.rng.choice(self.cluster.ids)
+        i = self.pick()
         if self.cluster.alive(i):
             self.cluster.connect(i)
 
     def act_crash(self) -> None:
-        self.cluster.crash(self.rng.choice(self.cluster.ids))
+        self.cluster.crash(self.pick())
 
     def act_restart(self) -> None:
-        down = [i for i in self.cluster.ids if not self.cluster.alive(i)]
+        down = [i for i in self.cluster.active if not self.cluster.alive(i)]
         if down:
             i = self.rng.choice(down)
             self.cluster.restart(i)
@@ -186,12 +199,12 @@ class _Campaign:
     def act_transfer(self) -> None:
         leader = self.leader()
         if leader is not None:
-            target = self.rng.choice([i for i in self.cluster.ids if i != leader])
-            self.cluster.transfer_leadership(leader, target)
+            voters = [i for i in self.cluster.membership(leader).voters if i != leader]
+            if voters:
+                self.cluster.transfer_leadership(leader, self.rng.choice(voters))
 
     def act_elect(self) -> None:
-        i = self.rng.choice(self.cluster.ids)
-        node = self.cluster.nodes[i]
+        node = self.cluster.nodes[self.pick()]
         if node is not None:
             node.raw.campaign()
             node.schedule_drain()
@@ -217,6 +230,7 @@ class _Campaign:
             ("transfer", self.act_transfer, 2),
             ("elect", self.act_elect, 1),
             ("burst", self.act_burst, 3),
+            ("membership", self.reconfigurer.start, 4),
         ]
 
     # -- the run --------------------------------------------------------------------------------
@@ -235,9 +249,9 @@ class _Campaign:
             cluster.sleep(self.rng.randrange(20, 700) * MS)
         self.stop = True
         cluster.heal_all()
-        cluster.wait_done(clients)
-        cluster.check_one_leader()
-        final = cluster.one(b"final", self.servers, True)
+        plan = self.reconfigurer.proc
+        cluster.wait_done(clients if plan is None else [*clients, plan])
+        final = self.converge()
         for index, value in self.seen.items():
             _, data = cluster.n_committed(index)
             if data != value:
@@ -248,6 +262,28 @@ class _Campaign:
         self.result.messages_sent = dict(cluster.messages_sent)
         self.result.reads_answered = cluster.reads_answered
         return self.result
+
+    def converge(self) -> int:
+        """After healing: a leader, one more command applied by every member of the
+        configuration it commits under, each of them holding that configuration; its index."""
+        cluster = self.cluster
+        cluster.check_one_leader()
+        final = cluster.one(b"final", 1, True)
+        holder = next(i for i in cluster.ids if cluster.alive(i) and cluster.apps[i].get(final))
+        config = cluster.node(holder).raw.membership_at(final)
+        members = config.members
+        applied = cluster.scheduler.run_until_true(
+            lambda: all(cluster.alive(i) and cluster.apps[i].get(final) for i in members),
+            cluster.now + 10 * SECOND,
+        )
+        if not applied:
+            raise cluster.fail(f"not every member of {config} applied the final command")
+        for i in members:
+            if cluster.membership(i) != config:
+                raise cluster.fail(f"node {i} ends with {cluster.membership(i)}, not {config}")
+        self.result.final_voters = config.voters
+        self.result.conf_changes = len(cluster.apps[holder].conf_changes)
+        return final
 
 
 def run_campaign(seed: int, rounds: int = 16) -> CampaignResult:

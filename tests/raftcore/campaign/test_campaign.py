@@ -2,9 +2,10 @@
 
 Each seed builds its own cluster and fault schedule (see ``raftcore.testing.campaign``); the
 invariant checker runs on every step; after healing, a leader must be elected within ~5 s and a
-final command commit on every node within 10 s (virtual time), and every value a client saw
+final command commit on every member within 10 s (virtual time), and every value a client saw
 commit must still be in the log. The last test checks that the seeds that ran, together,
-exercised every kind of fault and the protocol paths the faults are meant to reach.
+exercised every kind of fault and the protocol paths the faults are meant to reach, membership
+changes among them.
 """
 
 from __future__ import annotations
@@ -20,12 +21,16 @@ def test_campaign(campaign_seed: int) -> None:
     """One seed of mixed faults: safety throughout, liveness and durability after healing."""
     result = run_campaign(campaign_seed)
     assert result.final_index > 0
+    assert 3 <= len(result.final_voters) <= 5, result.final_voters
     RESULTS.append(result)
 
 
 def test_campaign_covers_every_fault() -> None:
     """Across the seeds, every fault action ran, both cluster sizes appeared, snapshots,
-    leadership transfers and pre-votes were actually sent, and ReadIndex reads were answered."""
+    leadership transfers and pre-votes were actually sent, and ReadIndex reads were answered;
+    every kind of membership change committed (a leader removing itself, a replacement carried
+    through, a removed node left running among them) and some clusters ended with voters they
+    were not born with."""
     results = list(RESULTS)
     if len(results) < COVERAGE_SEEDS:
         results += [run_campaign(seed) for seed in range(COVERAGE_SEEDS)]
@@ -51,6 +56,13 @@ def test_campaign_covers_every_fault() -> None:
         "transfer",
         "elect",
         "burst",
+        "membership",
+        "add_learner",
+        "promote",
+        "remove",
+        "remove_leader",
+        "replace",
+        "left_running",
     }
     assert expected_actions <= actions, f"never ran: {sorted(expected_actions - actions)}"
     assert {r.servers for r in results} == {3, 5}
@@ -63,3 +75,6 @@ def test_campaign_covers_every_fault() -> None:
         assert sent.get(kind, 0) > 0, f"no {MessageType.Name(kind)} was ever sent"
     assert sum(r.acknowledged for r in results) > 0
     assert sum(r.reads_answered for r in results) > 0
+    assert sum(r.conf_changes for r in results) > 0
+    assert any(max(r.final_voters) > r.servers for r in results)
+    assert {len(r.final_voters) for r in results} == {3, 4, 5}

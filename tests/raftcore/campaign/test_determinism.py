@@ -21,6 +21,8 @@ def fingerprint(result: CampaignResult) -> str:
             "final_index": result.final_index,
             "acknowledged": result.acknowledged,
             "reads": result.reads_answered,
+            "voters": result.final_voters,
+            "conf_changes": result.conf_changes,
             "actions": result.actions,
             "messages": {str(k): v for k, v in sorted(result.messages_sent.items())},
         },
