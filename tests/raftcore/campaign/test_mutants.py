@@ -16,7 +16,7 @@ from collections.abc import Callable
 import pytest
 
 from kvserver.testing.campaign import run_pipeline_campaign
-from raftcore import RawNode, Ready, Role
+from raftcore import RawNode, Ready, Role, quorum
 from raftcore.memory_storage import MemoryStorage
 from raftcore.raft import Raft
 from raftcore.raftpb_pb2 import HardState, Message, MessageType
@@ -89,6 +89,27 @@ def test_a_log_tail_lost_in_a_crash_is_caught(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(MemoryStorage, "copy", torn_copy)
     violation = first_violation()
     assert "seed" in str(violation)
+
+
+def test_a_leader_counting_learners_for_its_quorum_is_caught(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The leader's commit quorum counts learners as if they voted (thesis 4.2.1: they never
+    count): an entry the leader and two learners hold commits with one voter of three."""
+
+    def counting_learners(self: Raft) -> bool:
+        prs = self.prs
+        index = quorum.committed_index((*self.voters, *self.learners), lambda v: prs[v].match)
+        if not self.log.maybe_commit(index, self.term):
+            return False
+        waiting, self.reads_awaiting_commit = self.reads_awaiting_commit, []
+        for context in waiting:
+            self._start_read(context)
+        return True
+
+    monkeypatch.setattr(Raft, "_maybe_commit", counting_learners)
+    violation = first_violation()
+    assert "durability" in str(violation)
 
 
 def test_a_leader_counting_its_unsynced_entries_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
