@@ -10,8 +10,12 @@ comes from ``random.Random`` instances seeded from one run seed, so a seed repla
 * :mod:`raftcore.testing.process`: driver processes that wait for delays or events;
 * :mod:`raftcore.testing.runtime`: what every simulated cluster shares (events, seeding, faults,
   each node's monotonic clock with its rate, loop stalls);
-* :mod:`raftcore.testing.app`: the recording application (its state is its applied log);
-* :mod:`raftcore.testing.cluster`: nodes, crash/restart and 6.5840's test helpers;
+* :mod:`raftcore.testing.app`: the recording application (its state is its applied log, its
+  membership changes recorded apart);
+* :mod:`raftcore.testing.cluster`: nodes, crash/restart, membership changes and 6.5840's test
+  helpers;
+* :mod:`raftcore.testing.reconfigure`: the campaign's membership fault (add, promote, remove,
+  replace);
 * :mod:`raftcore.testing.campaign`: the seeded mixed-fault campaign.
 
 The network's request/reply path (:meth:`raftcore.testing.network.Port.call`, with
