@@ -2,12 +2,13 @@
 
 Theory of operation
 -------------------
-A plan is one of: *add* a learner (the new node is started at once with empty storage, as a
-server that joins is), *promote* a learner, *remove* a voter (the leader too, thesis 4.2.2) or a
-learner, and *replace* a voter (add a learner, promote it, remove an old voter; with the most
-voters allowed, remove first). The plans keep the cluster between :data:`MIN_VOTERS` and
-:data:`MAX_VOTERS` voters and at most :data:`MAX_LEARNERS` learners, judged by the leader's
-configuration (the latest in its log: every committed change and at most one pending).
+A plan is one of: *add* a learner (the new node is started with empty storage, as a server
+that joins is: at once, or up to two seconds later), *promote* a learner, *remove* a voter (the
+leader too, thesis 4.2.2) or a learner, and *replace* a voter (add a learner, promote it, remove
+an old voter; with the most voters allowed, remove first). The plans keep the cluster between
+:data:`MIN_VOTERS` and :data:`MAX_VOTERS` voters and at most :data:`MAX_LEARNERS` learners,
+judged by the leader's configuration (the latest in its log: every committed change and at most
+one pending).
 
 A plan runs as a driver process, alone (one change at a time is also the core's rule, thesis
 4.1): each step is proposed to whoever leads, proposed again while it is refused for now (a
@@ -19,8 +20,8 @@ stopped for good, or, when pre-vote and check-quorum are both on (what keeps a r
 from disrupting, thesis 4.2.3), sometimes left running, never told of its removal.
 
 Counts go to the campaign's ``actions``: each change committed (``add_learner``, ``promote``,
-``remove``, of which ``remove_leader``), each ``replace`` completed and each removed node
-``left_running``.
+``remove``, of which ``remove_leader``), each ``replace`` completed, each new node started
+late (``late_join``) and each removed node ``left_running``.
 """
 
 from __future__ import annotations
@@ -148,6 +149,11 @@ class Reconfigurer:
                 continue
             index, node = done
             if kind == CONF_ADD_LEARNER:
+                if self.rng.random() < 0.3:
+                    # The new server is not up yet: the learner costs the quorum nothing
+                    # meanwhile (thesis 4.2.1), and promoting it waits until it caught up.
+                    self.counts["late_join"] = self.counts.get("late_join", 0) + 1
+                    yield self.rng.randrange(200, 2000) * MS
                 cluster.join(node)
             while not self.stopped() and not cluster.n_committed(index)[0]:
                 yield 20 * MS

@@ -63,6 +63,7 @@ def test_campaign_covers_every_fault() -> None:
         "remove_leader",
         "replace",
         "left_running",
+        "late_join",
     }
     assert expected_actions <= actions, f"never ran: {sorted(expected_actions - actions)}"
     assert {r.servers for r in results} == {3, 5}

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from raftcore import Role
-from raftcore.raftpb_pb2 import ConfState, Entry, HardState, SnapshotMetadata
+from raftcore import Membership, Role
+from raftcore.raftpb_pb2 import (
+    CONF_ADD_LEARNER,
+    ENTRY_CONF_CHANGE,
+    ConfChange,
+    ConfState,
+    Entry,
+    HardState,
+    SnapshotMetadata,
+)
 from raftcore.testing.app import ApplyOrderError, RecordingApp, SnapshotFormatError
 from raftcore.testing.invariants import InvariantChecker, InvariantViolation
 
@@ -14,6 +22,13 @@ EMPTY = SnapshotMetadata()
 
 def e(index: int, term: int, data: bytes = b"") -> Entry:
     return Entry(index=index, term=term, data=data)
+
+
+def conf(index: int, term: int, voters: tuple[int, ...], learners: tuple[int, ...] = ()) -> Entry:
+    """A conf entry whose resulting configuration has ``voters`` and ``learners``."""
+    change = ConfChange(type=CONF_ADD_LEARNER)
+    change.result.CopyFrom(Membership(voters, learners, next_id=6).conf_state())
+    return Entry(index=index, term=term, type=ENTRY_CONF_CHANGE, data=change.SerializeToString())
 
 
 def snap(index: int, term: int, voters: tuple[int, ...] = (1, 2, 3)) -> SnapshotMetadata:
@@ -204,3 +219,96 @@ def test_stale_read_is_caught() -> None:
     c.on_read_state(1, 1, b"r2")
     with pytest.raises(InvariantViolation, match="nobody asked"):
         c.on_read_state(1, 1, b"r2")
+
+
+def test_only_voters_of_the_configuration_in_their_log_campaign_or_lead() -> None:
+    """A learner (node 4) never campaigns or asks for votes; a node whose log removed it
+    (node 1) never leads; a voter does both."""
+    c = checker()
+    c.on_start(4, EMPTY, HardState(), [])
+    grown = conf(1, 1, (2, 3), (4,))
+    for node in (1, 2, 3, 4):
+        c.on_persist(node, None, [grown], None)
+    with pytest.raises(InvariantViolation, match="became candidate in term 2, but its log"):
+        c.on_role(4, Role.CANDIDATE, 2)
+    with pytest.raises(InvariantViolation, match="asked for votes"):
+        c.on_vote_request(4, 2)
+    with pytest.raises(InvariantViolation, match="no voter"):
+        elect(c, 1, 2, 1, 2, 3)
+    c.on_vote_request(2, 3)
+    c.on_role(2, Role.PRE_CANDIDATE, 2)
+    elect(c, 2, 3, 2, 3)
+
+
+def test_a_leader_needs_a_majority_of_its_voters_learners_votes_do_not_count() -> None:
+    c = checker(5)
+    for node in range(1, 6):
+        c.on_persist(node, None, [conf(1, 1, (1, 2, 3), (4, 5))], None)
+    with pytest.raises(InvariantViolation, match=r"votes of \[1\] only"):
+        elect(c, 1, 2, 1, 4, 5)
+    elect(c, 2, 3, 2, 3)
+
+
+def test_a_leader_holds_at_most_one_uncommitted_change() -> None:
+    """Thesis 4.1: the second change may be proposed only once the first committed."""
+    c = checker()
+    elect(c, 1, 1, 1, 2)
+    c.on_persist(1, None, [e(1, 1), conf(2, 1, (1, 2, 3), (4,))], None)
+    c.on_persist(2, None, [e(1, 1), conf(2, 1, (1, 2, 3), (4,))], None)
+    c.on_persist(1, None, [], HardState(term=1, vote=1, commit=2))
+    c.on_persist(1, None, [conf(3, 1, (1, 2, 3, 4))], None)  # the first committed: fine
+    with pytest.raises(InvariantViolation, match=r"2 uncommitted conf entries \(at \[3, 4\]\)"):
+        c.on_persist(1, None, [conf(4, 1, (1, 2, 3, 4), (5,))], None)
+
+
+def test_durability_counts_the_voters_of_a_configuration_that_may_have_committed() -> None:
+    """Three nodes of five hold index 2, but two of them are learners: not committed. From
+    four voters to five (a learner promoted at index 3), index 2 may commit on three of the
+    five, only two of the four it had: the first change after the entry counts too."""
+    c = checker(5)
+    log = [conf(1, 1, (1, 2, 3), (4, 5)), e(2, 1, b"x")]
+    for node in (1, 4, 5):
+        c.on_persist(node, None, log, None)
+    with pytest.raises(InvariantViolation, match=r"only 1 of the voters \(1, 2, 3\)"):
+        c.on_apply(1, e(1, 1))
+    c = checker(5)
+    log = [conf(1, 1, (1, 2, 3, 4), (5,)), e(2, 1, b"x"), conf(3, 1, (1, 2, 3, 4, 5))]
+    for node in (1, 2):
+        c.on_persist(node, None, log[:2], None)
+    with pytest.raises(InvariantViolation, match="durability"):
+        c.on_apply(1, log[0])  # two of four, and no change after it yet
+    for node in (1, 2, 5):
+        c.on_persist(node, None, log, None)
+    c.on_apply(3, log[0])
+    c.on_apply(3, log[1])
+
+
+def test_a_snapshot_carries_the_configuration_at_its_index() -> None:
+    c = checker()
+    log = [conf(1, 1, (1, 2, 3), (4,)), e(2, 1, b"x")]
+    for node in (1, 2):
+        c.on_persist(node, None, log, HardState(term=1, commit=2))
+    with pytest.raises(InvariantViolation, match="snapshot at 2 carries"):
+        c.on_compact(1, snap(2, 1))  # the birth configuration, not the one at index 2
+    grown = SnapshotMetadata(index=2, term=1)
+    grown.conf_state.CopyFrom(Membership((1, 2, 3), (4,), next_id=6).conf_state())
+    c.on_compact(2, grown)
+
+
+def test_a_node_configuration_must_be_the_one_its_log_holds() -> None:
+    """The core's configuration in force, and at its applied index, against the log's; a
+    node that joined knows none until it holds the entry that added it."""
+    c = checker()
+    c.on_start(4, EMPTY, HardState(), [])
+    birth = Membership((1, 2, 3), next_id=4)
+    nothing = Membership(())
+    c.on_configuration(1, birth, 0, birth)
+    c.on_configuration(4, nothing, 0, nothing)
+    grown = Membership((1, 2, 3), (4,), next_id=6)
+    for node in (1, 4):
+        c.on_persist(node, None, [e(1, 1), conf(2, 1, (1, 2, 3), (4,))], None)
+    c.on_configuration(1, grown, 1, birth)
+    with pytest.raises(InvariantViolation, match="configuration in force is"):
+        c.on_configuration(4, nothing, 0, nothing)  # it holds the entry that added it
+    with pytest.raises(InvariantViolation, match="at applied index 2"):
+        c.on_configuration(1, grown, 2, birth)
