@@ -32,6 +32,13 @@ def agreed(cfg: SimCluster, ids: tuple[int, ...]) -> Membership:
     return first
 
 
+def proposed(cfg: SimCluster, leader: int, kind: int, node_id: int = 0) -> tuple[int, int]:
+    """Propose a change at ``leader``, which must take it: (index, node id)."""
+    done = cfg.propose_conf_change(leader, kind, node_id)
+    assert done is not None, f"node {leader} refused conf change {kind} of {node_id}"
+    return done
+
+
 def add_voter(cfg: SimCluster) -> int:
     """Add a learner (started at once), then promote it once it caught up (thesis 4.2.1)."""
     _, new = cfg.change(CONF_ADD_LEARNER)
@@ -143,8 +150,7 @@ def test_removing_the_leader(sim_seed: int) -> None:
     cfg.one(cmd(1), servers, True)
     leader = cfg.check_one_leader()
     term = cfg.term_of(leader)
-    index, _ = cfg.propose_conf_change(leader, CONF_REMOVE, leader) or (0, 0)
-    assert index, "the leader refused to remove itself"
+    index, _ = proposed(cfg, leader, CONF_REMOVE, leader)
     assert cfg.is_leader(leader)  # until the change commits
     rest = tuple(i for i in cfg.ids if i != leader)
     stepped_down = cfg.scheduler.run_until_true(
@@ -154,10 +160,10 @@ def test_removing_the_leader(sim_seed: int) -> None:
     removed_at = cfg.now
     assert cfg.apps[leader].conf_changes[index].node_id == leader  # it applied its removal
     assert cfg.messages_sent.get(MessageType.MSG_TIMEOUT_NOW, 0) > 0
-    new_leader = cfg.scheduler.run_until_true(
+    elected = cfg.scheduler.run_until_true(
         lambda: any(cfg.is_leader(i) for i in rest), cfg.now + ELECTION_TIMEOUT
     )
-    assert new_leader and cfg.now - removed_at < 50 * MS  # not an election timeout (300 ms)
+    assert elected and cfg.now - removed_at < 50 * MS  # not an election timeout (300 ms)
     assert agreed(cfg, (*rest, leader)).voters == rest
     cfg.one(cmd(2), 2, True)
     successor = cfg.check_one_leader()
@@ -250,8 +256,7 @@ def test_a_change_during_a_leader_change_commits_everywhere_or_nowhere(sim_seed:
         cfg = SimCluster(3, sim_seed * 100 + run)
         cfg.one(cmd(1), 3, True)
         leader = cfg.check_one_leader()
-        index, new = cfg.propose_conf_change(leader, CONF_ADD_LEARNER) or (0, 0)
-        assert index
+        index, new = proposed(cfg, leader, CONF_ADD_LEARNER)
         cfg.join(new)
         cfg.sleep(cfg.rng.randrange(600))  # microseconds: messages take 50-500
         cfg.crash(leader)
@@ -285,8 +290,7 @@ def test_replacing_a_failed_server(sim_seed: int) -> None:
     leader = cfg.check_one_leader()
     dead = next(i for i in cfg.ids if i != leader)
     cfg.crash(dead)
-    index, new = cfg.propose_conf_change(leader, CONF_ADD_LEARNER) or (0, 0)
-    assert index
+    index, new = proposed(cfg, leader, CONF_ADD_LEARNER)
     cfg.wait(index, 2, -1)  # committed by the two live voters; the learner is not up yet
     for k in range(10):
         cfg.one(cmd(10 + k), 2, True)
