@@ -21,10 +21,11 @@ never from a node, so it is the oracle the nodes' configurations are held agains
 * state machine safety: no two nodes apply different data at one index, each node applies in
   order without gaps, and a snapshot restores only what was applied elsewhere;
 * durability: an entry is applied only once a majority of the voters of a configuration that
-  may have committed it holds it durably (its persisted log, or a snapshot, covers it): what a
-  runner reports persisted is what survives a crash. With single-server changes the leader that
-  commits index i counts the voters of the configuration at i or, if its log holds one, of the
-  first change after i (at most one change is uncommitted then), so those two are allowed;
+  may have committed it holds it durably (its persisted log, or a snapshot, covers it), and
+  what a runner reports persisted is what survives a crash: a restarted node's log holds all it
+  had persisted. With single-server changes the leader that commits index i counts the voters
+  of the configuration at i or, if its log holds one, of the first change after i (at most one
+  change is uncommitted then), so those two are allowed;
 * the persisted commit index never goes back, is never above the persisted log, and a node votes
   for at most one candidate per term, even across crashes;
 * membership: a leader's log holds at most one conf entry beyond its commit index (thesis 4.1);
@@ -215,6 +216,9 @@ class InvariantChecker:
             self._check_snapshot_conf(node, cid, meta)
         mirror = _LogMirror(meta.index, cid)
         self._append(node, mirror, entries)
+        before = self._logs.get(node)
+        if before is not None:
+            self._check_kept(node, before, mirror)
         self._logs[node] = mirror
         durable = self._durable_commit.get(node, 0)
         if hard_state.commit < durable:
@@ -225,6 +229,15 @@ class InvariantChecker:
         self._hard[node] = saved
         self._applied_index[node] = meta.index
         self._leading.pop(node, None)
+
+    def _check_kept(self, node: int, before: _LogMirror, after: _LogMirror) -> None:
+        """A restarted node's log holds what it had persisted (or a snapshot covers it)."""
+        last = before.last_index
+        if last > after.base and after.id_at(last) != before.ids[-1]:
+            raise self.fail(
+                f"node {node} restarted without the log it had persisted through {last} "
+                f"(it holds {after.last_index})"
+            )
 
     def on_crash(self, node: int) -> None:
         """A node crashed: it leads nothing any more."""

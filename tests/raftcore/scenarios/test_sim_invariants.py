@@ -312,3 +312,15 @@ def test_a_node_configuration_must_be_the_one_its_log_holds() -> None:
         c.on_configuration(4, nothing, 0, nothing)  # it holds the entry that added it
     with pytest.raises(InvariantViolation, match="at applied index 2"):
         c.on_configuration(1, grown, 2, birth)
+
+
+def test_a_restart_without_entries_it_had_persisted_is_caught() -> None:
+    """What a runner reported persisted must survive a crash: the restarted log holds it,
+    more is fine (a snapshot commit may have made later writes durable too)."""
+    c = checker()
+    c.on_persist(1, None, [e(1, 1, b"a"), e(2, 1, b"b")], None)
+    c.on_crash(1)
+    c.on_start(1, EMPTY, HardState(), [e(1, 1, b"a"), e(2, 1, b"b"), e(3, 1, b"c")])
+    c.on_crash(1)
+    with pytest.raises(InvariantViolation, match="restarted without the log it had persisted"):
+        c.on_start(1, EMPTY, HardState(), [e(1, 1, b"a"), e(2, 1, b"b")])
