@@ -172,8 +172,11 @@ async def serve(config: NodeConfig, *, exit_with_stdin: bool = False) -> int:
     try:
         await node.start()
     except OSError as exc:
-        host, port = config.address
+        host, port = node.address
         _log.critical("cannot listen on %s:%d: %s", host, port, exc.strerror or exc)
+        return EXIT_FATAL
+    except ValueError as exc:  # nothing says where it listens, a removed node forced, ...
+        _log.critical("%s", exc)
         return EXIT_FATAL
     except StorageError as exc:
         _log.critical("cannot open the data directory %s: %s", config.data_dir, exc)
@@ -189,6 +192,8 @@ async def serve(config: NodeConfig, *, exit_with_stdin: bool = False) -> int:
     signalled.cancel()
     if stopped.done():
         error = stopped.exception()
+        if error is None:
+            return 0  # removed from the cluster: said so already
         _log.critical("%s ended by a fatal error: %r", node_name(config.node_id), error)
         await node.stop()
         return EXIT_FATAL
