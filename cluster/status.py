@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from kvapi.admin_pb2 import StatusReply, StatusRequest
@@ -35,19 +35,30 @@ class NodeStatus:
 
 
 class StatusPoller:
-    """Keeps one channel per node and asks all of them at once; use on one event loop."""
+    """Keeps one channel per node and asks all of them at once; use on one event loop.
 
-    def __init__(self, servers: Sequence[tuple[str, int]], *, timeout: float = 1.0) -> None:
-        self.servers = list(servers)
+    ``servers``: test.conf's addresses in node order, or node<i> -> address for a cluster whose
+    members are not test.conf's."""
+
+    def __init__(
+        self,
+        servers: Sequence[tuple[str, int]] | Mapping[int, tuple[str, int]],
+        *,
+        timeout: float = 1.0,
+    ) -> None:
+        by_index = servers if isinstance(servers, Mapping) else dict(enumerate(servers))
+        self.servers = dict(sorted(by_index.items()))
         self.timeout = timeout
-        self._channels = [
-            RpcChannel(host, port, connect_timeout=timeout, backoff_initial=0.05, backoff_max=0.2)
-            for host, port in self.servers
-        ]
+        self._channels = {
+            i: RpcChannel(
+                host, port, connect_timeout=timeout, backoff_initial=0.05, backoff_max=0.2
+            )
+            for i, (host, port) in self.servers.items()
+        }
 
     async def poll(self) -> list[NodeStatus]:
-        """Every node's status, in test.conf order; never raises for an unreachable node."""
-        return list(await asyncio.gather(*(self._ask(i) for i in range(len(self.servers)))))
+        """Every node's status, in node order; never raises for an unreachable node."""
+        return list(await asyncio.gather(*(self._ask(i) for i in self.servers)))
 
     async def _ask(self, index: int) -> NodeStatus:
         address = self.servers[index]
@@ -61,7 +72,7 @@ class StatusPoller:
 
     async def close(self) -> None:
         """Close every channel."""
-        await asyncio.gather(*(channel.close() for channel in self._channels))
+        await asyncio.gather(*(channel.close() for channel in self._channels.values()))
 
 
 def leader_of(
@@ -127,6 +138,7 @@ _COLUMNS = (
     "applied",
     "last",
     "snapshot",
+    "member",
 )
 
 
@@ -138,11 +150,12 @@ def format_table(statuses: Sequence[NodeStatus]) -> str:
         row = [f"node{s.index}", f"{host}:{port}"]
         r = s.reply
         if r is None:
-            row += ["no"] + ["-"] * 7
+            row += ["no"] + ["-"] * 8
         else:
             leader = node_name(r.Leader) if r.Leader else "-"
             row += ["yes", r.Role.decode(), str(r.Term), leader, str(r.Commit), str(r.Applied)]
-            row += [str(r.LastIndex), str(r.SnapshotIndex)]
+            member = ("learner" if r.Learner else "voter") if r.Member else "none"
+            row += [str(r.LastIndex), str(r.SnapshotIndex), member]
         rows.append(row)
     widths = [max(len(row[c]) for row in rows) for c in range(len(_COLUMNS))]
     return "\n".join(

@@ -114,15 +114,20 @@ class PeerBook:
         task.add_done_callback(self._closing.discard)
 
     def send(self, messages: list[Message]) -> None:
-        """Hand each message to its peer's sender (a message to no known peer is dropped: a
-        member being removed, or a core that knows a member the runner cannot reach)."""
+        """Hand each message to its peer's sender. A peer no configuration names yet gets one
+        if its address is known (a joining node answering the leader that added it, before
+        the entry that did so reaches it); a message to nobody known is dropped."""
         by_peer: dict[int, list[Message]] = {}
         for m in messages:
             by_peer.setdefault(m.to, []).append(m)
         for peer, batch in by_peer.items():
             entry = self._senders.get(peer)
-            if entry is not None:
-                entry[1].send(batch)
+            if entry is None:
+                address = self.address_of(peer)
+                if address is None:
+                    continue
+                entry = self._senders[peer] = (address, self._open(peer, address))
+            entry[1].send(batch)
 
     @property
     def held_bytes(self) -> int:

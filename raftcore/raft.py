@@ -256,7 +256,7 @@ class Raft(LeaderSide):
         if kind == CONF_PROMOTE and node_id in self.learners:
             pr = self.prs[node_id]
             behind = log.last_index() - pr.match
-            if behind > self.config.promote_lag:
+            if behind > self.config.promote_lag or pr.match == 0:  # 0: it never answered
                 raise ConfChangeError(
                     f"{{node}} has not caught up: it holds the log through {pr.match}, "
                     f"{behind} entries behind the leader",

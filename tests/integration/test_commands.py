@@ -135,9 +135,10 @@ def test_raftkv_commands_and_exit_codes(make_cluster: MakeCluster, tmp_path: Pat
     rows = out.splitlines()
     assert rows[0].split() == [
         "node", "address", "reachable", "role", "term", "leader", "commit", "applied",
-        "last", "snapshot",
+        "last", "snapshot", "member",
     ]  # fmt: skip
     assert [row.split()[2] for row in rows[1:]] == ["yes"] * 3
+    assert [row.split()[10] for row in rows[1:]] == ["voter"] * 3
     assert sorted(row.split()[3] for row in rows[1:]) == ["follower", "follower", "leader"]
 
     # Usage and configuration errors: exit 2 with the reason.
