@@ -99,7 +99,7 @@ class ClusterStartError(RuntimeError):
 
 
 async def wait_for_leader(
-    servers: Sequence[tuple[str, int]],
+    servers: Sequence[tuple[str, int]] | Mapping[int, tuple[str, int]],
     timeout: float,
     *,
     alive: Sequence[subprocess.Popen[bytes]] = (),
@@ -107,8 +107,9 @@ async def wait_for_leader(
     above_term: int = 0,
     interval: float = 0.02,
 ) -> tuple[int, int] | None:
-    """(node index, term) of a leader once one is elected (see :func:`leader_of` for
-    ``among`` and ``above_term``), None if none within ``timeout`` seconds. Raises
+    """(node index, term) of a leader once one is elected (``servers`` as for
+    :class:`StatusPoller`; see :func:`leader_of` for ``among`` and ``above_term``), None if
+    none within ``timeout`` seconds. Raises
     ClusterStartError as soon as one of the ``alive`` processes (node i at place i) has exited."""
     poller = StatusPoller(servers, timeout=0.3)
     loop = asyncio.get_running_loop()
