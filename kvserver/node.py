@@ -178,6 +178,7 @@ class Node:
         self._last_role: tuple[Role, int, int] | None = None
         self._last_snapshot_index = 0
         self._background: set[asyncio.Task[None]] = set()
+        self._admin: MembershipAdmin | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -258,6 +259,12 @@ class Node:
         return raw
 
     @property
+    def admin(self) -> MembershipAdmin:
+        """The membership handlers of nodeAdmin (for tests that skip the RPC)."""
+        assert self._admin is not None, "start() first"
+        return self._admin
+
+    @property
     def address(self) -> tuple[str, int]:
         """Where this node listens (known once started)."""
         assert self._address is not None, "start() first"
@@ -267,7 +274,7 @@ class Node:
         cfg = self.config
         replica = self.replica
         RaftRpc.serve(self._provider, {"Deliver": self._on_deliver})
-        admin = MembershipAdmin(replica, self._address_text, self.wakeup)
+        admin = self._admin = MembershipAdmin(replica, self._address_text, self.wakeup)
         NodeAdmin.serve(
             self._provider,
             {
