@@ -84,6 +84,8 @@ __all__ = ["Node", "NodeConfig"]
 
 _log = logging.getLogger(__name__)
 
+_DRAIN_BEFORE_STOP_S = 1.0
+
 
 @dataclass(frozen=True)
 class NodeConfig:
@@ -507,9 +509,15 @@ class Node:
         _log.warning(
             "%s was removed from the cluster (%s); stopping", node_name(self.config.node_id), why
         )
-        task = asyncio.get_running_loop().create_task(self.stop())
+        task = asyncio.get_running_loop().create_task(self._stop_when_drained())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    async def _stop_when_drained(self) -> None:
+        # What is queued still matters to the others: a removed leader's last appends carry the
+        # commit of its removal, and its MSG_TIMEOUT_NOW lets the successor campaign at once.
+        await self._peers.drain(_DRAIN_BEFORE_STOP_S)
+        await self.stop()
 
     def _on_storage_failure(self, exc: StorageError) -> None:
         if self._storage_failure is None:
