@@ -4,13 +4,14 @@ Theory of operation
 -------------------
 Every node answers ``MemberList`` with the configuration in force on it (the last one its log
 holds) and the leader it knows, so a client that knows any live node finds every member and the
-leader. The changes are made by the leader only: elsewhere they are answered
-``ErrWrongLeader`` with the leader's id, as a write is. A change is proposed through
-:meth:`Replica.propose_conf_change` and answered once it is applied on the leader (so committed), or ``ErrTimeout`` when that takes
-longer than ``change_timeout`` (its outcome is then unknown: list the members to see). A refusal
-is answered at once, nothing proposed: ``ErrConfChangeNotYet`` when the same change may succeed
-later (another change pending, a learner still catching up), ``ErrConfChangeRefused`` when it
-never will as asked, each with its reason in one line naming nodes ``node<i>``.
+leader. The changes are made by the leader only: elsewhere they are answered ``ErrWrongLeader``
+with the leader's id, as a write is. A change is proposed through
+:meth:`Replica.propose_conf_change` and answered once it is applied on the leader (so
+committed), or ``ErrTimeout`` when that takes longer than ``change_timeout`` (its outcome is
+then unknown: list the members to see). A refusal is answered at once, nothing proposed:
+``ErrConfChangeNotYet`` when the same change may succeed later (another change pending, a
+learner still catching up), ``ErrConfChangeRefused`` when it never will as asked, each with its
+reason in one line naming nodes ``node<i>``.
 
 ``TransferLeader`` starts a leadership transfer (thesis 3.10) and answers once this node sees
 the target lead, ``ErrTimeout`` if it does not within ``change_timeout``.

@@ -84,6 +84,8 @@ __all__ = ["Node", "NodeConfig"]
 
 _log = logging.getLogger(__name__)
 
+_DRAIN_BEFORE_STOP_S = 1.0
+
 
 @dataclass(frozen=True)
 class NodeConfig:
@@ -178,6 +180,7 @@ class Node:
         self._last_role: tuple[Role, int, int] | None = None
         self._last_snapshot_index = 0
         self._background: set[asyncio.Task[None]] = set()
+        self._admin: MembershipAdmin | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -258,6 +261,12 @@ class Node:
         return raw
 
     @property
+    def admin(self) -> MembershipAdmin:
+        """The membership handlers of nodeAdmin (for tests that skip the RPC)."""
+        assert self._admin is not None, "start() first"
+        return self._admin
+
+    @property
     def address(self) -> tuple[str, int]:
         """Where this node listens (known once started)."""
         assert self._address is not None, "start() first"
@@ -267,7 +276,7 @@ class Node:
         cfg = self.config
         replica = self.replica
         RaftRpc.serve(self._provider, {"Deliver": self._on_deliver})
-        admin = MembershipAdmin(replica, self._address_text, self.wakeup)
+        admin = self._admin = MembershipAdmin(replica, self._address_text, self.wakeup)
         NodeAdmin.serve(
             self._provider,
             {
@@ -500,9 +509,15 @@ class Node:
         _log.warning(
             "%s was removed from the cluster (%s); stopping", node_name(self.config.node_id), why
         )
-        task = asyncio.get_running_loop().create_task(self.stop())
+        task = asyncio.get_running_loop().create_task(self._stop_when_drained())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    async def _stop_when_drained(self) -> None:
+        # What is queued still matters to the others: a removed leader's last appends carry the
+        # commit of its removal, and its MSG_TIMEOUT_NOW lets the successor campaign at once.
+        await self._peers.drain(_DRAIN_BEFORE_STOP_S)
+        await self.stop()
 
     def _on_storage_failure(self, exc: StorageError) -> None:
         if self._storage_failure is None:

@@ -134,6 +134,13 @@ class PeerBook:
         """The most bytes queued or in flight for any one peer."""
         return max((sender.held_bytes for _, sender in self._senders.values()), default=0)
 
+    async def drain(self, timeout: float) -> None:
+        """Wait until every queued message left (answered or failed), at most ``timeout`` s."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.held_bytes and loop.time() < deadline:
+            await asyncio.sleep(0.005)
+
     async def close(self) -> None:
         """Close every sender and wait for the ones being closed."""
         for peer in list(self._senders):

@@ -398,10 +398,13 @@ class Replica:
         self._raw.advance(rd)
 
     def _apply_ready(self, rd: Ready) -> None:
-        if rd.soft_state is not None and rd.soft_state.role is not Role.LEADER:
-            self._fail_all(Err.WRONG_LEADER)
+        # Entries first: one this replica proposed may commit in the Ready that also says it
+        # stopped leading (a removed leader steps down as its removal commits), and a committed
+        # entry of the proposal's term is that proposal's outcome.
         for entry in rd.committed_entries:
             self._apply(entry)
+        if rd.soft_state is not None and rd.soft_state.role is not Role.LEADER:
+            self._fail_all(Err.WRONG_LEADER)
         self._serve_reads(rd)
 
     def _serve_reads(self, rd: Ready) -> None:
