@@ -131,6 +131,17 @@ def stops_as_removed(cluster: ProcCluster, index: int) -> None:
     assert f"node{index} {REMOVED}" in cluster.log(index)
 
 
+def refused(done: subprocess.CompletedProcess[str], code: int, message: str) -> None:
+    """The command exited ``code`` printing nothing but the one-line ``message``."""
+    assert (done.returncode, done.stdout, done.stderr) == (code, "", message + "\n")
+
+
+def usage_error(done: subprocess.CompletedProcess[str], message: str) -> None:
+    """Exit 2: argparse's usage line, then the one-line reason."""
+    assert done.returncode == 2 and done.stdout == "", done
+    assert done.stderr.splitlines()[-1].endswith(message), done.stderr
+
+
 async def wait_applied_everywhere(cluster: ProcCluster, nodes: set[int]) -> int:
     """Wait until every node of ``nodes`` has applied all the leader committed, the same last
     index everywhere; that index."""
@@ -244,6 +255,11 @@ def test_force_new_cluster_on_the_last_survivor_brings_back_every_acknowledged_w
             cluster.log(survivor)
         )
         assert members(cluster) == {f"node{survivor}": "voter"}
+        refused(
+            raftkv(cluster, "member", "remove", f"node{survivor}"),
+            1,
+            f"raftkv: refused: node{survivor} is the last voter: it cannot be removed",
+        )
         await load.verify()
         load.check_linearizable()
 
@@ -262,17 +278,6 @@ def test_force_new_cluster_on_the_last_survivor_brings_back_every_acknowledged_w
         await cluster.wait_leader(among=added, above_term=term, timeout=10)
 
     run(main())
-
-
-def refused(done: subprocess.CompletedProcess[str], code: int, message: str) -> None:
-    """The command exited ``code`` printing nothing but the one-line ``message``."""
-    assert (done.returncode, done.stdout, done.stderr) == (code, "", message + "\n")
-
-
-def usage_error(done: subprocess.CompletedProcess[str], message: str) -> None:
-    """Exit 2: argparse's usage line, then the one-line reason."""
-    assert done.returncode == 2 and done.stdout == "", done
-    assert done.stderr.splitlines()[-1].endswith(message), done.stderr
 
 
 def test_bad_membership_input_is_refused_with_its_exit_code_and_changes_nothing(
