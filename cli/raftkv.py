@@ -44,8 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="raftkv",
         description="A raftkv node, client and status tool.",
-        epilog="exit codes: 0 ok, 1 key not found / condition failed, 2 usage or config error, "
-        "3 cluster unavailable or timed out",
+        epilog="exit codes: 0 ok, 1 key not found / condition failed / membership change refused, "
+        "2 usage or config error, 3 cluster unavailable or timed out",
     )
     parser.add_argument("-f", "--file", default="test.conf", help="test.conf (default ./test.conf)")
     parser.add_argument(
