@@ -459,7 +459,7 @@ class AsyncClerk:
                     return reply
                 last_error = f"node{attempt.server} {_RETRY_REASONS[err]}"
                 if err is Err.WRONG_LEADER:
-                    hint = hint_from_raft_id(reply.LeaderHint, len(self.servers))
+                    hint = hint_from_raft_id(reply.LeaderHint)
                     delay = attempt.on_wrong_leader(hint)
                 else:
                     delay = attempt.on_failure()
