@@ -13,12 +13,18 @@ Learning asks every server of :meth:`ServerTable.discovery` for ``nodeAdmin.Memb
 each ask bounded by ``rpc_timeout``; it ends when the leader answers (its view is the newest), or
 when every ask has ended, with the newest answer (:func:`clerk.members.newer`), which the table
 adopts. A server that does not serve nodeAdmin (or is down) simply does not count. One learning
-runs at a time per Connections: the clerks that want one meanwhile wait for the same. A clerk
-asks for one with :meth:`Connections.learn` when a leader hint names a server it does not ask,
-or when a whole round of asks failed, and waits at most one rpc timeout, within its operation's
-deadline; the learning goes on in the background if it takes longer. :meth:`Connections.tick`,
-called as each operation starts, starts a routine learning in the background every
-``refresh_every`` seconds, never waited for: no operation pays an extra round trip for it.
+runs at a time per Connections: the clerks that want one meanwhile wait for the same, and one for
+a cause starts at most every 0.5 s. A clerk asks for one with :meth:`Connections.learn` when a
+leader hint names a server it does not ask, or when a whole round of asks failed, and waits at
+most one rpc timeout, within its operation's deadline; the learning goes on in the background if
+it takes longer. :meth:`Connections.tick`, called as each operation starts, starts a routine
+learning in the background every ``refresh_every`` seconds, never waited for: no operation pays
+an extra round trip for it.
+
+Each clerk has a :class:`ClerkServers`, its side of the (maybe shared) Connections: it makes those
+calls, and copies the table's servers and leader into the clerk's
+:class:`~clerk.core.ClerkCore` whenever the table's version moved, re-aiming an operation under
+way at the leader the list named, since the server it was going to ask may have been removed.
 """
 
 from __future__ import annotations
