@@ -23,18 +23,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TypeVar
 
 from google.protobuf.message import Message
 
 from clerk.connections import Servers, resolve_servers
 from clerk.errors import ConfChangeRefusedError, OperationTimeoutError
+from clerk.members import Address, Member, MemberList, parse_member_list
 from kvapi.admin_pb2 import (
     MemberAddRequest,
     MemberChangeReply,
     MemberIdRequest,
-    MemberListReply,
     MemberListRequest,
 )
 from kvapi.codes import Err
@@ -47,36 +46,8 @@ __all__ = ["Member", "MemberList", "MembershipClient"]
 
 _BACKOFF_S = (0.02, 0.05, 0.1, 0.2, 0.5)
 
-Address = tuple[str, int]
 Req = TypeVar("Req", bound=Message)
 Rep = TypeVar("Rep", bound=Message)
-
-
-@dataclass(frozen=True)
-class Member:
-    """One member: its Raft id (``node<raft_id - 1>``), address and kind."""
-
-    raft_id: int
-    address: Address | None  # None: the member's address could not be read
-    learner: bool
-
-    @property
-    def name(self) -> str:
-        """``node<i>``, as every message and argument names it."""
-        return node_name(self.raft_id)
-
-
-@dataclass(frozen=True)
-class MemberList:
-    """The configuration one member had in force, and the leader it knew (0: none)."""
-
-    leader: int
-    members: tuple[Member, ...]
-    index: int  # the conf entry that made it (0: the cluster's birth)
-
-    def find(self, raft_id: int) -> Member | None:
-        """The member with ``raft_id``, if there is one."""
-        return next((m for m in self.members if m.raft_id == raft_id), None)
 
 
 class MembershipClient:
@@ -121,7 +92,7 @@ class MembershipClient:
                 )
                 if reply is None:
                     continue
-                listed = _member_list(reply)
+                listed = parse_member_list(reply)
                 self._learn(listed)
                 leader = listed.find(listed.leader)
                 if leader is None or leader.address in (None, address):
@@ -131,7 +102,7 @@ class MembershipClient:
                 )
                 if from_leader is not None:
                     self._leader = leader.address
-                    return _member_list(from_leader)
+                    return parse_member_list(from_leader)
                 return listed
             await self._pause(round_, deadline, failures, "list the members")
             round_ += 1
@@ -271,17 +242,6 @@ class MembershipClient:
                 outcome_unknown=unknown,
             )
         await asyncio.sleep(min(_BACKOFF_S[min(round_, len(_BACKOFF_S) - 1)], remaining))
-
-
-def _member_list(reply: MemberListReply) -> MemberList:
-    members = []
-    for info in reply.Members:
-        try:
-            address: Address | None = parse_address(info.Address.decode(errors="replace"))
-        except ConfigError:
-            address = None
-        members.append(Member(info.Id, address, info.Learner))
-    return MemberList(reply.Leader, tuple(members), reply.Index)
 
 
 def _text(address: Address) -> str:

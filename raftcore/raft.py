@@ -488,7 +488,7 @@ class Raft(LeaderSide):
         if last_new is not None:
             conf = self.conf
             cut = conf.latest_index > m.index and conf.truncate(log.match_term, m.index)
-            if conf.append(m.entries) or cut:
+            if (m.carries_conf and conf.append(m.entries)) or cut:
                 self._apply_membership()
             self._send(MSG_APPEND_RESPONSE, m.sender, index=last_new)
             return

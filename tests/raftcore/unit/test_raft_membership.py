@@ -152,6 +152,7 @@ def test_4_1_a_configuration_is_in_force_once_appended_and_gone_when_its_entry_i
             log_term=0,
             commit=0,
             entries=[Entry(term=1, index=1), conf],
+            carries_conf=True,
         )
     )
     drain(raw, storage)
@@ -178,11 +179,12 @@ def test_4_1_a_follower_that_loses_its_conf_entry_to_a_conflict_reverts() -> Non
     # The log now holds term 3 at index 5: the record goes.
     assert log.truncate(lambda i, t: t == 3 if i == 5 else True, 4)
     assert not log.latest.learners and log.latest_index == 0
-    # A resent entry that still matches is kept, not duplicated or dropped.
-    log.append([entry])
+    # A resent entry that still matches is kept, not duplicated, and later records stay.
+    later = _conf_entry(9, 2, Membership((1, 2, 3), (4, 5), {4: "h:4", 5: "h:5"}, 6))
+    assert log.append([entry, later])
     assert not log.truncate(lambda i, t: True, 4)
-    log.append([entry])
-    assert log.latest_index == 5
+    assert not log.append([Entry(term=2, index=4), entry])  # a retransmit of 4..5
+    assert log.latest_index == 9 and log.latest.learners == (4, 5)
 
 
 def test_4_2_2_a_removed_leader_leads_until_the_change_commits_without_counting_itself() -> None:
