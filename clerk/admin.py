@@ -15,8 +15,10 @@ still busy with its first entry are asked again with backoff until the deadline,
 :class:`~clerk.errors.ConfChangeRefusedError` at once (nothing changed), unless an earlier ask
 of the same change went unanswered: it may have been made (a removed leader stops serving as
 soon as its removal is applied, its answer perhaps unsent), so the member list decides whether
-it was. A change still unanswered at the deadline has an unknown outcome: list the members to
-see.
+it was. The list shows a change from its append on, committed or not, so a change it shows that
+the leader refuses as not possible yet (another change pending: this one) is asked again until
+the refusal says it is made. A change still unanswered at the deadline has an unknown outcome:
+list the members to see.
 """
 
 from __future__ import annotations
@@ -169,31 +171,44 @@ class MembershipClient:
         failures: list[str] = []
         unknown = False  # a proposal may have been made: a timeout's outcome is then unknown
         round_ = 0
+
+        async def members() -> MemberList:
+            try:
+                return await self._members(deadline)
+            except OperationTimeoutError:  # the deadline passed while listing
+                raise self._timed_out(what, failures, unknown) from None
+
         while True:
             leader = self._leader
             if leader is None:
-                listed = await self._members(deadline)
+                listed = await members()
                 found = listed.find(listed.leader)
                 leader = found.address if found is not None else None
             if leader is not None:
                 reply = await self._ask(rpc, leader, request, deadline, failures)
                 if reply is None:
                     unknown = True
+                    self._leader = None  # gone, perhaps: look again
                 else:
                     err = Err.from_wire(reply.Err)
                     if err is Err.OK:
                         return reply.Id
+                    why = reply.Message.decode(errors="replace")
                     if err in (Err.CONF_CHANGE_REFUSED, Err.CONF_CHANGE_NOT_YET):
-                        settled = done(await self._members(deadline)) if unknown else None
-                        if settled is not None:
+                        settled = done(await members()) if unknown else None
+                        if settled is None:
+                            raise ConfChangeRefusedError(
+                                why, not_yet=err is Err.CONF_CHANGE_NOT_YET
+                            )
+                        if err is Err.CONF_CHANGE_REFUSED:
                             return settled
-                        raise ConfChangeRefusedError(
-                            reply.Message.decode(errors="replace"),
-                            not_yet=err is Err.CONF_CHANGE_NOT_YET,
-                        )
-                    unknown = unknown or err is Err.TIMEOUT
-                    failures.append(f"{_text(leader)}: {err}")
-                self._leader = None  # not the leader, or gone: look again
+                        # In force yet refused as not possible yet: it is the change pending,
+                        # uncommitted (a member list shows a change from its append on). Ask
+                        # the leader again until it commits.
+                    else:
+                        unknown = unknown or err is Err.TIMEOUT
+                        self._leader = None  # not the leader: look again
+                    failures.append(f"{_text(leader)}: {why or err}")
             await self._pause(round_, deadline, failures, what, unknown=unknown)
             round_ += 1
 
@@ -235,13 +250,16 @@ class MembershipClient:
         loop = asyncio.get_running_loop()
         remaining = deadline - loop.time()
         if remaining <= 0:
-            last = failures[-1] if failures else "no server was asked"
-            outcome = " (its outcome is unknown: list the members to see)" if unknown else ""
-            raise OperationTimeoutError(
-                f"could not {what} within {self.timeout:g} s{outcome}; last failure: {last}",
-                outcome_unknown=unknown,
-            )
+            raise self._timed_out(what, failures, unknown)
         await asyncio.sleep(min(_BACKOFF_S[min(round_, len(_BACKOFF_S) - 1)], remaining))
+
+    def _timed_out(self, what: str, failures: list[str], unknown: bool) -> OperationTimeoutError:
+        last = failures[-1] if failures else "no server was asked"
+        outcome = " (its outcome is unknown: list the members to see)" if unknown else ""
+        return OperationTimeoutError(
+            f"could not {what} within {self.timeout:g} s{outcome}; last failure: {last}",
+            outcome_unknown=unknown,
+        )
 
 
 def _text(address: Address) -> str:
