@@ -303,6 +303,10 @@ def test_bad_membership_input_is_refused_with_its_exit_code_and_changes_nothing(
             raftkv(cluster, "member", "add", "127.0.0.1:70000"),
             "address '127.0.0.1:70000': port 70000 is outside 1..65535",
         )
+        usage_error(
+            raftkv(cluster, "member", "remove", "nodeX"),
+            "'nodeX' names no node: expected node<i> or <i>, e.g. node0 or 0",
+        )
         refused(
             raftkv(cluster, "member", "remove", "node9"),
             1,
