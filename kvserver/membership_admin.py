@@ -7,11 +7,11 @@ holds) and the leader it knows, so a client that knows any live node finds every
 leader. The changes are made by the leader only: elsewhere they are answered ``ErrWrongLeader``
 with the leader's id, as a write is. A change is proposed through
 :meth:`Replica.propose_conf_change` and answered once it is applied on the leader (so
-committed), or ``ErrTimeout`` when that takes longer than ``change_timeout`` (its outcome is
-then unknown: list the members to see). A refusal is answered at once, nothing proposed:
-``ErrConfChangeNotYet`` when the same change may succeed later (another change pending, a
-learner still catching up), ``ErrConfChangeRefused`` when it never will as asked, each with its
-reason in one line naming nodes ``node<i>``.
+committed), or ``ErrTimeout`` when that takes longer than ``change_timeout`` or this node stops
+leading first (its outcome is then unknown: list the members to see). A refusal is answered at
+once, nothing proposed: ``ErrConfChangeNotYet`` when the same change may succeed later (another
+change pending, a learner still catching up), ``ErrConfChangeRefused`` when it never will as
+asked, each with its reason in one line naming nodes ``node<i>``.
 
 ``TransferLeader`` starts a leadership transfer (thesis 3.10) and answers once this node sees
 the target lead, ``ErrTimeout`` if it does not within ``change_timeout``.
@@ -144,7 +144,10 @@ class MembershipAdmin:
         except TimeoutError:
             return MemberChangeReply(Err=Err.TIMEOUT.wire, Leader=replica.leader_hint, Id=node_id)
         except Rejected as exc:
-            return MemberChangeReply(Err=exc.err.encode(), Leader=replica.leader_hint, Id=node_id)
+            # Proposed, then this node stopped leading: the entry may still commit under the
+            # next leader, so the outcome is unknown (ErrWrongLeader would say "not made").
+            err = Err.TIMEOUT.wire if exc.err == Err.WRONG_LEADER else exc.err.encode()
+            return MemberChangeReply(Err=err, Leader=replica.leader_hint, Id=node_id)
         return MemberChangeReply(Err=Err.OK.wire, Leader=replica.leader_hint, Id=node_id)
 
     def _wrong_leader(self) -> MemberChangeReply:
