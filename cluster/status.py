@@ -19,6 +19,7 @@ __all__ = [
     "StatusPoller",
     "format_table",
     "leader_of",
+    "reported_leader",
     "wait_for_leader",
 ]
 
@@ -91,6 +92,20 @@ def leader_of(
     if not leaders:
         return None
     term, index = max(leaders)
+    return index, term
+
+
+def reported_leader(statuses: Sequence[NodeStatus]) -> tuple[int, int] | None:
+    """(node index, term) of the leader the reachable nodes report in the highest term, when
+    none of them is that leader itself (a node added later, not polled here)."""
+    reports = [
+        (s.reply.Term, s.reply.Leader - 1)
+        for s in statuses
+        if s.reply is not None and s.reply.Leader > 0
+    ]
+    if not reports:
+        return None
+    term, index = max(reports)
     return index, term
 
 

@@ -13,7 +13,7 @@ from clerk import parse_test_conf
 from cli.caller import percentile
 from cli.server import EXIT_FATAL, add_server_arguments, node_config, serve
 from cluster.conf import format_test_conf, free_ports
-from cluster.status import NodeStatus, format_table, leader_of
+from cluster.status import NodeStatus, format_table, leader_of, reported_leader
 from kvapi.admin_pb2 import StatusReply
 from kvserver.node import Node, NodeConfig
 from kvserver.replica import Replica
@@ -119,6 +119,9 @@ def test_status_table_and_leader() -> None:
     ]
     assert leader_of(statuses) == (1, 3)
     assert leader_of([statuses[0], statuses[3]]) is None
+    # A follower names a leader this poll did not reach (a node added later): node1 in term 3.
+    assert reported_leader([statuses[0], statuses[3]]) == (1, 3)
+    assert reported_leader([statuses[3]]) is None
     table = [line.split("  ") for line in format_table(statuses).splitlines()]
     assert [[cell.strip() for cell in row if cell.strip()] for row in table] == [
         [
