@@ -93,7 +93,8 @@ class LeaderSide:
             batch.index = first - 1
             batch.log_term = log.term(first - 1)
             batch.commit = committed
-            batch.carries_conf = self.conf.has_change_in(first, batch.entries[-1].index)
+            if self.conf.has_change_in(first, batch.entries[-1].index):
+                batch.carries_conf = True
             self._stamp(batch)
             built[first] = (batch, log.last_index(), size)
         for peer in self.dirty:
@@ -265,8 +266,9 @@ class LeaderSide:
                 log_term=prev_term,
                 entries=entries,
                 commit=log.committed,
-                carries_conf=bool(entries) and self.conf.has_change_in(pr.next, last_sent),
             )
+            if entries and self.conf.has_change_in(pr.next, last_sent):
+                m.carries_conf = True
             self._stamp(m)
             size = m.ByteSize() if entries else 0  # flow control counts the window in bytes
             if built is not None:
