@@ -1,8 +1,10 @@
 """The raftkv client: ``AsyncClerk`` (asyncio) and ``Clerk`` (blocking) over ``kvServerRpc``.
 
-``clerk.core`` holds the pure decisions both share with the simulated clerks; ``clerk.errors`` the
-typed errors (each a ``NotAppliedError`` or an ``OutcomeUnknownError``); ``kvapi.config`` reads
-the original's ``test.conf``.
+``clerk.core`` holds the pure decisions both share with the simulated clerks; ``clerk.members``
+the server table by node index that follows the cluster's membership, and ``clerk.connections``
+the channels and the learning of member lists; ``clerk.errors`` the typed errors (each a
+``NotAppliedError`` or an ``OutcomeUnknownError``); ``kvapi.config`` reads the original's
+``test.conf``.
 """
 
 from clerk.aio import AsyncClerk
@@ -13,6 +15,7 @@ from clerk.errors import (
     BadCommandError,
     BadRequestError,
     ClerkError,
+    ConfChangeRefusedError,
     NotAppliedError,
     OperationTimeoutError,
     OutcomeUnknownError,
@@ -35,6 +38,7 @@ __all__ = [
     "ClerkError",
     "ClerkSession",
     "ConditionalResult",
+    "ConfChangeRefusedError",
     "ConfigError",
     "Connections",
     "NotAppliedError",

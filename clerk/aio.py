@@ -2,14 +2,21 @@
 
 Theory of operation
 -------------------
-The clerk holds one :class:`rpc.RpcChannel` per server and a :class:`clerk.core.ClerkCore` that
-makes every decision: which server to ask, how long to wait before the next ask, which request id
-a write carries. An operation asks the cached leader first. A reply ``ErrWrongLeader`` moves to
-the server its ``LeaderHint`` names (or the next one); ``ErrTimeout``, ``ErrStorageUnavailable``
-(the node cannot persist for now), an RPC timeout, a connection error or a server-side RPC
-failure move to the next server: the codes marked retryable in :mod:`kvapi.codes`. After every
-server was asked once in a round the clerk backs off (capped exponential, with jitter) before the
-next round.
+The clerk holds :class:`Connections` (the server table and one :class:`rpc.RpcChannel` per
+server) and a :class:`clerk.core.ClerkCore` that makes every decision: which server to ask, how
+long to wait before the next ask, which request id a write carries. An operation asks the cached
+leader first. A reply ``ErrWrongLeader`` moves to the server its ``LeaderHint`` names (or the
+next one); ``ErrTimeout``, ``ErrStorageUnavailable`` (the node cannot persist for now), an RPC
+timeout, a connection error or a server-side RPC failure move to the next server: the codes
+marked retryable in :mod:`kvapi.codes`. After every server was asked once in a round the clerk
+backs off (capped exponential, with jitter) before the next round.
+
+The clerk follows the membership (:mod:`clerk.connections`): servers are named by node index
+(``node<i>``, Raft id ``i + 1``), the servers given are only where it starts. When a leader hint
+names a server the clerk does not ask (a node added since), or after a whole round of asks failed,
+it learns the member list from the cluster, waiting at most one rpc timeout within the
+operation's deadline; it also refreshes the list in the background every few seconds. Learned
+members are asked from then on, removed ones no more.
 
 A write gets its request id once and keeps it through every retry, so however many copies reach
 the log it takes effect once and every copy gets the first execution's answer. Each operation has
@@ -45,14 +52,16 @@ from typing import TypeVar
 
 from google.protobuf.message import Message
 
-from clerk.connections import Connections, Servers
+from clerk.connections import ClerkServers, Connections, Servers
 from clerk.core import Attempt, ClerkCore, ClerkSession, RetryPolicy, hint_from_raft_id
 from clerk.errors import RpcRefusedError, SessionExpiredError
+from clerk.members import Address
 from clerk.recording import NotRecording, Recordable, Recording, record
 from clerk.replies import conditional, get_value, require_ok, timeout_error
 from clerk.results import ConditionalResult, StaleRead, StaleScan
 from kvapi import kvserver_rpc_pb2 as pb
 from kvapi.codes import Err
+from kvapi.config import format_address
 from kvapi.stubs import KvServerRpc
 from lincheck import HistoryRecorder
 from rpc import Rpc, RpcConnectionError, RpcRemoteError, RpcTimeoutError
@@ -106,11 +115,12 @@ _RETRY_REASONS = {
 class AsyncClerk:
     """A client of one raftkv cluster; use it as ``async with AsyncClerk(servers) as kv:``.
 
-    ``servers`` are addresses (or a test.conf path), or shared :class:`Connections`. Keys and
-    values are bytes; a str is encoded as UTF-8. ``op_timeout`` (seconds) is each operation's
-    default deadline, ``rpc_timeout`` bounds one ask of one server. ``rng`` draws the backoff
-    jitter (a fresh unseeded Random by default); ``client_id`` defaults to ``uuid4().bytes`` and
-    must be unique per clerk. Create and use it on one event loop.
+    ``servers`` are addresses (or a test.conf path) to start from, or shared
+    :class:`Connections`. Keys and values are bytes; a str is encoded as UTF-8. ``op_timeout``
+    (seconds) is each operation's default deadline, ``rpc_timeout`` bounds one ask of one
+    server. ``rng`` draws the backoff jitter (a fresh unseeded Random by default); ``client_id``
+    defaults to ``uuid4().bytes`` and must be unique per clerk. Create and use it on one event
+    loop.
     """
 
     def __init__(
@@ -130,19 +140,20 @@ class AsyncClerk:
         if isinstance(servers, Connections):
             self._connections, self._owns_connections = servers, False
         else:
-            self._connections = Connections(servers, connect_timeout=connect_timeout)
+            self._connections = Connections(
+                servers, connect_timeout=connect_timeout, rpc_timeout=rpc_timeout
+            )
             self._owns_connections = True
-        self.servers = self._connections.servers
         self.op_timeout = op_timeout
         self.rpc_timeout = rpc_timeout
         self.core = ClerkCore(
-            len(self.servers),
+            len(self._connections.table.rotation),
             client_id if client_id is not None else uuid.uuid4().bytes,
             rng if rng is not None else random.Random(),
             policy if policy is not None else RetryPolicy(),
         )
+        self._servers = ClerkServers(self._connections, self.core, rpc_timeout)
         self.history = history
-        self._channels = self._connections.channels
 
     @property
     def client_id(self) -> bytes:
@@ -151,8 +162,13 @@ class AsyncClerk:
 
     @property
     def leader(self) -> int:
-        """Index of the server this clerk currently believes leads."""
+        """Node index of the server this clerk currently believes leads."""
         return self.core.leader
+
+    @property
+    def servers(self) -> dict[int, Address]:
+        """Every server this clerk knows, by node index (learners included)."""
+        return dict(self._connections.table.addresses)
 
     async def close(self) -> None:
         """Close this clerk's own connections (shared ones stay open for the other clerks);
@@ -204,7 +220,7 @@ class AsyncClerk:
     ) -> StaleRead:
         """``key``'s value from one server's local state, which may be OUT OF DATE.
 
-        Asks ``server`` (an index) first, else the cached leader, and moves on if it fails.
+        Asks ``server`` (a node index) first, else the cached leader, and moves on if it fails.
         """
         args = pb.GetArgs(Key=_as_bytes(key), Mode=pb.READ_STALE)
         reply, served_by = await self._stale(KvServerRpc.Get, args, args.Key, server, timeout)
@@ -350,7 +366,7 @@ class AsyncClerk:
     # -- the retry loop ------------------------------------------------------------------------
 
     async def _read(self, rpc: Rpc[A, R], args: A, key: bytes, timeout: float | None) -> R:
-        attempt = self.core.start()
+        attempt = self._servers.start()
         reply = await self._ask_until_answered(rpc, lambda: args, key, attempt, timeout)
         attempt.on_success()
         return reply
@@ -363,10 +379,12 @@ class AsyncClerk:
         server: int | None,
         timeout: float | None,
     ) -> tuple[R, int]:
-        attempt = self.core.start()
+        attempt = self._servers.start()
         if server is not None:
-            if not 0 <= server < len(self.servers):
-                raise ValueError(f"server index {server} is not in 0..{len(self.servers) - 1}")
+            known = sorted(self._connections.table.addresses)
+            if server not in known:
+                names = ", ".join(map(str, known))
+                raise ValueError(f"server index {server} is not a known server ({names})")
             attempt.server = server
         reply = await self._ask_until_answered(rpc, lambda: args, key, attempt, timeout)
         # Any server answers a stale read: the leader cache learns nothing from it.
@@ -402,7 +420,7 @@ class AsyncClerk:
         timeout: float,
     ) -> tuple[W, Attempt]:
         request_id = session.new_request_id()
-        attempt = self.core.start()
+        attempt = self._servers.start()
         try:
             # Rebuilt per ask with the SAME request id: only the acknowledgement mark may rise.
             reply = await self._ask_until_answered(
@@ -437,32 +455,30 @@ class AsyncClerk:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 raise timeout_error(rpc.method, key, budget, attempt.asks - 1, last_error)
-            channel = self._channels[attempt.server]
+            address = self._servers.aim(attempt)
             bound = min(self.rpc_timeout, remaining)
             try:
+                channel = self._connections.channel(address)
                 reply = await rpc.call(channel, build(), timeout=bound)
             except (RpcTimeoutError, RpcConnectionError) as exc:
                 # An ask the operation's deadline cut short says nothing about the server: the
                 # error keeps naming the last real failure.
                 cut_short = isinstance(exc, RpcTimeoutError) and bound < self.rpc_timeout
                 if not cut_short or attempt.asks <= 1:
-                    last_error = f"node{attempt.server} ({channel.address}): {exc}"
-                delay = attempt.on_failure()
+                    last_error = f"node{attempt.server} ({format_address(address)}): {exc}"
+                delay = await self._servers.next_server(attempt, None, deadline)
             except RpcRemoteError as exc:
                 if exc.status not in _RETRYABLE_REMOTE:
                     raise RpcRefusedError(rpc.method, f"{exc.status.name}: {exc.text}") from exc
-                last_error = f"node{attempt.server} ({channel.address}): {exc}"
-                delay = attempt.on_failure()
+                last_error = f"node{attempt.server} ({format_address(address)}): {exc}"
+                delay = await self._servers.next_server(attempt, None, deadline)
             else:
                 err = Err.from_wire(reply.Err)
                 if not isinstance(err, Err) or not err.retryable:
                     return reply
                 last_error = f"node{attempt.server} {_RETRY_REASONS[err]}"
-                if err is Err.WRONG_LEADER:
-                    hint = hint_from_raft_id(reply.LeaderHint, len(self.servers))
-                    delay = attempt.on_wrong_leader(hint)
-                else:
-                    delay = attempt.on_failure()
+                hint = hint_from_raft_id(reply.LeaderHint) if err is Err.WRONG_LEADER else None
+                delay = await self._servers.next_server(attempt, hint, deadline)
             if delay:
                 await asyncio.sleep(min(delay / 1000.0, max(0.0, deadline - loop.time())))
 

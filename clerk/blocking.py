@@ -52,8 +52,13 @@ class Clerk:
 
     @property
     def leader(self) -> int:
-        """Index of the server this clerk currently believes leads."""
+        """Node index of the server this clerk currently believes leads."""
         return self._aclerk.leader
+
+    @property
+    def servers(self) -> dict[int, tuple[str, int]]:
+        """See :attr:`AsyncClerk.servers`."""
+        return self._aclerk.servers
 
     def get(self, key: Key, *, lease: bool = False, timeout: float | None = None) -> bytes | None:
         """See :meth:`AsyncClerk.get`."""

@@ -22,17 +22,24 @@ in the expired session keep their own session object, so their ids and marks nev
 new one's. Whether the refused write may be sent again is the caller's decision: only if no copy
 of it but the refused one was ever sent (see ``docs/sessions.md``).
 
+Servers. The core names servers by stable ids (the asyncio clerk uses node indexes: ``node<i>``
+is ``i``, Raft id ``i + 1``) and asks those in :attr:`ClerkCore.servers`, ids ``0..n-1`` to
+begin with. When the clerk learns the membership it calls :meth:`ClerkCore.set_servers`: the ids
+may then grow and have gaps; the cached leader follows the leader the membership names.
+
 Retries. An operation starts an :class:`Attempt` at the cached leader. Each failed ask moves to the
-next server: the leader hint from a wrong-leader reply when it names another valid server, else the
-next index in order. The first ``n_servers`` asks of a round go out at once (delay 0); after that
-many failures the round ends with a capped exponential backoff drawn with jitter, and a new round
-begins. Counting asks rather than distinct servers keeps two servers that hint at each other (a
-stale hint during an election) from spinning without a pause.
+next server: the leader hint from a wrong-leader reply when it names another of the servers, else
+the next id in ascending order (wrapping). The first ``n_servers`` asks of a round go out at once
+(delay 0); after that many failures the round ends with a capped exponential backoff drawn with
+jitter, and a new round begins. Counting asks rather than distinct servers keeps two servers that
+hint at each other (a stale hint during an election) from spinning without a pause.
 """
 
 from __future__ import annotations
 
+import bisect
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 __all__ = ["Attempt", "ClerkCore", "ClerkSession", "RetryPolicy", "hint_from_raft_id"]
@@ -73,11 +80,9 @@ class RetryPolicy:
         return max(1, round(drawn))
 
 
-def hint_from_raft_id(raft_id: int, n_servers: int) -> int | None:
-    """The server index a reply's leader hint names (Raft id = index + 1; 0 = unknown)."""
-    if 1 <= raft_id <= n_servers:
-        return raft_id - 1
-    return None
+def hint_from_raft_id(raft_id: int) -> int | None:
+    """The server id (node index) a reply's leader hint names: Raft id - 1; 0 means unknown."""
+    return raft_id - 1 if raft_id >= 1 else None
 
 
 class ClerkSession:
@@ -124,15 +129,41 @@ class ClerkCore:
         rng: random.Random,
         policy: RetryPolicy = RetryPolicy(),  # frozen, so one shared default is safe
     ) -> None:
-        """``client_id`` must be unique per clerk (the asyncio clerk uses ``uuid4().bytes``)."""
+        """Servers ``0..n_servers-1`` to begin with; ``client_id`` must be unique per clerk (the
+        asyncio clerk uses ``uuid4().bytes``)."""
         if n_servers < 1:
             raise ValueError(f"a clerk needs at least one server, not {n_servers}")
-        self.n_servers = n_servers
+        self.servers: tuple[int, ...] = tuple(range(n_servers))
+        """The ids of the servers to ask, ascending."""
         self.session = ClerkSession(client_id)
         """The current session: new writes take their ids from it."""
         self.rng = rng
         self.policy = policy
         self.leader = 0
+        """The server believed to lead; always one of :attr:`servers`."""
+
+    @property
+    def n_servers(self) -> int:
+        """How many servers there are to ask (a round's length)."""
+        return len(self.servers)
+
+    def set_servers(self, servers: Iterable[int], leader: int | None = None) -> None:
+        """The servers to ask are now ``servers`` (ids >= 0); ``leader`` is the one the
+        membership names as leader, if any. The cached leader becomes ``leader`` when it is
+        one of them, else stays when it still is one, else is the lowest id."""
+        ids = tuple(sorted(set(servers)))
+        if not ids or ids[0] < 0:
+            raise ValueError(f"servers must be ids >= 0, at least one, not {ids}")
+        self.servers = ids
+        if leader in ids:
+            self.leader = leader
+        elif self.leader not in ids:
+            self.leader = ids[0]
+
+    def next_after(self, server: int) -> int:
+        """The server after ``server`` in ascending order, wrapping; ``server`` need not be one
+        of them (it may have left)."""
+        return self.servers[bisect.bisect_right(self.servers, server) % len(self.servers)]
 
     @property
     def client_id(self) -> bytes:
@@ -177,23 +208,29 @@ class Attempt:
         self._asks_in_round = 1
 
     def on_success(self) -> None:
-        """The current server answered as leader: cache it for the next operations."""
-        self._core.leader = self.server
+        """The current server answered as leader: cache it for the next operations (unless it
+        left the servers meanwhile)."""
+        if self.server in self._core.servers:
+            self._core.leader = self.server
 
     def on_wrong_leader(self, hint: int | None) -> int:
-        """The server is not the leader; ``hint`` is the index it named, if any.
+        """The server is not the leader; ``hint`` is the id it named, if any.
 
-        Moves :attr:`server` to the hinted server when the hint is a valid other index, else to the
-        next index, and returns the delay in ms to wait before asking it.
+        Moves :attr:`server` to the hinted server when the hint is another of the servers, else
+        to the next id, and returns the delay in ms to wait before asking it.
         """
-        n = self._core.n_servers
-        if hint is not None and 0 <= hint < n and hint != self.server:
+        if hint is not None and hint in self._core.servers and hint != self.server:
             return self._move_to(hint)
-        return self._move_to((self.server + 1) % n)
+        return self._move_to(self._core.next_after(self.server))
 
     def on_failure(self) -> int:
         """The ask timed out or the connection failed: move to the next server; the delay in ms."""
-        return self._move_to((self.server + 1) % self._core.n_servers)
+        return self._move_to(self._core.next_after(self.server))
+
+    def restart(self) -> None:
+        """The servers changed under this attempt: ask the cached leader next. Counts no ask,
+        so the round and its backoff go on as they were."""
+        self.server = self._core.leader
 
     def _move_to(self, server: int) -> int:
         delay = 0

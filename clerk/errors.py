@@ -32,6 +32,7 @@ __all__ = [
     "BadCommandError",
     "BadRequestError",
     "ClerkError",
+    "ConfChangeRefusedError",
     "NotAppliedError",
     "OperationTimeoutError",
     "OutcomeUnknownError",
@@ -50,6 +51,16 @@ class ClerkError(Exception):
 
 class NotAppliedError(ClerkError):
     """The operation certainly had no effect on the store."""
+
+
+class ConfChangeRefusedError(NotAppliedError):
+    """The leader refused a membership change (``ErrConfChangeRefused``, or
+    ``ErrConfChangeNotYet`` with ``not_yet`` True: it may succeed later, a change still pending
+    or a learner still catching up); nothing changed. The message is the leader's reason."""
+
+    def __init__(self, message: str, *, not_yet: bool) -> None:
+        super().__init__(message)
+        self.not_yet = not_yet
 
 
 class OutcomeUnknownError(ClerkError):
@@ -169,6 +180,8 @@ RAISED_FOR: Mapping[Err, type[ClerkError]] = {
     Err.NO_KEY: UnexpectedReplyError,
     Err.KEY_EXISTS: UnexpectedReplyError,
     Err.CAS_MISMATCH: UnexpectedReplyError,
+    Err.CONF_CHANGE_REFUSED: ConfChangeRefusedError,
+    Err.CONF_CHANGE_NOT_YET: ConfChangeRefusedError,
 }
 """What the clerk raises for each failing Err code: the retryable ones once the deadline passes
 (they are asked again until then); the results only where the operation cannot answer so."""

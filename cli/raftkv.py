@@ -3,7 +3,8 @@
 Exit codes, for scripts:
 
 - 0: done (``get`` printed the value; ``status``: some node is leader);
-- 1: the key was not found (get, delete), or the condition failed (cas);
+- 1: the key was not found (get, delete), the condition failed (cas), or the cluster refused a
+  membership change (``member``, ``transfer-leader``: see :mod:`cli.members`);
 - 2: usage or configuration error (bad arguments, unreadable or invalid test.conf);
 - 3: the cluster is unavailable: no answer before the deadline (a write's outcome is then
   unknown), or ``status`` found no leader.
@@ -19,6 +20,7 @@ import sys
 from collections.abc import Sequence
 
 from clerk import AsyncClerk, ClerkError, ConfigError, OperationTimeoutError, ServerError
+from clerk.admin import MembershipClient
 from cli.bench import add_bench_arguments, run_bench
 from cli.common import (
     EXIT_CONDITION,
@@ -29,6 +31,7 @@ from cli.common import (
     configure_logging,
     load_servers,
 )
+from cli.members import add_member_arguments, add_transfer_arguments, run_member_command
 from cli.server import add_server_arguments, run_server
 from cluster.status import StatusPoller, format_table, leader_of
 from kvapi.codes import Err
@@ -41,8 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="raftkv",
         description="A raftkv node, client and status tool.",
-        epilog="exit codes: 0 ok, 1 key not found / condition failed, 2 usage or config error, "
-        "3 cluster unavailable or timed out",
+        epilog="exit codes: 0 ok, 1 key not found / condition failed / membership change refused, "
+        "2 usage or config error, 3 cluster unavailable or timed out",
     )
     parser.add_argument("-f", "--file", default="test.conf", help="test.conf (default ./test.conf)")
     parser.add_argument(
@@ -80,7 +83,9 @@ def _parser() -> argparse.ArgumentParser:
     cas.add_argument("key")
     cas.add_argument("expected")
     cas.add_argument("new")
-    add("status", "a table of every node's role, term, leader and indexes")
+    add("status", "a table of every member's role, term, leader and indexes")
+    add_member_arguments(add("member", "list, add, promote or remove members"), conf)
+    add_transfer_arguments(add("transfer-leader", "make another voter the leader"))
 
     # bench has its own -f (and --timeout): it must tell -f from --spawn.
     add_bench_arguments(sub.add_parser("bench", help="load-test a cluster: throughput, latency"))
@@ -104,6 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run(_status(servers, args.timeout))
         if args.timeout <= 0:
             raise ConfigError(f"--timeout must be positive, not {args.timeout}")
+        if args.command in ("member", "transfer-leader"):
+            return run(run_member_command(servers, args, args.timeout))
         return run(_client_command(servers, args))
     except ConfigError as exc:
         print(f"raftkv: {exc}", file=sys.stderr)
@@ -113,7 +120,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _status(servers: list[tuple[str, int]], timeout: float) -> int:
-    poller = StatusPoller(servers, timeout=min(timeout, 1.0))
+    # Every member, the ones added since test.conf was written included (test.conf's nodes
+    # that are no members any more stay listed, as such).
+    nodes = dict(enumerate(servers))
+    async with MembershipClient(servers, timeout=min(timeout, 1.0)) as members:
+        try:
+            listed = await members.members()
+        except OperationTimeoutError:
+            listed = None
+    for member in listed.members if listed is not None else ():
+        if member.address is not None:
+            nodes[member.raft_id - 1] = member.address
+    poller = StatusPoller(nodes, timeout=min(timeout, 1.0))
     try:
         statuses = await poller.poll()
     finally:

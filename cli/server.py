@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import gc
 import logging
 import os
@@ -22,7 +23,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kvapi.config import ConfigError, load_test_conf
+from clerk.admin import MembershipClient
+from clerk.errors import OperationTimeoutError
+from cli.common import EXIT_UNAVAILABLE, EXIT_USAGE
+from kvapi.config import ConfigError, format_address, load_test_conf, parse_address
 from kvapi.nodes import node_name, parse_node_index, raft_id
 from kvserver.node import Node, NodeConfig
 from kvserver.storage import DEFAULT_SEGMENT_BYTES
@@ -50,6 +54,24 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
         required=True,
         metavar="I",
         help="this node: node<I> of test.conf (I or nodeI, from 0)",
+    )
+    parser.add_argument(
+        "--join",
+        action="store_true",
+        help="this node was added with `raftkv member add`: a fresh data directory starts with "
+        "no configuration and gets the log from the leader (-f only says where the cluster is)",
+    )
+    parser.add_argument(
+        "--listen",
+        type=_listen_address,
+        metavar="HOST:PORT",
+        help="where to listen (default: this node's address in its configuration or test.conf)",
+    )
+    parser.add_argument(
+        "--force-new-cluster",
+        action="store_true",
+        help="quorum-loss recovery: make this node the only member of its cluster, keeping its "
+        "data; add new members afterwards (docs/operations.md)",
     )
     parser.add_argument(
         "--data-dir",
@@ -99,6 +121,13 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _listen_address(text: str) -> tuple[str, int]:
+    try:
+        return parse_address(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
 def _node_index(text: str) -> int:
     try:
         return parse_node_index(text)
@@ -112,10 +141,15 @@ def node_config(args: argparse.Namespace) -> NodeConfig:
         servers = load_test_conf(args.file)
     except OSError as exc:
         raise ConfigError(f"cannot read {args.file}: {exc.strerror or exc}") from exc
-    if not 0 <= args.id < len(servers):
+    data_dir = args.data_dir / f"node{args.id}"
+    known = args.join or args.listen is not None or _holds_data(data_dir)
+    if not 0 <= args.id < len(servers) and not known:
         raise ConfigError(
-            f"--id {args.id}: {args.file} names node0..node{len(servers) - 1}, not node{args.id}"
+            f"--id {args.id}: {args.file} names node0..node{len(servers) - 1}, not node{args.id} "
+            "(a node added with `raftkv member add` starts with --join --listen HOST:PORT)"
         )
+    if args.join and args.force_new_cluster:
+        raise ConfigError("--join and --force-new-cluster exclude each other")
     if args.max_raft_state < 0:
         raise ConfigError(f"--max-raft-state must not be negative, not {args.max_raft_state}")
     if args.segment_bytes <= 0:
@@ -129,7 +163,7 @@ def node_config(args: argparse.Namespace) -> NodeConfig:
     return NodeConfig(
         node_id=raft_id(args.id),
         peers={raft_id(i): address for i, address in enumerate(servers)},
-        data_dir=args.data_dir / f"node{args.id}",
+        data_dir=data_dir,
         tick_ms=args.tick_ms,
         max_raft_state=args.max_raft_state or None,
         fsync=not args.no_fsync,
@@ -137,13 +171,62 @@ def node_config(args: argparse.Namespace) -> NodeConfig:
         lease_reads=args.lease_reads,
         lease_drift_margin=args.lease_drift_margin,
         clock_rate=args.test_clock_rate,
+        listen=args.listen,
+        join=args.join,
+        force_new_cluster=args.force_new_cluster,
     )
+
+
+def _holds_data(data_dir: Path) -> bool:
+    """Whether ``data_dir`` holds a node's files already (so its configuration is known)."""
+    return data_dir.is_dir() and any(data_dir.iterdir())
 
 
 def run_server(args: argparse.Namespace) -> int:
     """Run ``raftkv server`` with parsed arguments; return the exit code."""
     config = node_config(args)
+    if config.join and not _holds_data(config.data_dir):
+        # A fresh joining node: the cluster must know it, at this address, or it would wait
+        # forever for a leader that never calls.
+        checked = run(joined_address(config, args.file))
+        if isinstance(checked, int):
+            return checked
+        listen, members = checked
+        config = dataclasses.replace(config, listen=listen, peers=members)
     return run(serve(config, exit_with_stdin=args.exit_with_stdin))
+
+
+async def joined_address(
+    config: NodeConfig, conf_file: str
+) -> tuple[tuple[str, int], dict[int, tuple[str, int]]] | int:
+    """Where the cluster expects the joining node (its address in the member list) and where
+    the other members are (so it can answer the leader before its log names them). An exit
+    code instead, the reason printed, when the cluster does not know the node (2), knows it at
+    another address (2) or does not answer (3)."""
+    name = node_name(config.node_id)
+    async with MembershipClient(list(config.peers.values()), timeout=10.0) as client:
+        try:
+            listed = await client.members()
+        except OperationTimeoutError as exc:
+            print(f"raftkv: cannot join: no node of {conf_file} answered: {exc}", file=sys.stderr)
+            return EXIT_UNAVAILABLE
+    member = listed.find(config.node_id)
+    if member is None or member.address is None:
+        print(
+            f"raftkv: cannot join: the cluster does not know {name} "
+            "(add it first: raftkv member add HOST:PORT)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    if config.listen is not None and member.address != config.listen:
+        print(
+            f"raftkv: cannot join: {name} was added at {format_address(member.address)}, "
+            f"not at {format_address(config.listen)}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    members = {m.raft_id: m.address for m in listed.members if m.address is not None}
+    return member.address, members
 
 
 async def serve(config: NodeConfig, *, exit_with_stdin: bool = False) -> int:
@@ -172,8 +255,11 @@ async def serve(config: NodeConfig, *, exit_with_stdin: bool = False) -> int:
     try:
         await node.start()
     except OSError as exc:
-        host, port = config.address
+        host, port = node.address
         _log.critical("cannot listen on %s:%d: %s", host, port, exc.strerror or exc)
+        return EXIT_FATAL
+    except ValueError as exc:  # nothing says where it listens, a removed node forced, ...
+        _log.critical("%s", exc)
         return EXIT_FATAL
     except StorageError as exc:
         _log.critical("cannot open the data directory %s: %s", config.data_dir, exc)
@@ -189,6 +275,8 @@ async def serve(config: NodeConfig, *, exit_with_stdin: bool = False) -> int:
     signalled.cancel()
     if stopped.done():
         error = stopped.exception()
+        if error is None:
+            return 0  # removed from the cluster: said so already
         _log.critical("%s ended by a fatal error: %r", node_name(config.node_id), error)
         await node.stop()
         return EXIT_FATAL

@@ -20,6 +20,7 @@ from pathlib import Path
 from clerk import AsyncClerk
 from cluster.conf import format_test_conf, free_ports
 from cluster.status import NodeStatus, StatusPoller, wait_for_leader
+from kvapi.config import format_address
 
 __all__ = ["STOP_GRACE_S", "ProcCluster", "child_env", "server_command", "stop_children"]
 
@@ -71,7 +72,10 @@ def stop_children(children: Sequence[subprocess.Popen[bytes]], grace: float) -> 
 
 
 class ProcCluster:
-    """N node processes sharing one test.conf in ``workdir``; node i is Raft id i + 1."""
+    """N node processes sharing one test.conf in ``workdir``; node i is Raft id i + 1.
+
+    Nodes added later with ``raftkv member add`` are started with :meth:`join`; they are
+    not in test.conf, and :attr:`addresses` names every node, theirs too."""
 
     def __init__(
         self,
@@ -98,8 +102,14 @@ class ProcCluster:
         )
         self.conf = workdir / "test.conf"
         self.conf.write_text(format_test_conf(self.servers), encoding="utf-8")
+        self.joined: dict[int, tuple[str, int]] = {}
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
         self._all: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def addresses(self) -> dict[int, tuple[str, int]]:
+        """Every node's address by index: test.conf's, then the joined ones'."""
+        return {**dict(enumerate(self.servers)), **self.joined}
 
     def command(self, i: int) -> list[str]:
         """The command line that runs node i (a subclass may wrap it, e.g. in a namespace)."""
@@ -110,11 +120,14 @@ class ProcCluster:
             log_level=self.log_level,
             max_raft_state=self.max_raft_state,
         )
+        if i in self.joined:
+            command += ["--join", "--listen", format_address(self.joined[i])]
         return command + self.extra_args + self.node_args.get(i, [])
 
-    def start(self, i: int) -> None:
-        """Start node i (again, after it was killed: same data directory, same port)."""
-        command = self.command(i)
+    def start(self, i: int, once: Sequence[str] = ()) -> None:
+        """Start node i (again, after it was killed: same data directory, same port); ``once``
+        are more arguments for this run only (e.g. ``--force-new-cluster``)."""
+        command = self.command(i) + list(once)
         with open(self.workdir / f"node{i}.log", "ab") as log:
             proc = subprocess.Popen(
                 command,
@@ -128,9 +141,15 @@ class ProcCluster:
         self._all.append(proc)
 
     def start_all(self) -> None:
-        """Start every node."""
+        """Start every node of test.conf."""
         for i in range(self.n):
             self.start(i)
+
+    def join(self, i: int, address: tuple[str, int]) -> None:
+        """Start node i, which ``raftkv member add`` added at ``address``, as a joining node
+        (``--join --listen``); :meth:`start` restarts it the same way."""
+        self.joined[i] = address
+        self.start(i)
 
     def signal(self, i: int, sig: signal.Signals) -> None:
         """Send ``sig`` to node i."""
@@ -146,6 +165,13 @@ class ProcCluster:
             if proc.poll() is not None:
                 tail = self.log(i)[-2000:]
                 raise RuntimeError(f"node{i} exited with code {proc.returncode}:\n{tail}")
+
+    def wait(self, i: int, timeout: float) -> int:
+        """Wait up to ``timeout`` s for node i to exit by itself (subprocess.TimeoutExpired if
+        it does not), reap it; its exit code."""
+        code = self.procs[i].wait(timeout=timeout)
+        self.procs.pop(i)
+        return code
 
     def kill(self, i: int) -> None:
         """kill -9 node i and reap it."""
@@ -167,8 +193,9 @@ class ProcCluster:
         stop_children(self._all, grace=STOP_GRACE_S)
 
     async def statuses(self, timeout: float = 0.5) -> list[NodeStatus]:
-        """Every node's status now (unreachable nodes included, with reply None)."""
-        poller = StatusPoller(self.servers, timeout=timeout)
+        """Every node's status now, in index order (unreachable nodes included, with reply
+        None)."""
+        poller = StatusPoller(self.addresses, timeout=timeout)
         try:
             return await poller.poll()
         finally:
@@ -179,7 +206,7 @@ class ProcCluster:
     ) -> tuple[int, int]:
         """(index, term) of a leader among ``among`` in a term above ``above_term``;
         TimeoutError if none within ``timeout`` seconds."""
-        leader = await wait_for_leader(self.servers, timeout, among=among, above_term=above_term)
+        leader = await wait_for_leader(self.addresses, timeout, among=among, above_term=above_term)
         if leader is None:
             raise TimeoutError(f"no leader within {timeout:g} s")
         return leader

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from kvapi.admin_pb2 import StatusReply, StatusRequest
@@ -19,6 +19,7 @@ __all__ = [
     "StatusPoller",
     "format_table",
     "leader_of",
+    "reported_leader",
     "wait_for_leader",
 ]
 
@@ -35,19 +36,30 @@ class NodeStatus:
 
 
 class StatusPoller:
-    """Keeps one channel per node and asks all of them at once; use on one event loop."""
+    """Keeps one channel per node and asks all of them at once; use on one event loop.
 
-    def __init__(self, servers: Sequence[tuple[str, int]], *, timeout: float = 1.0) -> None:
-        self.servers = list(servers)
+    ``servers``: test.conf's addresses in node order, or node<i> -> address for a cluster whose
+    members are not test.conf's."""
+
+    def __init__(
+        self,
+        servers: Sequence[tuple[str, int]] | Mapping[int, tuple[str, int]],
+        *,
+        timeout: float = 1.0,
+    ) -> None:
+        by_index = servers if isinstance(servers, Mapping) else dict(enumerate(servers))
+        self.servers = dict(sorted(by_index.items()))
         self.timeout = timeout
-        self._channels = [
-            RpcChannel(host, port, connect_timeout=timeout, backoff_initial=0.05, backoff_max=0.2)
-            for host, port in self.servers
-        ]
+        self._channels = {
+            i: RpcChannel(
+                host, port, connect_timeout=timeout, backoff_initial=0.05, backoff_max=0.2
+            )
+            for i, (host, port) in self.servers.items()
+        }
 
     async def poll(self) -> list[NodeStatus]:
-        """Every node's status, in test.conf order; never raises for an unreachable node."""
-        return list(await asyncio.gather(*(self._ask(i) for i in range(len(self.servers)))))
+        """Every node's status, in node order; never raises for an unreachable node."""
+        return list(await asyncio.gather(*(self._ask(i) for i in self.servers)))
 
     async def _ask(self, index: int) -> NodeStatus:
         address = self.servers[index]
@@ -61,7 +73,7 @@ class StatusPoller:
 
     async def close(self) -> None:
         """Close every channel."""
-        await asyncio.gather(*(channel.close() for channel in self._channels))
+        await asyncio.gather(*(channel.close() for channel in self._channels.values()))
 
 
 def leader_of(
@@ -83,12 +95,26 @@ def leader_of(
     return index, term
 
 
+def reported_leader(statuses: Sequence[NodeStatus]) -> tuple[int, int] | None:
+    """(node index, term) of the leader the reachable nodes report in the highest term, when
+    none of them is that leader itself (a node added later, not polled here)."""
+    reports = [
+        (s.reply.Term, s.reply.Leader - 1)
+        for s in statuses
+        if s.reply is not None and s.reply.Leader > 0
+    ]
+    if not reports:
+        return None
+    term, index = max(reports)
+    return index, term
+
+
 class ClusterStartError(RuntimeError):
     """A node of the cluster being waited for has exited."""
 
 
 async def wait_for_leader(
-    servers: Sequence[tuple[str, int]],
+    servers: Sequence[tuple[str, int]] | Mapping[int, tuple[str, int]],
     timeout: float,
     *,
     alive: Sequence[subprocess.Popen[bytes]] = (),
@@ -96,8 +122,9 @@ async def wait_for_leader(
     above_term: int = 0,
     interval: float = 0.02,
 ) -> tuple[int, int] | None:
-    """(node index, term) of a leader once one is elected (see :func:`leader_of` for
-    ``among`` and ``above_term``), None if none within ``timeout`` seconds. Raises
+    """(node index, term) of a leader once one is elected (``servers`` as for
+    :class:`StatusPoller`; see :func:`leader_of` for ``among`` and ``above_term``), None if
+    none within ``timeout`` seconds. Raises
     ClusterStartError as soon as one of the ``alive`` processes (node i at place i) has exited."""
     poller = StatusPoller(servers, timeout=0.3)
     loop = asyncio.get_running_loop()
@@ -127,6 +154,7 @@ _COLUMNS = (
     "applied",
     "last",
     "snapshot",
+    "member",
 )
 
 
@@ -138,11 +166,12 @@ def format_table(statuses: Sequence[NodeStatus]) -> str:
         row = [f"node{s.index}", f"{host}:{port}"]
         r = s.reply
         if r is None:
-            row += ["no"] + ["-"] * 7
+            row += ["no"] + ["-"] * 8
         else:
             leader = node_name(r.Leader) if r.Leader else "-"
             row += ["yes", r.Role.decode(), str(r.Term), leader, str(r.Commit), str(r.Applied)]
-            row += [str(r.LastIndex), str(r.SnapshotIndex)]
+            member = ("learner" if r.Learner else "voter") if r.Member else "none"
+            row += [str(r.LastIndex), str(r.SnapshotIndex), member]
         rows.append(row)
     widths = [max(len(row[c]) for row in rows) for c in range(len(_COLUMNS))]
     return "\n".join(

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11kvapi/admin.proto\x12\x06raftkv\"\x0f\n\rStatusRequest\"\xc3\x01\n\x0bStatusReply\x12\n\n\x02Id\x18\x01 \x01(\x04\x12\x0c\n\x04Host\x18\x02 \x01(\x0c\x12\x0c\n\x04Port\x18\x03 \x01(\r\x12\x0c\n\x04Role\x18\x04 \x01(\x0c\x12\x0c\n\x04Term\x18\x05 \x01(\x04\x12\x0e\n\x06Leader\x18\x06 \x01(\x04\x12\x0e\n\x06\x43ommit\x18\x07 \x01(\x04\x12\x0f\n\x07\x41pplied\x18\x08 \x01(\x04\x12\x11\n\tLastIndex\x18\t \x01(\x04\x12\x15\n\rSnapshotIndex\x18\n \x01(\x04\x12\x15\n\rPeerHeldBytes\x18\x0b \x01(\x04\x32\x41\n\tnodeAdmin\x12\x34\n\x06Status\x12\x15.raftkv.StatusRequest\x1a\x13.raftkv.StatusReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11kvapi/admin.proto\x12\x06raftkv\"\x0f\n\rStatusRequest\"\xe4\x01\n\x0bStatusReply\x12\n\n\x02Id\x18\x01 \x01(\x04\x12\x0c\n\x04Host\x18\x02 \x01(\x0c\x12\x0c\n\x04Port\x18\x03 \x01(\r\x12\x0c\n\x04Role\x18\x04 \x01(\x0c\x12\x0c\n\x04Term\x18\x05 \x01(\x04\x12\x0e\n\x06Leader\x18\x06 \x01(\x04\x12\x0e\n\x06\x43ommit\x18\x07 \x01(\x04\x12\x0f\n\x07\x41pplied\x18\x08 \x01(\x04\x12\x11\n\tLastIndex\x18\t \x01(\x04\x12\x15\n\rSnapshotIndex\x18\n \x01(\x04\x12\x15\n\rPeerHeldBytes\x18\x0b \x01(\x04\x12\x0f\n\x07Learner\x18\x0c \x01(\x08\x12\x0e\n\x06Member\x18\r \x01(\x08\":\n\nMemberInfo\x12\n\n\x02Id\x18\x01 \x01(\x04\x12\x0f\n\x07\x41\x64\x64ress\x18\x02 \x01(\x0c\x12\x0f\n\x07Learner\x18\x03 \x01(\x08\"\x13\n\x11MemberListRequest\"b\n\x0fMemberListReply\x12\x0b\n\x03\x45rr\x18\x01 \x01(\x0c\x12\x0e\n\x06Leader\x18\x02 \x01(\x04\x12#\n\x07Members\x18\x03 \x03(\x0b\x32\x12.raftkv.MemberInfo\x12\r\n\x05Index\x18\x04 \x01(\x04\"#\n\x10MemberAddRequest\x12\x0f\n\x07\x41\x64\x64ress\x18\x01 \x01(\x0c\"\x1d\n\x0fMemberIdRequest\x12\n\n\x02Id\x18\x01 \x01(\x04\"M\n\x11MemberChangeReply\x12\x0b\n\x03\x45rr\x18\x01 \x01(\x0c\x12\x0e\n\x06Leader\x18\x02 \x01(\x04\x12\n\n\x02Id\x18\x03 \x01(\x04\x12\x0f\n\x07Message\x18\x04 \x01(\x0c\x32\x94\x03\n\tnodeAdmin\x12\x34\n\x06Status\x12\x15.raftkv.StatusRequest\x1a\x13.raftkv.StatusReply\x12@\n\nMemberList\x12\x19.raftkv.MemberListRequest\x1a\x17.raftkv.MemberListReply\x12@\n\tMemberAdd\x12\x18.raftkv.MemberAddRequest\x1a\x19.raftkv.MemberChangeReply\x12\x43\n\rMemberPromote\x12\x17.raftkv.MemberIdRequest\x1a\x19.raftkv.MemberChangeReply\x12\x42\n\x0cMemberRemove\x12\x17.raftkv.MemberIdRequest\x1a\x19.raftkv.MemberChangeReply\x12\x44\n\x0eTransferLeader\x12\x17.raftkv.MemberIdRequest\x1a\x19.raftkv.MemberChangeReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,7 +34,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STATUSREQUEST']._serialized_start=29
   _globals['_STATUSREQUEST']._serialized_end=44
   _globals['_STATUSREPLY']._serialized_start=47
-  _globals['_STATUSREPLY']._serialized_end=242
-  _globals['_NODEADMIN']._serialized_start=244
-  _globals['_NODEADMIN']._serialized_end=309
+  _globals['_STATUSREPLY']._serialized_end=275
+  _globals['_MEMBERINFO']._serialized_start=277
+  _globals['_MEMBERINFO']._serialized_end=335
+  _globals['_MEMBERLISTREQUEST']._serialized_start=337
+  _globals['_MEMBERLISTREQUEST']._serialized_end=356
+  _globals['_MEMBERLISTREPLY']._serialized_start=358
+  _globals['_MEMBERLISTREPLY']._serialized_end=456
+  _globals['_MEMBERADDREQUEST']._serialized_start=458
+  _globals['_MEMBERADDREQUEST']._serialized_end=493
+  _globals['_MEMBERIDREQUEST']._serialized_start=495
+  _globals['_MEMBERIDREQUEST']._serialized_end=524
+  _globals['_MEMBERCHANGEREPLY']._serialized_start=526
+  _globals['_MEMBERCHANGEREPLY']._serialized_end=603
+  _globals['_NODEADMIN']._serialized_start=606
+  _globals['_NODEADMIN']._serialized_end=1010
 # @@protoc_insertion_point(module_scope)

@@ -59,6 +59,12 @@ class Err(enum.StrEnum):
     STALE_REQUEST = "ErrStaleRequest"
     #: The client's session expired: the write was not executed (docs/sessions.md).
     SESSION_EXPIRED = "ErrSessionExpired"
+    #: nodeAdmin: the membership change makes no sense in the configuration in force (an
+    #: unknown node, the last voter, an address already a member, ...): nothing changed.
+    CONF_CHANGE_REFUSED = "ErrConfChangeRefused"
+    #: nodeAdmin: the change cannot be made yet (another one is pending, the learner has not
+    #: caught up): nothing changed; the same request may succeed later.
+    CONF_CHANGE_NOT_YET = "ErrConfChangeNotYet"
 
     @classmethod
     def from_wire(cls, raw: bytes) -> Err | str:

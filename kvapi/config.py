@@ -19,7 +19,7 @@ import os
 import re
 from pathlib import Path
 
-__all__ = ["ConfigError", "load_test_conf", "parse_test_conf"]
+__all__ = ["ConfigError", "format_address", "load_test_conf", "parse_address", "parse_test_conf"]
 
 _HOSTNAME_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)\Z")
 
@@ -68,6 +68,21 @@ def parse_test_conf(text: str, source: str = "test.conf") -> list[tuple[str, int
 def load_test_conf(path: str | os.PathLike[str]) -> list[tuple[str, int]]:
     """Read ``path`` and parse it with :func:`parse_test_conf` (OSError if it cannot be read)."""
     return parse_test_conf(Path(path).read_text(encoding="utf-8"), str(path))
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` as (host, port), checked as test.conf's addresses are; ConfigError with a
+    one-line reason otherwise."""
+    host, sep, port = text.strip().rpartition(":")
+    if not sep:
+        raise ConfigError(f"{text!r} is not an address: expected HOST:PORT, e.g. 127.0.0.1:7100")
+    _check_host(host, f"address {text!r}")
+    return host, _parse_port(port, f"address {text!r}")
+
+
+def format_address(address: tuple[str, int]) -> str:
+    """(host, port) as ``HOST:PORT``, the form membership changes carry."""
+    return f"{address[0]}:{address[1]}"
 
 
 def _check_host(host: str, where: str) -> None:

@@ -13,7 +13,15 @@ from typing import Protocol, TypedDict
 
 from kvapi import admin_pb2, kvserver_rpc_pb2
 from kvapi import kvserver_rpc_pb2 as pb
-from kvapi.admin_pb2 import StatusReply, StatusRequest
+from kvapi.admin_pb2 import (
+    MemberAddRequest,
+    MemberChangeReply,
+    MemberIdRequest,
+    MemberListReply,
+    MemberListRequest,
+    StatusReply,
+    StatusRequest,
+)
 from rpc import HandlerResult, Rpc, RpcController, TypedStub
 
 __all__ = ["KvServerRpc", "KvServerRpcHandlers", "NodeAdmin", "NodeAdminHandlers"]
@@ -56,15 +64,28 @@ class KvServerRpc(TypedStub[KvServerRpcHandlers]):
     Scan = Rpc(pb.ScanArgs, pb.ScanReply)
 
 
+_MemberChange = Callable[[MemberIdRequest, RpcController], HandlerResult[MemberChangeReply]]
+
+
 class NodeAdminHandlers(TypedDict):
     """A server of ``nodeAdmin``: its handler function by method name, served with
-    ``NodeAdmin.serve(provider, {"Status": on_status})``."""
+    ``NodeAdmin.serve(provider, {"Status": on_status, ...})``."""
 
     Status: Callable[[StatusRequest, RpcController], HandlerResult[StatusReply]]
+    MemberList: Callable[[MemberListRequest, RpcController], HandlerResult[MemberListReply]]
+    MemberAdd: Callable[[MemberAddRequest, RpcController], HandlerResult[MemberChangeReply]]
+    MemberPromote: _MemberChange
+    MemberRemove: _MemberChange
+    TransferLeader: _MemberChange
 
 
 class NodeAdmin(TypedStub[NodeAdminHandlers]):
-    """Operators' view of one node (admin.proto)."""
+    """Operators' view of one node and the cluster's membership (admin.proto)."""
 
     SERVICE = admin_pb2.DESCRIPTOR.services_by_name["nodeAdmin"]
     Status = Rpc(StatusRequest, StatusReply)
+    MemberList = Rpc(MemberListRequest, MemberListReply)
+    MemberAdd = Rpc(MemberAddRequest, MemberChangeReply)
+    MemberPromote = Rpc(MemberIdRequest, MemberChangeReply)
+    MemberRemove = Rpc(MemberIdRequest, MemberChangeReply)
+    TransferLeader = Rpc(MemberIdRequest, MemberChangeReply)

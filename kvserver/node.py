@@ -2,7 +2,7 @@
 
 The node serves ``kvServerRpc`` (clients, :mod:`kvserver.service`) and ``raftRpc`` (peers) on one
 port, as the original did, and beside them ``nodeAdmin`` (kvapi/admin.proto: :meth:`Node.status`
-for operators).
+for operators, and the membership methods, :mod:`kvserver.membership_admin`).
 
 Theory of operation
 -------------------
@@ -33,6 +33,15 @@ The queue and the calls are bounded (flow control, :mod:`kvserver.peer_sender`):
 fit is dropped and the core told to probe the peer. A failed call only tells the core the peer is
 unreachable: Raft retransmits on its own, so the transport never retries.
 
+Membership: the peers are whoever the configuration names (:mod:`kvserver.peer_book`), so they
+change with every membership change; test.conf only seeds a new cluster (and names the members
+of data written before addresses were kept). A node started with ``join`` and a fresh data
+directory has no configuration and waits for the leader that added it to send it the log. A
+node whose removal is applied here, or that a peer tells so (``DeliverReply.sender_removed``:
+that peer applied the removal), logs it and stops; ids are never reused, so it cannot rejoin.
+With ``force_new_cluster`` the node first appends a configuration naming itself alone
+(quorum-loss recovery, :func:`kvserver.force_new_cluster.force_new_cluster`).
+
 A storage failure (disk full, I/O error) stalls the node instead of killing it: nothing of the
 failed Ready is sent or acknowledged, pending requests fail, and the same Ready is retried every
 ``storage_retry_s`` until the disk accepts it again (a lost snapshot transfer, or a failed restore
@@ -53,9 +62,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kvapi.admin_pb2 import StatusReply, StatusRequest
+from kvapi.config import format_address, parse_address
 from kvapi.nodes import node_name
 from kvapi.stubs import NodeAdmin
-from kvserver.peer_sender import PeerSender
+from kvserver.force_new_cluster import force_new_cluster
+from kvserver.membership_admin import MembershipAdmin
+from kvserver.peer_book import PeerBook
 from kvserver.raft_rpc import RaftRpc
 from kvserver.raft_transport_pb2 import DeliverReply, MessageBatch
 from kvserver.replica import Replica, restore_machine
@@ -66,19 +78,26 @@ from kvserver.sync_thread import SyncThread
 from raftcore import Config, RawNode, ReadOnlyOption, Role
 from raftcore.raftpb_pb2 import Message
 from raftcore.storage import StorageError
-from rpc import RpcChannel, RpcController, RpcProvider
+from rpc import RpcController, RpcProvider
 
 __all__ = ["Node", "NodeConfig"]
 
 _log = logging.getLogger(__name__)
+
+_DRAIN_BEFORE_STOP_S = 1.0
 
 
 @dataclass(frozen=True)
 class NodeConfig:
     """Where a node lives and how it paces itself.
 
-    ``peers`` maps every voter's Raft id (this node's included) to its (host, port); the node
-    listens on its own entry. Times: one tick is ``tick_ms``; the election timeout is random in
+    ``peers`` maps the Raft id of every node test.conf names to its (host, port): the voters of
+    a new cluster, where a joining node's operator found the cluster, and the addresses of
+    members that data written before addresses were kept does not name. The node listens on
+    ``listen``, else on its own address in its configuration, else on test.conf's. ``join``: a
+    fresh data directory starts with no configuration (the node was added with ``member add``
+    and waits for the leader); ``force_new_cluster``: make this node the only member first
+    (quorum-loss recovery). Times: one tick is ``tick_ms``; the election timeout is random in
     ``[election_tick, 2 * election_tick)`` ticks and the leader heartbeats every
     ``heartbeat_tick`` ticks. ``max_raft_state`` (bytes of log) triggers a snapshot; None never
     snapshots. ``fsync=False`` is for benchmarks only: a crash then loses acknowledged writes.
@@ -108,10 +127,13 @@ class NodeConfig:
     lease_drift_margin: float = 0.1
     request_timeout_s: float = 0.5
     clock_rate: float = 1.0
+    listen: tuple[str, int] | None = None
+    join: bool = False
+    force_new_cluster: bool = False
 
     def __post_init__(self) -> None:
-        if self.node_id not in self.peers:
-            raise ValueError(f"Raft id {self.node_id} is not among the peers {sorted(self.peers)}")
+        if self.join and self.force_new_cluster:
+            raise ValueError("join and force_new_cluster exclude each other")
         if self.tick_ms <= 0:
             raise ValueError(f"tick_ms must be positive, not {self.tick_ms}")
         if self.clock_rate <= 0:
@@ -123,9 +145,9 @@ class NodeConfig:
         return self.tick_ms / 1000 / self.clock_rate
 
     @property
-    def address(self) -> tuple[str, int]:
-        """This node's own (host, port)."""
-        return self.peers[self.node_id]
+    def address(self) -> tuple[str, int] | None:
+        """Where this node listens if the configuration says (else its data directory does)."""
+        return self.listen or self.peers.get(self.node_id)
 
 
 class Node:
@@ -137,7 +159,16 @@ class Node:
         self._provider = RpcProvider()
         self._storage: DiskStorage | None = None
         self._replica: Replica | None = None
-        self._senders: dict[int, PeerSender] = {}
+        self._peers = PeerBook(
+            config.node_id,
+            {i: a for i, a in config.peers.items() if i != config.node_id},
+            max_calls=config.max_calls_in_flight_per_peer,
+            call_timeout=config.peer_call_timeout_s,
+            on_failed=self.peer_unreachable,
+            on_delivered=self.peer_reachable,
+            on_dropped=self.peer_overflowed,
+        )
+        self._address: tuple[str, int] | None = config.address
         self._unreachable: set[int] = set()
         self._process_scheduled = False
         # The fdatasync of the Ready being finished, running on _sync_thread (None when idle).
@@ -148,6 +179,8 @@ class Node:
         self._stopped: asyncio.Future[None] | None = None
         self._last_role: tuple[Role, int, int] | None = None
         self._last_snapshot_index = 0
+        self._background: set[asyncio.Task[None]] = set()
+        self._admin: MembershipAdmin | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -156,56 +189,31 @@ class Node:
         loop = asyncio.get_running_loop()
         self._stopped = loop.create_future()
         cfg = self.config
+        birth = {} if cfg.join else cfg.peers
         storage = DiskStorage(
             cfg.data_dir,
             fsync=cfg.fsync,
             segment_bytes=cfg.segment_bytes,
-            voters=sorted(cfg.peers),
+            voters=sorted(birth),
+            addresses={i: format_address(a) for i, a in birth.items()},
         )
         self._storage = storage
+        try:
+            raw = self._open_core(loop, storage)
+        except BaseException:
+            storage.close()
+            raise
         if cfg.fsync:
             self._sync_thread = SyncThread(f"fsync-{node_name(cfg.node_id)}")
         machine = KVStateMachine(random.Random(self._rng.random()))
         # The collector is the process's business (cli.server.serve freezes what this
         # restores): library code leaves process-wide state alone.
         restore_machine(storage, machine)
-        raw = RawNode(
-            Config(
-                id=cfg.node_id,
-                voters=tuple(sorted(cfg.peers)),
-                election_tick=cfg.election_tick,
-                heartbeat_tick=cfg.heartbeat_tick,
-                read_only=ReadOnlyOption.LEASE_BASED if cfg.lease_reads else ReadOnlyOption.SAFE,
-                lease_drift_margin=cfg.lease_drift_margin,
-            ),
-            storage,
-            random.Random(self._rng.random()),
-            applied=storage.snapshot_metadata().index,
-            clock=self._core_clock(loop),
-        )
         self._replica = Replica(raw, storage, machine, max_raft_state=cfg.max_raft_state)
         self._last_snapshot_index = storage.snapshot_metadata().index
-        RaftRpc.serve(self._provider, {"Deliver": self._on_deliver})
-        NodeAdmin.serve(self._provider, {"Status": self._on_status})
-        KVService(
-            self._replica,
-            self.clock_ms,
-            self.wakeup,
-            request_timeout=cfg.request_timeout_s,
-            lease_reads=cfg.lease_reads,
-        ).register(self._provider)
-        for peer, (host, port) in cfg.peers.items():
-            if peer != cfg.node_id:
-                self._senders[peer] = PeerSender(
-                    peer,
-                    RpcChannel(host, port),
-                    max_calls=cfg.max_calls_in_flight_per_peer,
-                    call_timeout=cfg.peer_call_timeout_s,
-                    on_failed=self.peer_unreachable,
-                    on_delivered=self.peer_reachable,
-                    on_dropped=self.peer_overflowed,
-                )
-        host, port = cfg.address
+        self._serve()
+        self._peers.sync(self._replica.membership, self._replica.applied_membership)
+        host, port = self.address
         try:
             await self._provider.start(host, port)
         except OSError:
@@ -222,14 +230,85 @@ class Node:
         )
         self._schedule_tick(loop.time())
 
+    def _open_core(self, loop: asyncio.AbstractEventLoop, storage: DiskStorage) -> RawNode:
+        """The Raft core over ``storage`` (after forcing a new cluster, if asked), and where
+        this node listens; ValueError if nothing says where."""
+        cfg = self.config
+        if cfg.force_new_cluster:
+            force_new_cluster(storage, cfg.node_id, cfg.listen, cfg.peers)
+        raw = RawNode(
+            Config(
+                id=cfg.node_id,
+                voters=() if cfg.join else tuple(sorted(cfg.peers)),
+                election_tick=cfg.election_tick,
+                heartbeat_tick=cfg.heartbeat_tick,
+                read_only=ReadOnlyOption.LEASE_BASED if cfg.lease_reads else ReadOnlyOption.SAFE,
+                lease_drift_margin=cfg.lease_drift_margin,
+            ),
+            storage,
+            random.Random(self._rng.random()),
+            applied=storage.snapshot_metadata().index,
+            clock=self._core_clock(loop),
+        )
+        if cfg.listen is None:
+            known = raw.membership.addresses.get(cfg.node_id)
+            if known:
+                self._address = parse_address(known)
+        if self._address is None:
+            raise ValueError(
+                f"{node_name(cfg.node_id)} does not know its address: start it with --listen"
+            )
+        return raw
+
+    @property
+    def admin(self) -> MembershipAdmin:
+        """The membership handlers of nodeAdmin (for tests that skip the RPC)."""
+        assert self._admin is not None, "start() first"
+        return self._admin
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """Where this node listens (known once started)."""
+        assert self._address is not None, "start() first"
+        return self._address
+
+    def _serve(self) -> None:
+        cfg = self.config
+        replica = self.replica
+        RaftRpc.serve(self._provider, {"Deliver": self._on_deliver})
+        admin = self._admin = MembershipAdmin(replica, self._address_text, self.wakeup)
+        NodeAdmin.serve(
+            self._provider,
+            {
+                "Status": self._on_status,
+                "MemberList": admin.member_list,
+                "MemberAdd": admin.member_add,
+                "MemberPromote": admin.member_promote,
+                "MemberRemove": admin.member_remove,
+                "TransferLeader": admin.transfer_leader,
+            },
+        )
+        KVService(
+            replica,
+            self.clock_ms,
+            self.wakeup,
+            request_timeout=cfg.request_timeout_s,
+            lease_reads=cfg.lease_reads,
+        ).register(self._provider)
+
+    def _address_text(self, member: int) -> str:
+        if member == self.config.node_id:
+            return format_address(self.address)
+        address = self._peers.address_of(member)
+        return format_address(address) if address else ""
+
     async def stop(self) -> None:
         """Stop ticking, stop serving (in-flight calls finish or fail), close storage."""
         if self._tick_handle is not None:
             self._tick_handle.cancel()
             self._tick_handle = None
         await self._provider.close()
-        for sender in self._senders.values():
-            await sender.close()
+        await self._peers.close()
         if self._syncing is not None:
             await asyncio.wait([self._syncing])
         if self._sync_thread is not None:
@@ -258,7 +337,8 @@ class Node:
         for one peer (``nodeAdmin``)."""
         replica = self.replica
         status = replica.status()
-        host, port = self.config.address
+        host, port = self.address
+        membership = replica.membership
         snapshot_index = self._last_snapshot_index
         if self._storage is not None:
             snapshot_index = self._storage.snapshot_metadata().index
@@ -273,7 +353,9 @@ class Node:
             Applied=replica.applied_index,
             LastIndex=status.last_index,
             SnapshotIndex=snapshot_index,
-            PeerHeldBytes=max((s.held_bytes for s in self._senders.values()), default=0),
+            PeerHeldBytes=self._peers.held_bytes,
+            Learner=self.config.node_id in membership.learners,
+            Member=membership.is_member(self.config.node_id),
         )
 
     def _on_status(self, request: StatusRequest, controller: RpcController) -> StatusReply:
@@ -367,31 +449,26 @@ class Node:
             self._storage_failure = None
         self._log_role_change()
         self._log_snapshot()
+        replica = self.replica
+        self._peers.sync(replica.membership, replica.applied_membership)
+        if replica.removed:
+            self._removed("its removal from the cluster is applied")
 
     def _send(self, messages: list[Message]) -> None:
-        by_peer: dict[int, list[Message]] = {}
-        for m in messages:
-            by_peer.setdefault(m.to, []).append(m)
-        for peer, batch in by_peer.items():
-            sender = self._senders.get(peer)
-            if sender is None:
-                _log.error(
-                    "%s: dropping a message to unknown Raft id %d",
-                    node_name(self.config.node_id),
-                    peer,
-                )
-                continue
-            sender.send(batch)
+        self._peers.send(messages)
 
     def _on_deliver(self, batch: MessageBatch, controller: RpcController) -> DeliverReply:
         # A plain handler: answered inline, no task per batch (the core never makes it wait).
+        replica = self.replica
         for m in batch.messages:
             if m.to != self.config.node_id:
                 controller.set_failed(
                     f"message for Raft id {m.to} delivered to {node_name(self.config.node_id)}"
                 )
                 return DeliverReply()
-        self.replica.step(batch.messages)
+            if replica.applied_membership.was_removed(m.sender):
+                return DeliverReply(sender_removed=True)
+        replica.step(batch.messages)
         self.wakeup()
         return DeliverReply()
 
@@ -411,13 +488,36 @@ class Node:
         if self._replica is not None:
             self._replica.report_unreachable(peer)
 
-    def peer_reachable(self, peer: int) -> None:
-        """A call to ``peer`` succeeded: log the recovery of a peer that had been lost."""
+    def peer_reachable(self, peer: int, reply: DeliverReply) -> None:
+        """A call to ``peer`` succeeded: log the recovery of a peer that had been lost; stop
+        if it says this node was removed."""
+        if reply.sender_removed:
+            self._removed(f"{node_name(peer)} says so")
+            return
         if peer in self._unreachable:
             self._unreachable.discard(peer)
             _log.info(
                 "%s: peer %s reachable again", node_name(self.config.node_id), node_name(peer)
             )
+
+    def _removed(self, why: str) -> None:
+        """This node is no member any more: say so once and stop serving."""
+        if self._tick_handle is None:
+            return  # stopping already
+        self._tick_handle.cancel()
+        self._tick_handle = None
+        _log.warning(
+            "%s was removed from the cluster (%s); stopping", node_name(self.config.node_id), why
+        )
+        task = asyncio.get_running_loop().create_task(self._stop_when_drained())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _stop_when_drained(self) -> None:
+        # What is queued still matters to the others: a removed leader's last appends carry the
+        # commit of its removal, and its MSG_TIMEOUT_NOW lets the successor campaign at once.
+        await self._peers.drain(_DRAIN_BEFORE_STOP_S)
+        await self.stop()
 
     def _on_storage_failure(self, exc: StorageError) -> None:
         if self._storage_failure is None:

@@ -35,7 +35,7 @@ from collections import deque
 from collections.abc import Callable
 
 from kvserver.raft_rpc import RaftRpc
-from kvserver.raft_transport_pb2 import MessageBatch
+from kvserver.raft_transport_pb2 import DeliverReply, MessageBatch
 from raftcore.raftpb_pb2 import MSG_APPEND, MSG_HEARTBEAT, MSG_SNAPSHOT, Message
 from rpc import RpcChannel, RpcError, RpcTimeoutError
 
@@ -155,8 +155,9 @@ class PeerQueue:
 class PeerSender:
     """Carries one peer's messages: a bounded queue drained by at most ``max_calls`` calls.
 
-    ``on_failed(peer, error)`` is called for every failed call, ``on_delivered(peer)`` for every
-    successful one, ``on_dropped(peer)`` when messages were dropped for lack of queue room.
+    ``on_failed(peer, error)`` is called for every failed call, ``on_delivered(peer, reply)``
+    for every successful one, ``on_dropped(peer)`` when messages were dropped for lack of queue
+    room.
     """
 
     def __init__(
@@ -167,7 +168,7 @@ class PeerSender:
         max_calls: int,
         call_timeout: float,
         on_failed: Callable[[int, Exception], None],
-        on_delivered: Callable[[int], None],
+        on_delivered: Callable[[int, DeliverReply], None],
         on_dropped: Callable[[int], None],
     ) -> None:
         self.peer = peer
@@ -210,13 +211,15 @@ class PeerSender:
 
     async def _deliver(self, batch: list[Message], size: int, timeout: float) -> None:
         try:
-            await RaftRpc.Deliver.call(self.channel, MessageBatch(messages=batch), timeout=timeout)
+            reply = await RaftRpc.Deliver.call(
+                self.channel, MessageBatch(messages=batch), timeout=timeout
+            )
         except RpcError as exc:
             if isinstance(exc, RpcTimeoutError):
                 self.channel.reset()  # free what a peer that does not read left buffered
             self._on_failed(self.peer, exc)
         else:
-            self._on_delivered(self.peer)
+            self._on_delivered(self.peer, reply)
         finally:
             self.in_flight -= 1
             self.in_flight_bytes -= size

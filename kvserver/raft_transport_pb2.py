@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from raftcore import raftpb_pb2 as raftcore_dot_raftpb__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dkvserver/raft_transport.proto\x12\x06raftkv\x1a\x15raftcore/raftpb.proto\"3\n\x0cMessageBatch\x12#\n\x08messages\x18\x01 \x03(\x0b\x32\x11.raftcore.Message\"\x0e\n\x0c\x44\x65liverReply2@\n\x07raftRpc\x12\x35\n\x07\x44\x65liver\x12\x14.raftkv.MessageBatch\x1a\x14.raftkv.DeliverReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dkvserver/raft_transport.proto\x12\x06raftkv\x1a\x15raftcore/raftpb.proto\"3\n\x0cMessageBatch\x12#\n\x08messages\x18\x01 \x03(\x0b\x32\x11.raftcore.Message\"&\n\x0c\x44\x65liverReply\x12\x16\n\x0esender_removed\x18\x01 \x01(\x08\x32@\n\x07raftRpc\x12\x35\n\x07\x44\x65liver\x12\x14.raftkv.MessageBatch\x1a\x14.raftkv.DeliverReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,7 +35,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MESSAGEBATCH']._serialized_start=64
   _globals['_MESSAGEBATCH']._serialized_end=115
   _globals['_DELIVERREPLY']._serialized_start=117
-  _globals['_DELIVERREPLY']._serialized_end=131
-  _globals['_RAFTRPC']._serialized_start=133
-  _globals['_RAFTRPC']._serialized_end=197
+  _globals['_DELIVERREPLY']._serialized_end=155
+  _globals['_RAFTRPC']._serialized_start=157
+  _globals['_RAFTRPC']._serialized_end=221
 # @@protoc_insertion_point(module_scope)

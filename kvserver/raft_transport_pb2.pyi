@@ -14,5 +14,7 @@ class MessageBatch(_message.Message):
     def __init__(self, messages: _Optional[_Iterable[_Union[_raftpb_pb2.Message, _Mapping]]] = ...) -> None: ...
 
 class DeliverReply(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("sender_removed",)
+    SENDER_REMOVED_FIELD_NUMBER: _ClassVar[int]
+    sender_removed: bool
+    def __init__(self, sender_removed: _Optional[bool] = ...) -> None: ...

@@ -41,6 +41,11 @@ more than a retry of the same call:
   Ready is durable and its messages are out, but nothing after the snapshot may be applied
   first. Its apply and ``advance`` are retried before any new work, the way a failed Ready is.
 
+Membership changes (``raftcore.membership``) are proposed through :meth:`propose_conf_change`;
+their entries are applied to no state machine, and their waiter learns the index once the
+change is applied here (committed). :attr:`removed` tells the runner this node's own removal
+is applied, so it stops serving.
+
 Snapshots: every replica compacts its own log. When the bytes of its log since the last snapshot
 pass ``max_raft_state``, it writes the state machine through ``storage.snapshot_writer`` at its
 applied index; the core then serves followers that fell behind from that snapshot. A snapshot
@@ -57,6 +62,7 @@ from kvapi.codes import Err
 from kvserver.kvcommand_pb2 import Command, Result
 from kvserver.state_machine import KVStateMachine
 from raftcore import (
+    Membership,
     NotLeaderError,
     ProposalDroppedError,
     RawNode,
@@ -65,7 +71,7 @@ from raftcore import (
     Role,
     Status,
 )
-from raftcore.raftpb_pb2 import Entry, Message, SnapshotMetadata
+from raftcore.raftpb_pb2 import ENTRY_CONF_CHANGE, Entry, Message, SnapshotMetadata
 from raftcore.storage import SnapshotAbortedError, Storage
 
 __all__ = [
@@ -138,6 +144,7 @@ class Replica:
         self._snapshot_lost = False  # a Ready was given up (module docstring)
         self._applied = core.applied_index
         self._pending_writes: dict[int, tuple[int, Waiter[Result]]] = {}
+        self._pending_conf: dict[int, tuple[int, Waiter[int]]] = {}
         self._queued_reads: list[_Read[Any]] = []
         self._reads_in_flight: dict[bytes, list[_Read[Any]]] = {}
         self._confirmed_reads: deque[tuple[int, list[_Read[Any]]]] = deque()
@@ -211,6 +218,32 @@ class Replica:
         """The core's state, for operators and tests."""
         return self._raw.status()
 
+    @property
+    def node_id(self) -> int:
+        """This replica's Raft id."""
+        return self._raw.id
+
+    @property
+    def membership(self) -> Membership:
+        """The configuration in force here: the last one the log holds, committed or not."""
+        return self._raw.membership
+
+    @property
+    def applied_membership(self) -> Membership:
+        """The configuration as of the applied index (committed)."""
+        return self._raw.membership_at(self._applied)
+
+    @property
+    def membership_index(self) -> int:
+        """Index of the conf entry that made :attr:`membership` (0: the cluster's birth)."""
+        return self._raw.membership_index
+
+    @property
+    def removed(self) -> bool:
+        """Whether this node's own removal from the cluster is applied here (so committed):
+        it takes no part any more, and ids are never reused, so it never will again."""
+        return self.applied_membership.was_removed(self._raw.id)
+
     # -- requests ------------------------------------------------------------------------------
 
     def propose(self, command: Command, waiter: Waiter[Result]) -> None:
@@ -230,6 +263,21 @@ class Replica:
             waiter.reject(Err.WRONG_LEADER)
             return
         self._pending_writes[index] = (self._raw.term, waiter)
+
+    def propose_conf_change(
+        self, kind: int, node_id: int, address: str, waiter: Waiter[int]
+    ) -> int:
+        """Propose one membership change (``RawNode.propose_conf_change``); returns the node it
+        concerns (the new id for CONF_ADD_LEARNER). ``waiter`` gets the entry's index once it
+        is applied here, or ErrWrongLeader if another leader's entry took its place.
+        Refusals raise at once, as the core raises them (NotLeaderError,
+        ProposalDroppedError, ConfChangeError); ErrStorageUnavailable goes to the waiter."""
+        if self.storage_failed:
+            waiter.reject(Err.STORAGE_UNAVAILABLE)
+            return node_id
+        index, node_id = self._raw.propose_conf_change(kind, node_id, address)
+        self._pending_conf[index] = (self._raw.term, waiter)
+        return node_id
 
     def read(
         self, query: Callable[[KVStateMachine], T], waiter: Waiter[T], *, stale: bool = False
@@ -350,10 +398,13 @@ class Replica:
         self._raw.advance(rd)
 
     def _apply_ready(self, rd: Ready) -> None:
-        if rd.soft_state is not None and rd.soft_state.role is not Role.LEADER:
-            self._fail_all(Err.WRONG_LEADER)
+        # Entries first: one this replica proposed may commit in the Ready that also says it
+        # stopped leading (a removed leader steps down as its removal commits), and a committed
+        # entry of the proposal's term is that proposal's outcome.
         for entry in rd.committed_entries:
             self._apply(entry)
+        if rd.soft_state is not None and rd.soft_state.role is not Role.LEADER:
+            self._fail_all(Err.WRONG_LEADER)
         self._serve_reads(rd)
 
     def _serve_reads(self, rd: Ready) -> None:
@@ -371,6 +422,9 @@ class Replica:
         if entry.index <= self._applied:
             return
         self._applied = entry.index
+        if entry.type == ENTRY_CONF_CHANGE:
+            self._applied_conf(entry)
+            return
         result = self.machine.apply(entry.data)
         pending = self._pending_writes.pop(entry.index, None)
         if pending is None:
@@ -381,10 +435,22 @@ class Replica:
         else:
             waiter.reject(Err.WRONG_LEADER)
 
+    def _applied_conf(self, entry: Entry) -> None:
+        pending = self._pending_conf.pop(entry.index, None)
+        if pending is not None:
+            term, waiter = pending
+            if term == entry.term:
+                waiter.resolve(entry.index)
+            else:
+                waiter.reject(Err.WRONG_LEADER)
+
     def _fail_all(self, err: str) -> None:
         writes, self._pending_writes = self._pending_writes, {}
         for _, waiter in writes.values():
             waiter.reject(err)
+        changes, self._pending_conf = self._pending_conf, {}
+        for _, conf_waiter in changes.values():
+            conf_waiter.reject(err)
         reads = [r for batch in self._reads_in_flight.values() for r in batch]
         reads += [r for _, batch in self._confirmed_reads for r in batch]
         reads += self._queued_reads
@@ -404,6 +470,8 @@ class Replica:
         # Entries this replica proposed below the snapshot can no longer be matched to a result.
         for index in [i for i in self._pending_writes if i <= meta.index]:
             self._pending_writes.pop(index)[1].reject(Err.WRONG_LEADER)
+        for index in [i for i in self._pending_conf if i <= meta.index]:
+            self._pending_conf.pop(index)[1].reject(Err.WRONG_LEADER)
 
     def _maybe_snapshot(self) -> None:
         if self.max_raft_state is not None and self._log_bytes > self.max_raft_state:
@@ -417,7 +485,9 @@ class Replica:
         if index <= self.storage.snapshot_metadata().index:
             return
         meta = SnapshotMetadata(
-            index=index, term=self.storage.term(index), conf_state=self._raw.status().conf_state
+            index=index,
+            term=self.storage.term(index),
+            conf_state=self._raw.membership_at(index).conf_state(),
         )
         writer = self.storage.snapshot_writer(meta)
         try:

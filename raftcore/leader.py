@@ -80,7 +80,8 @@ class LeaderSide:
         if batch is not None:
             self.batch = self.batch_add = None
         if not self.dirty:
-            self._maybe_step_down()
+            if self.id not in self.voters:  # inlined: flush runs for every Ready
+                self._maybe_step_down()
             return
         log = self.log
         committed = log.committed
@@ -92,22 +93,21 @@ class LeaderSide:
             batch.index = first - 1
             batch.log_term = log.term(first - 1)
             batch.commit = committed
+            if self.conf.has_change_in(first, batch.entries[-1].index):
+                batch.carries_conf = True
             self._stamp(batch)
             built[first] = (batch, log.last_index(), size)
         for peer in self.dirty:
             pr = self.prs[peer]
             self._send_append(peer, pr, committed > pr.sent_commit, built)
         self.dirty.clear()
-        self._maybe_step_down()
+        if self.id not in self.voters:
+            self._maybe_step_down()
 
     def _maybe_step_down(self) -> None:
-        """A leader the committed configuration no longer holds as a voter stops leading, once
-        the appends that carry that commit are built (thesis 4.2.2)."""
-        if (
-            self.id not in self.voters
-            and self.role is Role.LEADER
-            and self.log.committed >= self.conf.latest_index
-        ):
+        """A leader that is no voter stops leading once the configuration that says so is
+        committed and the appends that carry that commit are built (thesis 4.2.2)."""
+        if self.role is Role.LEADER and self.log.committed >= self.conf.latest_index:
             self._step_down_removed()
 
     def _tick_leader(self) -> None:
@@ -267,6 +267,8 @@ class LeaderSide:
                 entries=entries,
                 commit=log.committed,
             )
+            if entries and self.conf.has_change_in(pr.next, last_sent):
+                m.carries_conf = True
             self._stamp(m)
             size = m.ByteSize() if entries else 0  # flow control counts the window in bytes
             if built is not None:

@@ -197,16 +197,23 @@ class MembershipLog:
         self._base = base
         self._base_index = base_index
         self._records: list[tuple[int, int, Membership]] = []  # (index, term, config), by index
+        # Plain attributes, not properties: a follower reads latest_index on every append.
+        #: The configuration in force: the last conf entry's, else the base.
+        self.latest = base
+        #: Index of the last conf entry in the log (the base's index when there is none).
+        self.latest_index = base_index
 
-    @property
-    def latest(self) -> Membership:
-        """The configuration in force: the last conf entry's, else the base."""
-        return self._records[-1][2] if self._records else self._base
+    def _changed(self) -> None:
+        if self._records:
+            self.latest_index, _, self.latest = self._records[-1]
+        else:
+            self.latest, self.latest_index = self._base, self._base_index
 
-    @property
-    def latest_index(self) -> int:
-        """Index of the last conf entry in the log (the base's index when there is none)."""
-        return self._records[-1][0] if self._records else self._base_index
+    def has_change_in(self, lo: int, hi: int) -> bool:
+        """Whether a conf entry of the log lies in ``lo .. hi`` (what an append carrying those
+        entries must say: ``Message.carries_conf``)."""
+        records = self._records
+        return bool(records) and records[-1][0] >= lo and any(lo <= r[0] <= hi for r in records)
 
     def at(self, index: int) -> Membership:
         """The configuration in force once the log up to ``index`` was applied."""
@@ -222,23 +229,23 @@ class MembershipLog:
         self._base = base
         self._base_index = base_index
         self._records = []
+        self._changed()
 
     def append(self, entries: Iterable[Entry]) -> bool:
-        """Record the conf entries among ``entries`` (appended to the log, in order); returns
-        whether there was one. An entry already recorded is skipped: a resent append may carry
-        entries the log holds already, and the records after them still stand."""
+        """Record the conf entries among ``entries`` (consecutive, in the log now: after
+        :meth:`truncate` dropped what the log no longer holds); returns whether one was new."""
         found = False
         records = self._records
         for entry in entries:
             if entry.type == ENTRY_CONF_CHANGE:
-                if any(i == entry.index and t == entry.term for i, t, _ in records):
-                    continue
+                if records and records[-1][0] >= entry.index:
+                    continue  # a resent entry, recorded already (truncate keeps only those)
                 change = conf_change_of(entry)
                 assert change is not None
-                while records and records[-1][0] >= entry.index:
-                    records.pop()
                 records.append((entry.index, entry.term, Membership.of(change.result)))
                 found = True
+        if found:
+            self._changed()
         return found
 
     def truncate(self, still_holds: Callable[[int, int], bool], above: int) -> bool:
@@ -249,10 +256,6 @@ class MembershipLog:
         for pos, (index, term, _) in enumerate(records):
             if index > above and not still_holds(index, term):
                 del records[pos:]
+                self._changed()
                 return True
         return False
-
-    def compact(self, index: int) -> None:
-        """The log through ``index`` is now a snapshot: fold older records into the base."""
-        while self._records and self._records[0][0] <= index:
-            self._base_index, _, self._base = self._records.pop(0)

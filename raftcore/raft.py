@@ -256,7 +256,7 @@ class Raft(LeaderSide):
         if kind == CONF_PROMOTE and node_id in self.learners:
             pr = self.prs[node_id]
             behind = log.last_index() - pr.match
-            if behind > self.config.promote_lag:
+            if behind > self.config.promote_lag or pr.match == 0:  # 0: it never answered
                 raise ConfChangeError(
                     f"{{node}} has not caught up: it holds the log through {pr.match}, "
                     f"{behind} entries behind the leader",
@@ -488,7 +488,7 @@ class Raft(LeaderSide):
         if last_new is not None:
             conf = self.conf
             cut = conf.latest_index > m.index and conf.truncate(log.match_term, m.index)
-            if conf.append(m.entries) or cut:
+            if (m.carries_conf and conf.append(m.entries)) or cut:
                 self._apply_membership()
             self._send(MSG_APPEND_RESPONSE, m.sender, index=last_new)
             return

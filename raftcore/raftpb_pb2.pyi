@@ -131,7 +131,7 @@ class SnapshotMetadata(_message.Message):
     def __init__(self, index: _Optional[int] = ..., term: _Optional[int] = ..., conf_state: _Optional[_Union[ConfState, _Mapping]] = ...) -> None: ...
 
 class Message(_message.Message):
-    __slots__ = ("type", "to", "sender", "term", "log_term", "index", "entries", "commit", "reject", "reject_hint", "reject_term", "snapshot", "offset", "data", "done", "context", "lease_sent")
+    __slots__ = ("type", "to", "sender", "term", "log_term", "index", "entries", "commit", "reject", "reject_hint", "reject_term", "snapshot", "offset", "data", "done", "context", "lease_sent", "carries_conf")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     TO_FIELD_NUMBER: _ClassVar[int]
     SENDER_FIELD_NUMBER: _ClassVar[int]
@@ -149,6 +149,7 @@ class Message(_message.Message):
     DONE_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
     LEASE_SENT_FIELD_NUMBER: _ClassVar[int]
+    CARRIES_CONF_FIELD_NUMBER: _ClassVar[int]
     type: MessageType
     to: int
     sender: int
@@ -166,4 +167,5 @@ class Message(_message.Message):
     done: bool
     context: bytes
     lease_sent: float
-    def __init__(self, type: _Optional[_Union[MessageType, str]] = ..., to: _Optional[int] = ..., sender: _Optional[int] = ..., term: _Optional[int] = ..., log_term: _Optional[int] = ..., index: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[Entry, _Mapping]]] = ..., commit: _Optional[int] = ..., reject: _Optional[bool] = ..., reject_hint: _Optional[int] = ..., reject_term: _Optional[int] = ..., snapshot: _Optional[_Union[SnapshotMetadata, _Mapping]] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ..., done: _Optional[bool] = ..., context: _Optional[bytes] = ..., lease_sent: _Optional[float] = ...) -> None: ...
+    carries_conf: bool
+    def __init__(self, type: _Optional[_Union[MessageType, str]] = ..., to: _Optional[int] = ..., sender: _Optional[int] = ..., term: _Optional[int] = ..., log_term: _Optional[int] = ..., index: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[Entry, _Mapping]]] = ..., commit: _Optional[int] = ..., reject: _Optional[bool] = ..., reject_hint: _Optional[int] = ..., reject_term: _Optional[int] = ..., snapshot: _Optional[_Union[SnapshotMetadata, _Mapping]] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ..., done: _Optional[bool] = ..., context: _Optional[bytes] = ..., lease_sent: _Optional[float] = ..., carries_conf: _Optional[bool] = ...) -> None: ...

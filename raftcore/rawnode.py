@@ -168,6 +168,12 @@ class RawNode:
         """The configuration in force on this node (the last one its log holds)."""
         return self._raft.conf.latest
 
+    @property
+    def membership_index(self) -> int:
+        """Index of the conf entry behind :attr:`membership` (the snapshot's index, or 0 at
+        the cluster's birth, when the log holds none)."""
+        return self._raft.conf.latest_index
+
     def membership_at(self, index: int) -> Membership:
         """The configuration once the log through ``index`` is applied (what a snapshot taken
         at ``index`` must carry)."""

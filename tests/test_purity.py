@@ -2,8 +2,8 @@
 
 One checker, run on the source with ast over every module that must stay pure: the Raft core and
 its simulator, the skip list, the KV state machine and its replica glue and simulator, the RPC frame
-codec, and the clerk's retry logic. Purity is what lets the simulator replay a run from its seed
-and lets the same code run under asyncio, threads or virtual time.
+codec, and the clerk's retry logic and server table. Purity is what lets the simulator replay a run
+from its seed and lets the same code run under asyncio, threads or virtual time.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ PURE_MODULES = sorted(
         ROOT / "rpc" / "errors.py",
         ROOT / "rpc" / "controller.py",
         ROOT / "clerk" / "core.py",
+        ROOT / "clerk" / "members.py",
     }
 )
 

@@ -34,7 +34,7 @@ import contextlib
 import errno
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -51,7 +51,7 @@ from kvserver.storage.segments import (
 )
 from kvserver.storage.snapfile import SnapshotFile, SnapshotFileWriter, snapshot_name
 from raftcore.log_image import check_consecutive
-from raftcore.raftpb_pb2 import ConfState, Entry, HardState, SnapshotMetadata
+from raftcore.raftpb_pb2 import ConfState, Entry, HardState, Member, SnapshotMetadata
 from raftcore.storage import SnapshotAbortedError, Storage, StorageError
 
 __all__ = ["DEFAULT_SEGMENT_BYTES", "DiskStorage"]
@@ -69,8 +69,9 @@ class DiskStorage:
     Opening recovers the directory (see ``recovery.py``) and takes its lock: raises
     :class:`~kvserver.storage.errors.DataDirLockedError` if another storage holds it,
     :class:`~kvserver.storage.errors.CorruptionError` for damaged files, and
-    :class:`~kvserver.storage.errors.StorageIOError` if the file system fails. ``voters`` is the
-    configuration of a fresh directory (ignored when the directory already holds one).
+    :class:`~kvserver.storage.errors.StorageIOError` if the file system fails. ``voters`` and
+    their ``addresses`` ("host:port" by Raft id) are the configuration of a fresh directory
+    (ignored when the directory already holds one; none at all for a node joining a cluster).
     ``fsync=False`` skips every sync: for benchmarks only, a crash then loses acknowledged writes.
     ``segment_bytes``: a segment is closed and a new one started once it has grown past this.
     ``fs`` replaces the real file system (tests inject crashes and full disks through it).
@@ -83,6 +84,7 @@ class DiskStorage:
         fsync: bool = True,
         segment_bytes: int = DEFAULT_SEGMENT_BYTES,
         voters: Sequence[int] = (),
+        addresses: Mapping[int, str] | None = None,
         fs: FileSystem | None = None,
     ) -> None:
         if segment_bytes <= 0:
@@ -111,7 +113,9 @@ class DiskStorage:
         except OSError as exc:
             raise _translate(exc, f"opening {self._dir}") from exc
         try:
-            recovered = recover(self._fs, self._dir, voters=voters, sync=fsync)
+            recovered = recover(
+                self._fs, self._dir, conf_state=birth_conf_state(voters, addresses), sync=fsync
+            )
             self._active: FileHandle = self._fs.open_append(
                 self._segment_path(recovered.segments[-1])
             )
@@ -460,6 +464,14 @@ class _DiskSnapshotWriter:
     def _check_open(self) -> None:
         if self._closed:
             raise StorageError("snapshot writer is closed")
+
+
+def birth_conf_state(voters: Sequence[int], addresses: Mapping[int, str] | None) -> ConfState:
+    """The configuration a new cluster starts with (its next id follows from the voters)."""
+    return ConfState(
+        voters=sorted(voters),
+        members=[Member(id=i, address=a) for i, a in sorted((addresses or {}).items())],
+    )
 
 
 def _translate(exc: OSError, doing: str) -> StorageIOError:

@@ -25,7 +25,6 @@ import itertools
 import logging
 import os
 import struct
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from kvapi.nodes import node_name
@@ -64,7 +63,7 @@ class Recovered:
     active_size: int
 
 
-def recover(fs: FileSystem, directory: str, *, voters: Sequence[int], sync: bool) -> Recovered:
+def recover(fs: FileSystem, directory: str, *, conf_state: ConfState, sync: bool) -> Recovered:
     """Read (and, for an empty directory, initialise) ``directory``; see the module docstring.
 
     Raises CorruptionError for damage, OSError for a failing file system.
@@ -82,7 +81,7 @@ def recover(fs: FileSystem, directory: str, *, voters: Sequence[int], sync: bool
             raise CorruptionError(
                 snapshot.path, 0, "a snapshot but no log segment: the hard state is missing"
             )
-        return _initialise(fs, directory, voters, sync=sync)
+        return _initialise(fs, directory, conf_state, sync=sync)
 
     snap_index = snapshot.metadata.index if snapshot else 0
     start, base = _replay_start(fs, directory, seqs, snapshot)
@@ -143,12 +142,12 @@ def _open_newest_snapshot(
     return snapshot
 
 
-def _initialise(fs: FileSystem, directory: str, voters: Sequence[int], *, sync: bool) -> Recovered:
-    base = SnapshotMetadata(conf_state=ConfState(voters=list(voters)))
+def _initialise(fs: FileSystem, directory: str, conf_state: ConfState, *, sync: bool) -> Recovered:
+    base = SnapshotMetadata(conf_state=conf_state)
     log = LogImage(base)
     content = rebase_segment(1, base, log.hard_state, [])
     write_new_file(fs, directory, segment_name(1), content, sync=sync)
-    names = ", ".join(map(node_name, voters))
+    names = ", ".join(map(node_name, conf_state.voters)) or "none yet: joining a cluster"
     logger.info("%s: initialised an empty data directory (voters %s)", directory, names)
     return Recovered(log, None, [1], len(content))
 

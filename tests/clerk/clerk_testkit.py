@@ -4,7 +4,9 @@ Three (by default) RawNode + MemoryStorage + Replica triples share the test's ev
 messages are passed in memory (copied through their wire form), ticks come from
 ``loop.call_later``, and each replica's KVService is served by its own RpcProvider on
 127.0.0.1 with a port from the OS. This is a test harness, not the node runtime: no disk, no
-processes, one loop. Server index i has Raft id i + 1.
+processes, one loop. Server index i has Raft id i + 1. With ``admin=True`` each server also
+answers ``nodeAdmin.MemberList`` from :attr:`LocalCluster.members` (what the test says the
+configuration is; Raft's own stays all n), so the clerk's membership following can be tested.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any, TypeVar
 
-from kvapi.stubs import KvServerRpc
+from kvapi.admin_pb2 import MemberInfo, MemberListReply, MemberListRequest
+from kvapi.codes import Err
+from kvapi.stubs import KvServerRpc, NodeAdmin
 from kvserver.replica import Replica
 from kvserver.service import KVService
 from kvserver.sessions import DEFAULT_MAX_IDLE_MS
@@ -24,7 +28,7 @@ from kvserver.state_machine import KVStateMachine
 from raftcore import Config, RawNode, ReadOnlyOption, Role
 from raftcore.memory_storage import MemoryStorage
 from raftcore.raftpb_pb2 import Message
-from rpc import RpcProvider
+from rpc import RpcController, RpcProvider
 
 T = TypeVar("T")
 
@@ -43,6 +47,9 @@ class LocalCluster:
     Raft traffic and ticks (nothing commits, nobody times out). ``wrap`` may replace a server's
     handlers object (e.g. to lose replies) before it is registered. ``clock_ms`` replaces the
     wall clock the services stamp writes with; ``session_max_idle_ms`` is the state machines'.
+    ``admin`` serves MemberList: ``members`` are the indexes it lists (all, to begin with),
+    ``silent_admin`` the servers whose MemberList never answers; ``member_list_calls`` counts
+    the asks by server.
     """
 
     def __init__(
@@ -56,8 +63,13 @@ class LocalCluster:
         wrap: Wrap | None = None,
         clock_ms: Callable[[], int] | None = None,
         session_max_idle_ms: int = DEFAULT_MAX_IDLE_MS,
+        admin: bool = False,
     ) -> None:
         self.n = n
+        self.admin = admin
+        self.members = set(range(n))
+        self.silent_admin: set[int] = set()
+        self.member_list_calls = [0] * n
         self.tick_s = tick_s
         self.cut: set[int] = set()
         self.frozen = False
@@ -97,6 +109,8 @@ class LocalCluster:
         for i, service in enumerate(self.services):
             provider = RpcProvider()
             KvServerRpc.serve(provider, service if self._wrap is None else self._wrap(i, service))
+            if self.admin:
+                provider.register(NodeAdmin.SERVICE, self._admin(i))
             self.addresses.append(await provider.start("127.0.0.1", 0))
             self.providers.append(provider)
         self._timer = asyncio.get_running_loop().call_later(self.tick_s, self._tick)
@@ -134,6 +148,28 @@ class LocalCluster:
         assert i is not None, "no leader to transfer from"
         self.replicas[i].transfer_leadership(to + 1)
         self._wake(i)
+
+    # -- nodeAdmin -------------------------------------------------------------------------------
+
+    def _admin(self, i: int) -> dict[str, Callable[..., Any]]:
+        async def member_list(request: MemberListRequest, controller: RpcController) -> Any:
+            self.member_list_calls[i] += 1
+            if i in self.silent_admin:
+                await asyncio.sleep(60)  # the asker's deadline ends this
+            reply = MemberListReply(Err=Err.OK.wire, Leader=self.replicas[i].leader_hint)
+            for member in sorted(self.members):
+                host, port = self.addresses[member]
+                reply.Members.append(MemberInfo(Id=member + 1, Address=f"{host}:{port}".encode()))
+            return reply
+
+        def unused(request: Any, controller: RpcController) -> Any:
+            raise NotImplementedError("only MemberList is served here")
+
+        handlers: dict[str, Callable[..., Any]] = {
+            name: unused for name in NodeAdmin.SERVICE.methods_by_name
+        }
+        handlers["MemberList"] = member_list
+        return handlers
 
     # -- the runner --------------------------------------------------------------------------------
 
@@ -175,6 +211,24 @@ class LocalCluster:
                 replica.tick()
                 self._wake(i)
         self._timer = asyncio.get_running_loop().call_later(self.tick_s, self._tick)
+
+
+class Counting:
+    """Wraps a KVService and notes the index of every server asked."""
+
+    def __init__(self, index: int, inner: KVService, calls: list[int]) -> None:
+        self.index = index
+        self.inner = inner
+        self.calls = calls
+
+    def __getattr__(self, name: str) -> Any:
+        handler = getattr(self.inner, name)
+
+        async def counted(request: Any, controller: RpcController) -> Any:
+            self.calls.append(self.index)
+            return await handler(request, controller)
+
+        return counted
 
 
 @contextlib.asynccontextmanager

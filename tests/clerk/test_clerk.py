@@ -29,7 +29,7 @@ from kvapi import kvserver_rpc_pb2 as pb
 from kvserver.service import KVService
 from lincheck import HistoryRecorder, Status, assert_linearizable
 from rpc import RpcController, RpcProvider
-from tests.clerk.clerk_testkit import LocalCluster, local_cluster, run
+from tests.clerk.clerk_testkit import Counting, LocalCluster, local_cluster, run
 
 FAST = RetryPolicy(initial_backoff_ms=5, max_backoff_ms=50)
 
@@ -150,29 +150,11 @@ def test_clerks_sharing_connections_keep_their_own_sessions() -> None:
     run(main())
 
 
-class _Counting:
-    """Wraps a KVService and notes the index of every server asked."""
-
-    def __init__(self, index: int, inner: KVService, calls: list[int]) -> None:
-        self.index = index
-        self.inner = inner
-        self.calls = calls
-
-    def __getattr__(self, name: str) -> Any:
-        handler = getattr(self.inner, name)
-
-        async def counted(request: Any, controller: RpcController) -> Any:
-            self.calls.append(self.index)
-            return await handler(request, controller)
-
-        return counted
-
-
 def test_a_follower_hint_costs_one_extra_ask() -> None:
     calls: list[int] = []
 
     async def main() -> None:
-        async with local_cluster(wrap=lambda i, s: _Counting(i, s, calls)) as cluster:
+        async with local_cluster(wrap=lambda i, s: Counting(i, s, calls)) as cluster:
             leader = await cluster.wait_leader()
             async with clerk_for(cluster) as kv:
                 # Start at the follower the hint walk would reach last in index order.

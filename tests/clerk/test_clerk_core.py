@@ -156,25 +156,81 @@ def test_single_server_backs_off_every_time() -> None:
 
 
 def test_hint_from_raft_id() -> None:
-    assert hint_from_raft_id(0, 3) is None
-    assert hint_from_raft_id(1, 3) == 0
-    assert hint_from_raft_id(3, 3) == 2
-    assert hint_from_raft_id(4, 3) is None
-    assert hint_from_raft_id(-1, 3) is None
+    assert hint_from_raft_id(0) is None  # no leader known
+    assert hint_from_raft_id(1) == 0
+    assert hint_from_raft_id(3) == 2
+    assert hint_from_raft_id(7) == 6  # a node added later: the clerk decides whether it knows it
 
 
-def test_a_renewed_session_numbers_from_1_and_old_writes_keep_their_own_marks() -> None:
+# -- servers that change (the clerk learned the membership) ----------------------------------------
+
+
+def test_set_servers_grows_with_gaps_and_the_walk_follows_ascending_ids() -> None:
     core = make()
-    old = core.session
-    first, second = old.new_request_id(), old.new_request_id()
-    old.finish(first)
-    new = core.renew_session(old, b"client-2")
-    assert core.session is new and core.client_id == b"client-2"
-    assert new.new_request_id() == 1 and new.acked_below() == 1
-    assert old.acked_below() == second  # the old write still in flight keeps its mark
-    old.finish(second)
-    assert new.acked_below() == 1
-    # A second refusal from the expired session does not replace the new one.
-    assert core.renew_session(old, b"client-3") is new
-    with pytest.raises(ValueError, match="new client_id"):
-        core.renew_session(new, b"client-2")
+    core.set_servers([3, 1, 2])  # node0 removed, node3 added
+    assert core.servers == (1, 2, 3)
+    assert core.leader == 1  # the cached leader left: the lowest id
+    attempt = core.start()
+    visited = []
+    for _ in range(4):
+        attempt.on_failure()
+        visited.append(attempt.server)
+    assert visited == [2, 3, 1, 2]
+
+
+def test_set_servers_takes_the_named_leader_else_keeps_the_cached_one() -> None:
+    core = make()
+    core.leader = 2
+    core.set_servers([1, 2, 3])
+    assert core.leader == 2
+    core.set_servers([1, 2, 3], leader=3)
+    assert core.leader == 3
+    core.set_servers([1, 2], leader=7)  # a leader it does not ask is no use
+    assert core.leader == 1
+    with pytest.raises(ValueError, match="at least one"):
+        core.set_servers([])
+    with pytest.raises(ValueError, match=">= 0"):
+        core.set_servers([-1, 2])
+
+
+def test_a_hint_naming_a_server_not_asked_moves_to_the_next() -> None:
+    core = make()
+    core.set_servers([1, 2, 5])
+    attempt = core.start()
+    assert attempt.server == 1
+    attempt.on_wrong_leader(3)  # not one of the servers: the next id instead
+    assert attempt.server == 2
+    attempt.on_wrong_leader(5)
+    assert attempt.server == 5
+
+
+def test_an_attempt_whose_server_left_moves_on_from_where_it_was() -> None:
+    core = make(n=4)
+    attempt = core.start()
+    attempt.on_failure()
+    attempt.on_failure()
+    assert attempt.server == 2
+    core.set_servers([0, 3, 5])  # 2 left
+    attempt.on_failure()
+    assert attempt.server == 3
+    core.set_servers([0, 5])  # 3 left too
+    attempt.restart()  # asks the cached leader next, counting no ask
+    assert (attempt.server, attempt.asks) == (0, 4)
+
+
+def test_a_round_is_as_long_as_the_servers_are_now() -> None:
+    policy = RetryPolicy(initial_backoff_ms=10, max_backoff_ms=10, jitter=0.0)
+    core = make(n=2, policy=policy)
+    attempt = core.start()
+    assert attempt.on_failure() == 0
+    core.set_servers([0, 1, 2, 3])  # learned two more mid-round: the round is four asks
+    assert [attempt.on_failure() for _ in range(4)] == [0, 0, 10, 0]
+
+
+def test_success_at_a_server_that_left_is_not_cached() -> None:
+    core = make()
+    attempt = core.start()
+    attempt.on_failure()
+    core.set_servers([0, 2])
+    attempt.on_success()  # server 1 answered, but it is no member any more
+    assert core.leader == 0

@@ -45,6 +45,8 @@ def test_the_wire_strings_are_the_protocols_byte_for_byte() -> None:
         "CAS_MISMATCH": b"ErrCasMismatch",
         "STALE_REQUEST": b"ErrStaleRequest",
         "SESSION_EXPIRED": b"ErrSessionExpired",
+        "CONF_CHANGE_REFUSED": b"ErrConfChangeRefused",
+        "CONF_CHANGE_NOT_YET": b"ErrConfChangeNotYet",
     }
     assert Err.NO_KEY == "ErrNoKey" and f"{Err.TIMEOUT}" == "ErrTimeout"
     assert Err.from_wire(b"ErrWrongLeader") is Err.WRONG_LEADER

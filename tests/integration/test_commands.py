@@ -7,39 +7,19 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from bin_commands import REPO_ROOT, bin_env, command
 
-from cluster.processes import ProcCluster, child_env
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from cluster.processes import ProcCluster
 
 MakeCluster = Callable[..., ProcCluster]
 
 # Each scenario is bounded: a hung one fails (and its fixture still stops every node).
 pytestmark = pytest.mark.timeout(60)
-
-
-def bin_env() -> dict[str, str]:
-    """The bin/ wrappers fall back to ``python3`` without a .venv: make it this interpreter."""
-    env = child_env()
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    return env
-
-
-def command(name: str, *args: str, timeout: float = 20.0) -> subprocess.CompletedProcess[str]:
-    """Run ``bin/<name> args`` to completion."""
-    return subprocess.run(
-        [str(REPO_ROOT / "bin" / name), *args],
-        capture_output=True,
-        text=True,
-        env=bin_env(),
-        timeout=timeout,
-    )
 
 
 def read_until(proc: subprocess.Popen[str], pattern: str, timeout: float) -> list[str]:
@@ -135,9 +115,10 @@ def test_raftkv_commands_and_exit_codes(make_cluster: MakeCluster, tmp_path: Pat
     rows = out.splitlines()
     assert rows[0].split() == [
         "node", "address", "reachable", "role", "term", "leader", "commit", "applied",
-        "last", "snapshot",
+        "last", "snapshot", "member",
     ]  # fmt: skip
     assert [row.split()[2] for row in rows[1:]] == ["yes"] * 3
+    assert [row.split()[10] for row in rows[1:]] == ["voter"] * 3
     assert sorted(row.split()[3] for row in rows[1:]) == ["follower", "follower", "leader"]
 
     # Usage and configuration errors: exit 2 with the reason.

@@ -173,7 +173,8 @@ async def _cut_off_peer(tmp_path: Path) -> tuple[int, int, float]:
             while not any(n.replica.role is Role.LEADER for n in nodes.values()):
                 await asyncio.sleep(0.01)
         leader = next(n for n in nodes.values() if n.replica.role is Role.LEADER)
-        sender = leader._senders[3]
+        sender = leader._peers.sender(3)
+        assert sender is not None
         stop = asyncio.Event()
         load = asyncio.ensure_future(_propose_forever(leader, stop))
         await asyncio.sleep(0.5)

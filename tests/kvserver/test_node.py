@@ -5,62 +5,16 @@ from __future__ import annotations
 import asyncio
 import errno
 import threading
-from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
+from node_kit import cluster, leader_of, run, write
 
 from clerk import AsyncClerk
-from cluster.conf import free_ports
 from kvapi.codes import Err
-from kvserver.kvcommand_pb2 import Command, Op, Result
-from kvserver.node import Node, NodeConfig
-from kvserver.service import FutureWaiter
+from kvserver.kvcommand_pb2 import Result
 from kvserver.storage import DiskStorage, StorageIOError
-from raftcore import Role
-
-
-def run(coro: Coroutine[Any, Any, None], timeout: float = 30.0) -> None:
-    asyncio.run(asyncio.wait_for(coro, timeout))
-
-
-@asynccontextmanager
-async def cluster(tmp_path: Path, n: int = 3) -> AsyncIterator[dict[int, Node]]:
-    ports = free_ports(n)
-    peers = {i + 1: ("127.0.0.1", ports[i]) for i in range(n)}
-    nodes = {
-        i: Node(NodeConfig(node_id=i, peers=peers, data_dir=tmp_path / f"node{i}", tick_ms=5))
-        for i in peers
-    }
-    for node in nodes.values():
-        await node.start()
-    try:
-        yield nodes
-    finally:
-        for node in nodes.values():
-            await node.stop()
-
-
-async def leader_of(nodes: dict[int, Node], timeout: float = 10.0) -> Node:
-    async with asyncio.timeout(timeout):
-        while True:
-            leaders = [n for n in nodes.values() if n.replica.role is Role.LEADER]
-            if len(leaders) == 1:
-                return leaders[0]
-            await asyncio.sleep(0.01)
-
-
-async def write(node: Node, rid: int, key: bytes, value: bytes) -> Result:
-    future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
-    node.replica.propose(
-        Command(client_id=b"t", request_id=rid, op=Op.OP_PUT, key=key, value=value),
-        FutureWaiter(future),
-    )
-    node.wakeup()
-    async with asyncio.timeout(5):
-        return await future
 
 
 def test_a_cluster_elects_one_leader_and_replicates(tmp_path: Path) -> None:

@@ -44,7 +44,7 @@ def test_a_large_append_crosses_a_link_slower_than_its_size_per_call_timeout() -
             max_calls=4,
             call_timeout=1.0,
             on_failed=lambda peer, exc: failures.append(type(exc).__name__),
-            on_delivered=lambda peer: None,
+            on_delivered=lambda peer, reply: None,
             on_dropped=lambda peer: None,
         )
         m = Message(

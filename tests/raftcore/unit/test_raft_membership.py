@@ -152,6 +152,7 @@ def test_4_1_a_configuration_is_in_force_once_appended_and_gone_when_its_entry_i
             log_term=0,
             commit=0,
             entries=[Entry(term=1, index=1), conf],
+            carries_conf=True,
         )
     )
     drain(raw, storage)
@@ -178,11 +179,12 @@ def test_4_1_a_follower_that_loses_its_conf_entry_to_a_conflict_reverts() -> Non
     # The log now holds term 3 at index 5: the record goes.
     assert log.truncate(lambda i, t: t == 3 if i == 5 else True, 4)
     assert not log.latest.learners and log.latest_index == 0
-    # A resent entry that still matches is kept, not duplicated or dropped.
-    log.append([entry])
+    # A resent entry that still matches is kept, not duplicated, and later records stay.
+    later = _conf_entry(9, 2, Membership((1, 2, 3), (4, 5), {4: "h:4", 5: "h:5"}, 6))
+    assert log.append([entry, later])
     assert not log.truncate(lambda i, t: True, 4)
-    log.append([entry])
-    assert log.latest_index == 5
+    assert not log.append([Entry(term=2, index=4), entry])  # a retransmit of 4..5
+    assert log.latest_index == 9 and log.latest.learners == (4, 5)
 
 
 def test_4_1_a_resent_conf_entry_does_not_undo_the_later_one() -> None:
@@ -197,9 +199,9 @@ def test_4_1_a_resent_conf_entry_does_not_undo_the_later_one() -> None:
 
     def append(index: int, entries: list[Entry]) -> None:
         log_term = 1 if index else 0
-        raw.step(
-            msg(MSG_APPEND, 3, 2, 2, index=index, log_term=log_term, commit=0, entries=entries)
-        )
+        m = msg(MSG_APPEND, 3, 2, 2, index=index, log_term=log_term, commit=0, entries=entries)
+        m.carries_conf = True
+        raw.step(m)
         drain(raw, storage)
 
     append(0, first)
