@@ -157,7 +157,7 @@ class Raft(LeaderSide):
             self._tick_leader()
             return
         self.election_elapsed += 1
-        if self.election_elapsed >= self.randomized_timeout and self.id in self.voters:
+        if self.election_elapsed >= self.randomized_timeout and self._may_campaign():
             if self._in_lease():
                 return  # our own vote is refused too: try again on the next tick
             self.election_elapsed = 0
@@ -176,7 +176,7 @@ class Raft(LeaderSide):
         """Start an election (section 5.2): a pre-vote round first when enabled, unless the
         leader asked us to take over (``transfer``), which skips pre-vote and stickiness. A node
         that still refuses votes (``_in_lease``) does not start one of its own either."""
-        if self.role is Role.LEADER or self.id not in self.voters:
+        if self.role is Role.LEADER or not self._may_campaign():
             return
         if not transfer and self._in_lease():
             return
@@ -185,6 +185,18 @@ class Raft(LeaderSide):
             self._request_votes(MSG_PRE_VOTE, self.term + 1, b"")
         else:
             self._run_election(CAMPAIGN_TRANSFER if transfer else b"")
+
+    def _may_campaign(self) -> bool:
+        """A voter of the configuration in force may campaign; so may a node that the last,
+        uncommitted change removed (thesis 4.2.2: it may be needed to elect the leader that
+        commits that change), though its own vote does not count (``_request_votes``)."""
+        if self.id in self.voters:
+            return True
+        conf = self.conf
+        return (
+            conf.latest_index > self.log.committed
+            and self.id in conf.at(conf.latest_index - 1).voters
+        )
 
     def _run_election(self, context: bytes) -> None:
         self._become_candidate()
@@ -402,7 +414,8 @@ class Raft(LeaderSide):
     # -- elections ------------------------------------------------------------------------------
 
     def _request_votes(self, kind: int, term: int, context: bytes) -> None:
-        self.votes[self.id] = True
+        if self.id in self.voters:  # a node being removed asks, but its vote does not count
+            self.votes[self.id] = True
         if self._tally() is not quorum.VoteResult.PENDING:
             return
         last_index = self.log.last_index()

@@ -13,7 +13,8 @@ never from a node, so it is the oracle the nodes' configurations are held agains
 
 * election safety: at most one node becomes leader in each term; a node campaigns (is candidate
   or pre-candidate, or asks for votes) and becomes leader only as a voter of the configuration
-  its log holds, so a learner or a removed node that knows it never does; and a leader was
+  its log holds (or, while the change that removed it is uncommitted, of the one before, thesis
+  4.2.2), so a learner or a node whose removal committed never does; and a leader was
   voted for by a majority of the voters of that configuration (learners' votes never count);
 * log matching: every (index, term) that any node ever persisted maps to one chain id;
 * leader completeness: a leader's log holds the highest committed chain id, checked when it is
@@ -199,6 +200,17 @@ class InvariantChecker:
                 f"configuration there is {expected}"
             )
 
+    def _may_campaign(self, node: int, config: Membership) -> bool:
+        """A voter of the configuration its log holds, or of the one before it while the change
+        that removed it is uncommitted there (thesis 4.2.2)."""
+        if node in config.voters:
+            return True
+        mirror = self._logs[node]
+        if not mirror.confs or mirror.confs[-1] <= self._hard[node].commit:
+            return False
+        before = mirror.id_at(mirror.confs[-1] - 1)
+        return before is not None and node in self._chain_conf[before].voters
+
     def _config_of(self, node: int) -> Membership:
         """The configuration node ``node``'s persisted log puts in force."""
         return self._chain_conf[self._logs[node].ids[-1]]
@@ -339,7 +351,7 @@ class InvariantChecker:
             if role is Role.FOLLOWER:
                 return
         config = self._config_of(node)
-        if node not in config.voters:
+        if not self._may_campaign(node, config):
             raise self.fail(
                 f"node {node} became {role.value} in term {term}, but its log makes it no voter "
                 f"(voters {config.voters}, learners {config.learners})"
@@ -363,7 +375,7 @@ class InvariantChecker:
     def on_vote_request(self, node: int, term: int) -> None:
         """The node sent a (pre-)vote request for ``term``: it must be a voter."""
         config = self._config_of(node)
-        if node not in config.voters:
+        if not self._may_campaign(node, config):
             raise self.fail(
                 f"node {node} asked for votes in term {term}, but its log makes it no voter "
                 f"(voters {config.voters}, learners {config.learners})"

@@ -223,7 +223,8 @@ def test_stale_read_is_caught() -> None:
 
 def test_only_voters_of_the_configuration_in_their_log_campaign_or_lead() -> None:
     """A learner (node 4) never campaigns or asks for votes; a node whose log removed it
-    (node 1) never leads; a voter does both."""
+    (node 1) may campaign while that removal is uncommitted (thesis 4.2.2), never after; a
+    voter does both."""
     c = checker()
     c.on_start(4, EMPTY, HardState(), [])
     grown = conf(1, 1, (2, 3), (4,))
@@ -233,11 +234,12 @@ def test_only_voters_of_the_configuration_in_their_log_campaign_or_lead() -> Non
         c.on_role(4, Role.CANDIDATE, 2)
     with pytest.raises(InvariantViolation, match="asked for votes"):
         c.on_vote_request(4, 2)
+    c.on_vote_request(1, 2)  # its removal is not committed yet
     with pytest.raises(InvariantViolation, match="no voter"):
-        elect(c, 1, 2, 1, 2, 3)
+        elect(c, 1, 2, 1, 2, 3, commit=1)  # now it is
     c.on_vote_request(2, 3)
     c.on_role(2, Role.PRE_CANDIDATE, 2)
-    elect(c, 2, 3, 2, 3)
+    elect(c, 2, 3, 2, 3, commit=1)
 
 
 def test_a_leader_needs_a_majority_of_its_voters_learners_votes_do_not_count() -> None:

@@ -365,3 +365,38 @@ def test_a_conf_entry_is_handed_out_committed_like_any_other() -> None:
     change = conf_change_of(entry)
     assert change is not None and change.node_id == new
     assert Membership.of(change.result).learners == (new,)
+
+
+def test_4_2_2_a_leader_whose_removal_is_uncommitted_still_campaigns_without_its_own_vote() -> None:
+    """Thesis 4.2.2: a server not in its own latest configuration still starts elections while
+    that configuration is uncommitted (it may be needed to elect the leader that commits it);
+    it does not count its own vote. Without that, a leader cut off right after appending its
+    own removal, with one of four voters down, leaves three live voters that never elect: the
+    removed one will not campaign, and its longer log refuses the other two's."""
+    pump, leader = _cluster(4, seed=11)
+    raw = pump.nodes[leader].raw
+    pump.isolate(leader)
+    index, _ = raw.propose_conf_change(CONF_REMOVE, leader)
+    pump.tick(40, nodes=(leader,))  # check-quorum: it steps down, its removal uncommitted
+    assert raw.commit_index < index and raw.status().role is not Role.LEADER
+    down = next(i for i in pump.ids if i != leader)
+    pump.isolate(down)  # the old leader rejoins; one other voter is gone
+    live = tuple(i for i in pump.ids if i != down)
+    pump.tick(200, nodes=live)
+    new_leader = pump.leader()
+    assert new_leader in live
+    # The change commits, under whichever leader: the removed node ends as no leader.
+    assert pump.nodes[new_leader].raw.commit_index >= index
+    pump.tick(60, nodes=live)
+    assert pump.nodes[leader].raw.role is not Role.LEADER
+    assert leader not in pump.nodes[pump.leader()].raw.membership.voters
+
+
+def test_4_2_2_a_removed_node_does_not_count_its_own_vote() -> None:
+    pump, leader = _cluster(3, seed=5)
+    raw = pump.nodes[leader].raw
+    pump.isolate(*[i for i in pump.ids if i != leader])
+    raw.propose_conf_change(CONF_REMOVE, leader)
+    pump.deliver()
+    pump.tick(100, nodes=(leader,))  # it campaigns, alone: never wins with its own vote
+    assert raw.status().role is not Role.LEADER
