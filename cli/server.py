@@ -197,14 +197,14 @@ def run_server(args: argparse.Namespace) -> int:
 
 
 async def joined_address(
-    config: NodeConfig, conf_file: str
+    config: NodeConfig, conf_file: str, *, timeout: float = 10.0
 ) -> tuple[tuple[str, int], dict[int, tuple[str, int]]] | int:
     """Where the cluster expects the joining node (its address in the member list) and where
     the other members are (so it can answer the leader before its log names them). An exit
     code instead, the reason printed, when the cluster does not know the node (2), knows it at
     another address (2) or does not answer (3)."""
     name = node_name(config.node_id)
-    async with MembershipClient(list(config.peers.values()), timeout=10.0) as client:
+    async with MembershipClient(list(config.peers.values()), timeout=timeout) as client:
         try:
             listed = await client.members()
         except OperationTimeoutError as exc:

@@ -11,7 +11,7 @@ import pytest
 
 from clerk import parse_test_conf
 from cli.caller import percentile
-from cli.server import EXIT_FATAL, add_server_arguments, node_config, serve
+from cli.server import EXIT_FATAL, add_server_arguments, joined_address, node_config, serve
 from cluster.conf import format_test_conf, free_ports
 from cluster.status import NodeStatus, format_table, leader_of, reported_leader
 from kvapi.admin_pb2 import StatusReply
@@ -149,3 +149,18 @@ def test_percentile_is_nearest_rank() -> None:
     assert percentile(values, 0.5) == 50.0
     assert percentile(values, 0.99) == 99.0
     assert percentile([7.0], 0.99) == 7.0
+
+
+def test_joining_a_cluster_no_node_of_which_answers_is_exit_3(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dead = free_ports(2)  # nothing listens on them
+    config = NodeConfig(
+        node_id=4,
+        peers={1: ("127.0.0.1", dead[0])},
+        data_dir=tmp_path / "node3",
+        listen=("127.0.0.1", dead[1]),
+        join=True,
+    )
+    assert asyncio.run(joined_address(config, "test.conf", timeout=0.5)) == 3
+    assert "raftkv: cannot join: no node of test.conf answered" in capsys.readouterr().err
