@@ -219,11 +219,6 @@ class Replica:
         return self._raw.status()
 
     @property
-    def node_id(self) -> int:
-        """This replica's Raft id."""
-        return self._raw.id
-
-    @property
     def membership(self) -> Membership:
         """The configuration in force here: the last one the log holds, committed or not."""
         return self._raw.membership
