@@ -39,7 +39,7 @@ from kvapi.admin_pb2 import (
     MemberListRequest,
 )
 from kvapi.codes import Err
-from kvapi.config import ConfigError, parse_address
+from kvapi.config import ConfigError, format_address, parse_address
 from kvapi.nodes import node_name
 from kvapi.stubs import NodeAdmin
 from rpc import Rpc, RpcChannel, RpcError
@@ -115,10 +115,9 @@ class MembershipClient:
         """Add a learner at ``address`` (HOST:PORT); returns its Raft id. ValueError for an
         address that is none."""
         try:
-            parse_address(address)
+            wanted = parse_address(address)
         except ConfigError as exc:
             raise ValueError(str(exc)) from exc
-        wanted = parse_address(address)
 
         def added(listed: MemberList) -> int | None:
             return next((m.raft_id for m in listed.members if m.address == wanted), None)
@@ -208,7 +207,7 @@ class MembershipClient:
                     else:
                         unknown = unknown or err is Err.TIMEOUT
                         self._leader = None  # not the leader: look again
-                    failures.append(f"{_text(leader)}: {why or err}")
+                    failures.append(f"{format_address(leader)}: {why or err}")
             await self._pause(round_, deadline, failures, what, unknown=unknown)
             round_ += 1
 
@@ -241,7 +240,7 @@ class MembershipClient:
         try:
             return await rpc.call(channel, request, timeout=min(self.rpc_timeout, remaining))
         except RpcError as exc:
-            failures.append(f"{_text(address)}: {exc}")
+            failures.append(f"{format_address(address)}: {exc}")
             return None
 
     async def _pause(
@@ -260,7 +259,3 @@ class MembershipClient:
             f"could not {what} within {self.timeout:g} s{outcome}; last failure: {last}",
             outcome_unknown=unknown,
         )
-
-
-def _text(address: Address) -> str:
-    return f"{address[0]}:{address[1]}"

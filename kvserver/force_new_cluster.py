@@ -42,15 +42,9 @@ def force_new_cluster(
     The node's address is ``listen``, else the one its configuration holds, else test.conf's;
     ValueError when none is known, or when the node is not a member of its own configuration
     (a removed node's data cannot found a cluster)."""
-    hard_state, conf_state = storage.initial_state()
-    base = Membership.of(conf_state)
-    if not base.members:
-        base = Membership(tuple(sorted(test_conf)), next_id=max(test_conf, default=0) + 1)
-    conf = MembershipLog(base, storage.first_index() - 1)
-    first, last = storage.first_index(), storage.last_index()
-    if first <= last:
-        conf.append(storage.entries(first, last + 1))
-    current = conf.latest
+    hard_state, _ = storage.initial_state()
+    current = MembershipLog.from_storage(storage, test_conf).latest
+    last = storage.last_index()
     name = node_name(node_id)
     if not current.is_member(node_id):
         raise ValueError(f"{name} is not a member of the configuration its data holds")

@@ -39,6 +39,7 @@ from raftcore.raftpb_pb2 import (
     Entry,
     Member,
 )
+from raftcore.storage import Storage
 
 __all__ = [
     "ConfChangeError",
@@ -88,6 +89,12 @@ class Membership:
         addresses = {m.id: m.address for m in cs.members}
         used = max((*voters, *learners, *addresses), default=0)
         return cls(voters, learners, addresses, max(cs.next_id, used + 1))
+
+    @classmethod
+    def birth(cls, voters: Iterable[int]) -> Membership:
+        """A new cluster's configuration: ``voters``, no learners, no address known yet."""
+        ordered = tuple(sorted(voters))
+        return cls(ordered, next_id=max(ordered, default=0) + 1)
 
     @property
     def members(self) -> tuple[int, ...]:
@@ -191,6 +198,20 @@ def make_change(current: Membership, kind: int, node_id: int, address: str) -> C
 
 class MembershipLog:
     """The configuration in force on one node and the conf entries behind it (module doc)."""
+
+    @classmethod
+    def from_storage(cls, storage: Storage, birth_voters: Iterable[int]) -> MembershipLog:
+        """The configurations ``storage`` holds: its snapshot's (or, where it names none, a new
+        cluster of ``birth_voters``) and one per conf entry of its log."""
+        _, conf_state = storage.initial_state()
+        base = Membership.of(conf_state)
+        if not base.members:
+            base = Membership.birth(birth_voters)
+        log = cls(base, storage.first_index() - 1)
+        first, last = storage.first_index(), storage.last_index()
+        if first <= last:
+            log.append(storage.entries(first, last + 1))
+        return log
 
     def __init__(self, base: Membership, base_index: int = 0) -> None:
         """``base``: the configuration as of ``base_index`` (the snapshot's, or the birth one)."""

@@ -99,10 +99,7 @@ class Raft(LeaderSide):
         snapshot's, else ``Config.voters`` (a new cluster); none at all is a node that joins and
         waits for the leader to send it the log. ``clock``: see ``RawNode``; None counts ticks
         instead. Raises ValueError on an inconsistent configuration or storage."""
-        hard_state, conf_state = storage.initial_state()
-        base = Membership.of(conf_state)
-        if not base.members and config.voters:
-            base = Membership(tuple(sorted(config.voters)), next_id=max(config.voters) + 1)
+        hard_state, _ = storage.initial_state()
         self.id = config.id
         self.config = config
         self.rng = rng
@@ -110,10 +107,7 @@ class Raft(LeaderSide):
         self.learners: tuple[int, ...] = ()
         self.peers: tuple[int, ...] = ()  # every member but this node: whom a leader feeds
         self.log = RaftLog(storage, hard_state.commit, applied)
-        self.conf = MembershipLog(base, storage.first_index() - 1)
-        first, last = storage.first_index(), storage.last_index()
-        if first <= last:
-            self.conf.append(storage.entries(first, last + 1))
+        self.conf = MembershipLog.from_storage(storage, config.voters)
         self.term = hard_state.term
         self.vote = hard_state.vote
         self.lead = 0

@@ -107,8 +107,8 @@ class InvariantChecker:
         self._clock = clock
         self._chain: dict[tuple[int, int, int, bytes], int] = {}
         self._chain_term: list[int] = [0]
-        birth = Membership(tuple(sorted(voters)), next_id=max(voters, default=0) + 1)
-        self._chain_conf: list[Membership] = [birth]  # chain id -> configuration in force
+        # chain id -> configuration in force
+        self._chain_conf: list[Membership] = [Membership.birth(voters)]
         self._at: dict[tuple[int, int], int] = {(0, 0): 0}
         self._leader_of_term: dict[int, int] = {}
         self._leading: dict[int, int] = {}  # node -> term it currently leads
