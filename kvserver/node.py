@@ -68,6 +68,7 @@ from kvapi.stubs import NodeAdmin
 from kvserver.force_new_cluster import force_new_cluster
 from kvserver.membership_admin import MembershipAdmin
 from kvserver.peer_book import PeerBook
+from kvserver.peer_sender import PeerSender
 from kvserver.raft_rpc import RaftRpc
 from kvserver.raft_transport_pb2 import DeliverReply, MessageBatch
 from kvserver.replica import Replica, restore_machine
@@ -78,7 +79,7 @@ from kvserver.sync_thread import SyncThread
 from raftcore import Config, RawNode, ReadOnlyOption, Role
 from raftcore.raftpb_pb2 import Message
 from raftcore.storage import StorageError
-from rpc import RpcController, RpcProvider
+from rpc import RpcChannel, RpcController, RpcProvider
 
 __all__ = ["Node", "NodeConfig"]
 
@@ -162,11 +163,7 @@ class Node:
         self._peers = PeerBook(
             config.node_id,
             {i: a for i, a in config.peers.items() if i != config.node_id},
-            max_calls=config.max_calls_in_flight_per_peer,
-            call_timeout=config.peer_call_timeout_s,
-            on_failed=self.peer_unreachable,
-            on_delivered=self.peer_reachable,
-            on_dropped=self.peer_overflowed,
+            self._open_sender,
         )
         self._address: tuple[str, int] | None = config.address
         self._unreachable: set[int] = set()
@@ -295,6 +292,18 @@ class Node:
             request_timeout=cfg.request_timeout_s,
             lease_reads=cfg.lease_reads,
         ).register(self._provider)
+
+    def _open_sender(self, peer: int, address: tuple[str, int]) -> PeerSender:
+        cfg = self.config
+        return PeerSender(
+            peer,
+            RpcChannel(*address),
+            max_calls=cfg.max_calls_in_flight_per_peer,
+            call_timeout=cfg.peer_call_timeout_s,
+            on_failed=self.peer_unreachable,
+            on_delivered=self.peer_reachable,
+            on_dropped=self.peer_overflowed,
+        )
 
     def _address_text(self, member: int) -> str:
         if member == self.config.node_id:

@@ -22,10 +22,8 @@ from collections.abc import Callable, Mapping
 from kvapi.config import ConfigError, parse_address
 from kvapi.nodes import node_name
 from kvserver.peer_sender import PeerSender
-from kvserver.raft_transport_pb2 import DeliverReply
 from raftcore import Membership
 from raftcore.raftpb_pb2 import Message
-from rpc import RpcChannel
 
 __all__ = ["PeerBook"]
 
@@ -41,20 +39,12 @@ class PeerBook:
         self,
         self_id: int,
         fallback: Mapping[int, Address],
-        *,
-        max_calls: int,
-        call_timeout: float,
-        on_failed: Callable[[int, Exception], None],
-        on_delivered: Callable[[int, DeliverReply], None],
-        on_dropped: Callable[[int], None],
+        open_sender: Callable[[int, Address], PeerSender],
     ) -> None:
+        """``open_sender(peer, address)`` makes the sender of a peer that needs one."""
         self._self_id = self_id
         self._fallback = dict(fallback)
-        self._max_calls = max_calls
-        self._call_timeout = call_timeout
-        self._on_failed = on_failed
-        self._on_delivered = on_delivered
-        self._on_dropped = on_dropped
+        self._open = open_sender
         self._senders: dict[int, tuple[Address, PeerSender]] = {}
         self._addresses: dict[int, Address] = {}
         self._seen: tuple[Membership, Membership] | None = None
@@ -94,18 +84,6 @@ class PeerBook:
             if current is not None:
                 self._close(peer)
             self._senders[peer] = (address, self._open(peer, address))
-
-    def _open(self, peer: int, address: Address) -> PeerSender:
-        host, port = address
-        return PeerSender(
-            peer,
-            RpcChannel(host, port),
-            max_calls=self._max_calls,
-            call_timeout=self._call_timeout,
-            on_failed=self._on_failed,
-            on_delivered=self._on_delivered,
-            on_dropped=self._on_dropped,
-        )
 
     def _close(self, peer: int) -> None:
         _, sender = self._senders.pop(peer)
